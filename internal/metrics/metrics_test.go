@@ -1,0 +1,88 @@
+package metrics
+
+import (
+	"errors"
+	"io"
+	"math"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestTextFormat(t *testing.T) {
+	r := NewRegistry()
+	c := r.NewCounter("cordstream_records_total", "Records read.")
+	v := r.NewCounterVec("cordstream_bad_records_total", "Bad records by reason.", "reason")
+	g := r.NewGauge("cordstream_watermark_seconds", "Watermark.")
+	h := r.NewHistogram("cordstream_latency_seconds", "Latency.", []float64{0.01, 0.1})
+	c.Add(3)
+	c.Inc()
+	v.With("malformed_json").Inc()
+	v.With(`we"ird`).Add(2)
+	g.Set(1.5)
+	g.Add(-0.5)
+	h.Observe(0.005)
+	h.Observe(0.05)
+	h.Observe(5)
+	var b strings.Builder
+	if _, err := r.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{
+		"# TYPE cordstream_records_total counter\ncordstream_records_total 4\n",
+		`cordstream_bad_records_total{reason="malformed_json"} 1`,
+		`cordstream_bad_records_total{reason="we\"ird"} 2`,
+		"cordstream_watermark_seconds 1\n",
+		`cordstream_latency_seconds_bucket{le="0.01"} 1`,
+		`cordstream_latency_seconds_bucket{le="0.1"} 2`,
+		`cordstream_latency_seconds_bucket{le="+Inf"} 3`,
+		"cordstream_latency_seconds_count 3\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if q := h.Quantile(0.5); q != 0.05 {
+		t.Errorf("median = %v, want 0.05", q)
+	}
+	if q := NewRegistry().NewHistogram("x", "x", nil).Quantile(0.5); !math.IsNaN(q) {
+		t.Errorf("empty quantile = %v, want NaN", q)
+	}
+}
+
+func TestCounterRejectsDecrease(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("negative Add did not panic")
+		}
+	}()
+	NewRegistry().NewCounter("c", "c").Add(-1)
+}
+
+func TestHandler(t *testing.T) {
+	r := NewRegistry()
+	r.NewCounter("up_total", "x").Inc()
+	var health error
+	srv := httptest.NewServer(r.Handler(func() error { return health }))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "up_total 1") {
+		t.Errorf("/metrics = %d %q", code, body)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz = %d, want 200", code)
+	}
+	health = errors.New("kafka unreachable")
+	if code, body := get("/healthz"); code != 503 || !strings.Contains(body, "kafka unreachable") {
+		t.Errorf("/healthz unhealthy = %d %q", code, body)
+	}
+}
