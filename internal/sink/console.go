@@ -1,0 +1,265 @@
+package sink
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/cordstream/cordstream/internal/window"
+)
+
+// Console prints batches as Spark's console sink does with truncate=false
+// (ConsoleWrite and Dataset.showString):
+//
+//	-------------------------------------------
+//	Batch: 3
+//	-------------------------------------------
+//	+------------------------------------------+-----------+-------------+
+//	|window                                    |author_name|message_count|
+//	+------------------------------------------+-----------+-------------+
+//	|{2025-11-07 17:59:30, 2025-11-07 18:00:30}|alice      |2            |
+//	+------------------------------------------+-----------+-------------+
+//
+// followed by a blank line. Cells are left-aligned in columns as wide as the
+// widest shown cell (at least 3), counting East Asian wide characters as two
+// columns the way Spark's Utils.stringHalfWidth does; NULL keys print as
+// NULL; control characters print escaped (\n, \t, ...); at most maxRows rows
+// are shown, then "only showing top N rows". Timestamps print in the
+// console's time zone as yyyy-MM-dd HH:mm:ss, with a fraction only when it
+// is not zero.
+type Console struct {
+	w        io.Writer
+	keyNames []string
+	maxRows  int
+	loc      *time.Location
+	buf      []byte
+	cells    []string
+}
+
+// NewConsole returns a console sink writing to w. keyNames are the group-by
+// column names, in the order of the rows' keys. maxRows <= 0 means
+// DefaultMaxRows; loc nil means UTC.
+func NewConsole(w io.Writer, keyNames []string, maxRows int, loc *time.Location) *Console {
+	if maxRows <= 0 {
+		maxRows = DefaultMaxRows
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	return &Console{w: w, keyNames: append([]string(nil), keyNames...), maxRows: maxRows, loc: loc}
+}
+
+const consoleRule = "-------------------------------------------\n"
+
+// WriteBatch prints b. It returns ctx's error if ctx is done, and w's error
+// if the write fails.
+func (c *Console) WriteBatch(ctx context.Context, b *window.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.buf = c.appendBatch(c.buf[:0], b)
+	_, err := c.w.Write(c.buf)
+	return err
+}
+
+// appendBatch appends the text for b to buf.
+func (c *Console) appendBatch(buf []byte, b *window.Batch) []byte {
+	buf = append(buf, consoleRule...)
+	buf = append(buf, "Batch: "...)
+	buf = strconv.AppendInt(buf, b.ID, 10)
+	buf = append(buf, '\n')
+	buf = append(buf, consoleRule...)
+
+	ncol := 2 + len(c.keyNames)
+	shown := min(len(b.Rows), c.maxRows)
+	// The cells, header first, row by row.
+	cells := c.cells[:0]
+	cells = append(cells, "window")
+	for _, k := range c.keyNames {
+		cells = append(cells, escapeMeta(k))
+	}
+	cells = append(cells, "message_count")
+	for _, r := range b.Rows[:shown] {
+		cells = append(cells, "{"+formatTimestamp(r.Start, c.loc)+", "+formatTimestamp(r.End, c.loc)+"}")
+		for i := range c.keyNames {
+			if i < len(r.Keys) && r.Keys[i].Valid {
+				cells = append(cells, escapeMeta(r.Keys[i].S))
+			} else {
+				cells = append(cells, "NULL")
+			}
+		}
+		cells = append(cells, strconv.FormatInt(r.Count, 10))
+	}
+	c.cells = cells
+
+	widths := make([]int, ncol)
+	for i := range widths {
+		widths[i] = 3
+	}
+	for i, cell := range cells {
+		widths[i%ncol] = max(widths[i%ncol], halfWidth(cell))
+	}
+	sep := func(buf []byte) []byte {
+		buf = append(buf, '+')
+		for _, w := range widths {
+			for range w {
+				buf = append(buf, '-')
+			}
+			buf = append(buf, '+')
+		}
+		return append(buf, '\n')
+	}
+	line := func(buf []byte, row []string) []byte {
+		buf = append(buf, '|')
+		for i, cell := range row {
+			buf = append(buf, cell...)
+			for n := widths[i] - halfWidth(cell); n > 0; n-- {
+				buf = append(buf, ' ')
+			}
+			buf = append(buf, '|')
+		}
+		return append(buf, '\n')
+	}
+	buf = sep(buf)
+	buf = line(buf, cells[:ncol])
+	buf = sep(buf)
+	for i := ncol; i < len(cells); i += ncol {
+		buf = line(buf, cells[i:i+ncol])
+	}
+	buf = sep(buf)
+	if len(b.Rows) > shown {
+		buf = append(buf, "only showing top "...)
+		buf = strconv.AppendInt(buf, int64(shown), 10)
+		if shown == 1 {
+			buf = append(buf, " row\n"...)
+		} else {
+			buf = append(buf, " rows\n"...)
+		}
+	}
+	return append(buf, '\n')
+}
+
+// formatTimestamp formats µs since the epoch in loc as Spark prints a
+// timestamp: yyyy-MM-dd HH:mm:ss, then a fraction without trailing zeros if
+// it is not zero. Years beyond 9999 get a '+', years before 0 a '-', as
+// java.time's ISO_LOCAL_DATE prints them.
+func formatTimestamp(us int64, loc *time.Location) string {
+	t := time.UnixMicro(us).In(loc)
+	var b [40]byte
+	buf := b[:0]
+	y := t.Year()
+	switch {
+	case y > 9999:
+		buf = append(buf, '+')
+	case y < 0:
+		buf = append(buf, '-')
+		y = -y
+	}
+	buf = appendPadded(buf, y, 4)
+	buf = append(buf, '-')
+	buf = appendPadded(buf, int(t.Month()), 2)
+	buf = append(buf, '-')
+	buf = appendPadded(buf, t.Day(), 2)
+	buf = append(buf, ' ')
+	buf = appendPadded(buf, t.Hour(), 2)
+	buf = append(buf, ':')
+	buf = appendPadded(buf, t.Minute(), 2)
+	buf = append(buf, ':')
+	buf = appendPadded(buf, t.Second(), 2)
+	if frac := t.Nanosecond(); frac != 0 {
+		digits := 9
+		for frac%10 == 0 {
+			frac /= 10
+			digits--
+		}
+		buf = append(buf, '.')
+		buf = appendPadded(buf, frac, digits)
+	}
+	return string(buf)
+}
+
+// appendPadded appends v (>= 0) in decimal, zero-padded to at least n digits.
+func appendPadded(b []byte, v, n int) []byte {
+	var d [20]byte
+	s := strconv.AppendInt(d[:0], int64(v), 10)
+	for i := len(s); i < n; i++ {
+		b = append(b, '0')
+	}
+	return append(b, s...)
+}
+
+// halfWidth is Spark's Utils.stringHalfWidth: the string's length in UTF-16
+// code units plus one for each character in Spark's full-width ranges. Spark
+// pads a cell with (column width - halfWidth) spaces.
+func halfWidth(s string) int {
+	n := 0
+	for _, r := range s { // invalid UTF-8 decodes as U+FFFD: one unit
+		switch {
+		case r >= 0x10000:
+			n += 2 // a surrogate pair in Java
+		case isFullWidth(r):
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// isFullWidth reports whether r is in the ranges of Spark's fullWidthRegex.
+func isFullWidth(r rune) bool {
+	switch {
+	case r < 0x1100:
+		return false
+	case r <= 0x115F:
+		return true
+	case r >= 0x2E80 && r <= 0xA4CF,
+		r >= 0xAC00 && r <= 0xD7A3,
+		r >= 0xF900 && r <= 0xFAFF,
+		r >= 0xFE10 && r <= 0xFE19,
+		r >= 0xFE30 && r <= 0xFE6F,
+		r >= 0xFF00 && r <= 0xFF60,
+		r >= 0xFFE0 && r <= 0xFFE6:
+		return true
+	}
+	return false
+}
+
+// escapeMeta is Spark's escapeMetaCharacters, applied to every header and
+// cell so that a value cannot break the table: \n \r \t \f \b, vertical tab
+// and bell print as two-character escapes.
+func escapeMeta(s string) string {
+	need := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\n', '\r', '\t', '\f', '\b', '\v', '\a':
+			need = true
+		}
+	}
+	if !need {
+		return s
+	}
+	b := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\n':
+			b = append(b, `\n`...)
+		case '\r':
+			b = append(b, `\r`...)
+		case '\t':
+			b = append(b, `\t`...)
+		case '\f':
+			b = append(b, `\f`...)
+		case '\b':
+			b = append(b, `\b`...)
+		case '\v':
+			b = append(b, `\v`...)
+		case '\a':
+			b = append(b, `\a`...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}

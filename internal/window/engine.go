@@ -1,0 +1,484 @@
+// Package window is the analysis engine: it counts events per group-by key in
+// sliding event-time windows with a watermark, exactly as Spark Structured
+// Streaming's
+//
+//	withWatermark(ts, delay).groupBy(window(ts, size, slide), keys...).count()
+//
+// does, micro-batch by micro-batch, in the update, append and complete output
+// modes.
+//
+// The engine is pure: no I/O, no clock, no goroutines. Time is the events'
+// own (Unix microseconds, UTC); the caller decides where a micro-batch ends by
+// calling RunBatch. Given the same events and the same batch boundaries it
+// emits the same rows as Spark. What it does, following Spark 3.5/4.x:
+//
+//   - Windows are aligned to the Unix epoch: an event at ts is checked against
+//     the ceil(size/slide) windows starting at lastStart - i*slide, where
+//     lastStart = ts - floorMod(ts, slide); start inclusive, end exclusive.
+//     When size is not a multiple of slide, windows that do not contain ts
+//     are skipped (Spark's filter).
+//   - The watermark starts at 0 and never moves back. At the end of a batch
+//     that had events it becomes max(watermark, maxEventTime - delay), with
+//     the event time truncated to milliseconds as Spark does. The watermark
+//     computed at the end of batch N is the one batch N+1 runs with.
+//   - In update and append modes, batch N drops a (window, key) contribution
+//     as too late when window.end <= the watermark batch N-1 ran with, and
+//     evicts state rows with window.end <= the watermark batch N runs with.
+//     So a row can be updated, emitted and evicted in the same batch.
+//   - Update emits the rows that received events in the batch (running
+//     totals); append emits the rows it evicts (final counts); complete emits
+//     all of state every batch, never evicts and never drops late events.
+//   - After a batch that moved the watermark, Spark runs one more batch with
+//     no data at the next trigger (NeedsNoDataBatch).
+//
+// Where we differ on purpose: emitted rows are sorted by window start, then
+// keys (NULL first), which Spark cannot do in update or append mode.
+//
+// Memory is bounded by the watermark in update and append modes: evicted
+// windows free their state, and a key no window holds is forgotten.
+package window
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Value is one group-by value. Valid=false is SQL NULL (S is then ignored).
+type Value struct {
+	S     string
+	Valid bool
+}
+
+// Row is one (window, key) aggregate: the window [Start, End) in Unix
+// microseconds, the group-by values and the number of events counted.
+// Keys is shared with the engine and other rows: treat it as read-only.
+type Row struct {
+	Start, End int64
+	Keys       []Value
+	Count      int64
+}
+
+// Batch is the result of one micro-batch.
+type Batch struct {
+	// ID is the batch id, counting from 0 like Spark's.
+	ID int64
+	// Rows are the rows the output mode emits in this batch, sorted by Start,
+	// then keys (NULL first, then byte order), then End.
+	Rows []Row
+	// WatermarkForLate is the watermark this batch dropped late rows against:
+	// the one the previous batch ran with (0 for the first batch).
+	WatermarkForLate int64
+	// Watermark is the watermark this batch ran with and evicted against.
+	Watermark int64
+	// NextWatermark is the watermark after this batch, the one the next batch
+	// runs with.
+	NextWatermark int64
+	// Input is the number of events added in this batch.
+	Input int64
+	// Late is the number of distinct (window, key) aggregates dropped in this
+	// batch because their window had ended before WatermarkForLate (Spark's
+	// numRowsDroppedByWatermark). Always 0 in complete mode.
+	Late int64
+	// OutOfRange is the number of events ignored because their timestamp was
+	// outside [MinTimestamp, MaxTimestamp].
+	OutOfRange int64
+	// StateRows is the number of (window, key) rows held after the batch.
+	StateRows int
+}
+
+// Engine is the windowed count. It is not safe for concurrent use.
+type Engine struct {
+	cfg     Config
+	size    int64 // µs
+	slide   int64 // µs
+	delayMs int64
+	nwin    int  // ceil(size/slide)
+	exact   bool // size % slide == 0: every candidate window contains the event
+
+	// Batch bookkeeping.
+	batchID   int64
+	wmLate    int64 // watermark the previous batch ran with
+	wm        int64 // watermark the current batch runs with
+	lastRunWM int64 // watermark the last batch ran with
+	ran       bool  // a batch has run
+
+	// Current batch.
+	input, late, outOfRange int64
+	maxTs                   int64
+	hasTs                   bool
+	lateSeen                map[int64]map[string]struct{}
+
+	// Keys: interned, reference counted by the rows that hold them.
+	keys   keyTable
+	encBuf []byte
+
+	// State: one bucket per window start, sorted by start.
+	buckets   []*bucket
+	stateRows int
+
+	// Buckets of the windows of the last event's lastStart (nil: not
+	// created yet); valid while cacheOK.
+	cacheStart int64
+	cache      []*bucket
+	cacheOK    bool
+}
+
+// bucket is the state of one window: a count per key.
+type bucket struct {
+	start  int64
+	index  map[int32]int32 // key id -> position in cells
+	cells  []cell
+	dirty  []int32 // positions of cells updated in the current batch
+	sorted []int32 // positions of cells in key order; nil when stale
+}
+
+type cell struct {
+	key   int32
+	count int64
+	dirty bool
+}
+
+// New returns an engine for cfg, or cfg.Validate's error.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:      cfg,
+		size:     int64(cfg.Size / time.Microsecond),
+		slide:    int64(cfg.Slide / time.Microsecond),
+		delayMs:  int64(cfg.Delay / time.Millisecond),
+		nwin:     int(windowsPerEvent(cfg)),
+		lateSeen: make(map[int64]map[string]struct{}),
+	}
+	e.exact = e.size%e.slide == 0
+	e.cache = make([]*bucket, e.nwin)
+	e.keys.init(cfg.Keys)
+	return e, nil
+}
+
+// Config returns the engine's configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Watermark returns the event-time watermark (Unix µs) the next batch runs
+// with.
+func (e *Engine) Watermark() int64 { return e.wm }
+
+// StateRows returns the number of (window, key) rows held in state.
+func (e *Engine) StateRows() int { return e.stateRows }
+
+// NextBatchID returns the id the next RunBatch will give its batch.
+func (e *Engine) NextBatchID() int64 { return e.batchID }
+
+// NeedsNoDataBatch reports whether Spark would run a batch now even without
+// new data: in update or append mode, when the watermark moved past the one
+// the last batch ran with, so that the next batch evicts (and, in append
+// mode, emits) with it. False before the first batch and in complete mode.
+func (e *Engine) NeedsNoDataBatch() bool {
+	return e.ran && e.cfg.Mode != Complete && e.wm > e.lastRunWM
+}
+
+// floorMod is ts mod slide in [0, slide), also for negative ts (Spark's
+// remainder-plus-slide correction).
+func floorMod(ts, slide int64) int64 {
+	r := ts % slide
+	if r < 0 {
+		r += slide
+	}
+	return r
+}
+
+// Add counts one event with event time ts (Unix µs) and group-by values keys
+// (len(keys) must equal Config.Keys) into the current micro-batch. keys is not
+// retained: the engine copies the values it keeps, so keys may alias a buffer
+// the caller reuses.
+func (e *Engine) Add(ts int64, keys []Value) {
+	e.input++
+	if ts < MinTimestamp || ts > MaxTimestamp {
+		e.outOfRange++
+		return
+	}
+	if !e.hasTs || ts > e.maxTs {
+		e.maxTs, e.hasTs = ts, true
+	}
+	if len(keys) != e.cfg.Keys {
+		panic("window: Add called with the wrong number of keys")
+	}
+	lastStart := ts - floorMod(ts, e.slide)
+	if !e.cacheOK || lastStart != e.cacheStart {
+		e.fillCache(lastStart)
+	}
+	id := int32(-1)
+	complete := e.cfg.Mode == Complete
+	start := lastStart
+	for i := 0; i < e.nwin; i, start = i+1, start-e.slide {
+		end := start + e.size
+		if !e.exact && ts >= end {
+			continue
+		}
+		if !complete && end <= e.wmLate {
+			e.noteLate(start, keys)
+			continue
+		}
+		b := e.cache[i]
+		if b == nil {
+			b = e.bucketAt(start)
+			e.cache[i] = b
+		}
+		if id < 0 {
+			id = e.keys.intern(keys)
+		}
+		e.incr(b, id)
+	}
+}
+
+// fillCache points the cache at the existing buckets of the windows starting
+// at lastStart, lastStart-slide, ...
+func (e *Engine) fillCache(lastStart int64) {
+	e.cacheStart, e.cacheOK = lastStart, true
+	start := lastStart
+	for i := range e.cache {
+		e.cache[i] = nil
+		if j, ok := e.findBucket(start); ok {
+			e.cache[i] = e.buckets[j]
+		}
+		start -= e.slide
+	}
+}
+
+// findBucket returns the position of the bucket for start, or where it would go.
+func (e *Engine) findBucket(start int64) (int, bool) {
+	return slices.BinarySearchFunc(e.buckets, start, func(b *bucket, s int64) int {
+		switch {
+		case b.start < s:
+			return -1
+		case b.start > s:
+			return 1
+		}
+		return 0
+	})
+}
+
+// bucketAt returns the bucket for start, creating it.
+func (e *Engine) bucketAt(start int64) *bucket {
+	j, ok := e.findBucket(start)
+	if ok {
+		return e.buckets[j]
+	}
+	b := &bucket{start: start, index: make(map[int32]int32)}
+	e.buckets = slices.Insert(e.buckets, j, b)
+	return b
+}
+
+func (e *Engine) incr(b *bucket, id int32) {
+	pos, ok := b.index[id]
+	if !ok {
+		pos = int32(len(b.cells))
+		b.cells = append(b.cells, cell{key: id})
+		b.index[id] = pos
+		b.sorted = nil
+		e.keys.ref(id)
+		e.stateRows++
+	}
+	c := &b.cells[pos]
+	c.count++
+	if !c.dirty {
+		c.dirty = true
+		b.dirty = append(b.dirty, pos)
+	}
+}
+
+// noteLate counts a late (window, key) contribution once per batch.
+func (e *Engine) noteLate(start int64, keys []Value) {
+	seen := e.lateSeen[start]
+	if seen == nil {
+		seen = make(map[string]struct{})
+		e.lateSeen[start] = seen
+	}
+	e.encBuf = encodeKeys(e.encBuf[:0], keys)
+	if _, ok := seen[string(e.encBuf)]; !ok {
+		seen[string(e.encBuf)] = struct{}{}
+		e.late++
+	}
+}
+
+// RunBatch ends the current micro-batch: it emits the rows the output mode
+// asks for, evicts the windows the watermark has passed (update and append
+// modes), advances the watermark if the batch had events, and starts the
+// next batch. A batch without events (a no-data batch) is fine.
+func (e *Engine) RunBatch() Batch {
+	out := Batch{
+		ID:               e.batchID,
+		WatermarkForLate: e.wmLate,
+		Watermark:        e.wm,
+		Input:            e.input,
+		Late:             e.late,
+		OutOfRange:       e.outOfRange,
+	}
+	switch e.cfg.Mode {
+	case Update:
+		out.Rows = e.emitDirty()
+		e.evict(false, nil)
+	case Append:
+		e.clearDirty()
+		out.Rows = e.evict(true, nil)
+	case Complete:
+		e.clearDirty()
+		out.Rows = e.emitAll()
+	}
+	next := e.wm
+	if e.hasTs {
+		// Spark keeps event-time statistics in milliseconds (µs / 1000,
+		// truncated) and subtracts the delay in milliseconds.
+		if cand := (e.maxTs/1000 - e.delayMs) * 1000; cand > next {
+			next = cand
+		}
+	}
+	out.NextWatermark = next
+	out.StateRows = e.stateRows
+
+	e.ran = true
+	e.lastRunWM = e.wm
+	e.wmLate = e.wm
+	e.wm = next
+	e.batchID++
+	e.input, e.late, e.outOfRange = 0, 0, 0
+	e.hasTs, e.maxTs = false, 0
+	clear(e.lateSeen)
+	e.cacheOK = false
+	return out
+}
+
+// emitDirty returns the rows updated in this batch, in order, and clears
+// their dirty marks.
+func (e *Engine) emitDirty() []Row {
+	n := 0
+	for _, b := range e.buckets {
+		n += len(b.dirty)
+	}
+	if n == 0 {
+		return nil
+	}
+	rows := make([]Row, 0, n)
+	for _, b := range e.buckets {
+		if len(b.dirty) == 0 {
+			continue
+		}
+		first := len(rows)
+		for _, pos := range b.dirty {
+			c := &b.cells[pos]
+			c.dirty = false
+			rows = append(rows, Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count})
+		}
+		b.dirty = b.dirty[:0]
+		sortRows(rows[first:])
+	}
+	return rows
+}
+
+func (e *Engine) clearDirty() {
+	for _, b := range e.buckets {
+		for _, pos := range b.dirty {
+			b.cells[pos].dirty = false
+		}
+		b.dirty = b.dirty[:0]
+	}
+}
+
+// emitAll returns every row in state, in order.
+func (e *Engine) emitAll() []Row {
+	rows := make([]Row, 0, e.stateRows)
+	for _, b := range e.buckets {
+		for _, pos := range e.order(b) {
+			c := &b.cells[pos]
+			rows = append(rows, Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count})
+		}
+	}
+	return rows
+}
+
+// order returns b's cell positions in key order.
+func (e *Engine) order(b *bucket) []int32 {
+	if b.sorted == nil || len(b.sorted) != len(b.cells) {
+		b.sorted = make([]int32, len(b.cells))
+		for i := range b.sorted {
+			b.sorted[i] = int32(i)
+		}
+		slices.SortFunc(b.sorted, func(x, y int32) int {
+			return compareKeys(e.keys.values(b.cells[x].key), e.keys.values(b.cells[y].key))
+		})
+	}
+	return b.sorted
+}
+
+// evict removes the buckets whose window ended at or before the watermark
+// the batch runs with, and returns their rows (in order) when emit is set.
+func (e *Engine) evict(emit bool, rows []Row) []Row {
+	n := 0
+	for n < len(e.buckets) && e.buckets[n].start+e.size <= e.wm {
+		b := e.buckets[n]
+		if emit {
+			for _, pos := range e.order(b) {
+				c := &b.cells[pos]
+				rows = append(rows, Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count})
+			}
+		}
+		for i := range b.cells {
+			e.keys.unref(b.cells[i].key)
+		}
+		e.stateRows -= len(b.cells)
+		n++
+	}
+	if n > 0 {
+		clear(e.buckets[:n])
+		e.buckets = slices.Delete(e.buckets, 0, n)
+	}
+	return rows
+}
+
+// sortRows sorts rows of one window by key.
+func sortRows(rows []Row) {
+	slices.SortFunc(rows, func(a, b Row) int { return compareKeys(a.Keys, b.Keys) })
+}
+
+// compareKeys orders key tuples column by column, NULL first, then by bytes
+// (Spark's ascending, nulls first, on strings).
+func compareKeys(a, b []Value) int {
+	for i := range a {
+		x, y := a[i], b[i]
+		switch {
+		case !x.Valid && !y.Valid:
+			continue
+		case !x.Valid:
+			return -1
+		case !y.Valid:
+			return 1
+		}
+		if c := strings.Compare(x.S, y.S); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// CompareRows orders rows as Batch.Rows are ordered: by Start, then keys
+// (NULL first), then End.
+func CompareRows(a, b Row) int {
+	switch {
+	case a.Start < b.Start:
+		return -1
+	case a.Start > b.Start:
+		return 1
+	}
+	if c := compareKeys(a.Keys, b.Keys); c != 0 {
+		return c
+	}
+	switch {
+	case a.End < b.End:
+		return -1
+	case a.End > b.End:
+		return 1
+	}
+	return 0
+}
