@@ -1,0 +1,346 @@
+// Package analyzer runs the seed's windowed count as a streaming query with
+// Spark Structured Streaming's micro-batch semantics: on each trigger it plans
+// a batch (the input offsets available now, capped per batch), feeds the
+// batch's records to the window engine, writes the rows the engine emits to
+// every output, and only then commits the input offsets (at-least-once).
+//
+// A batch is: records consumed -> engine -> outputs -> commit. Bad records
+// never stop the query: they are counted per reason, summarised on stderr
+// and optionally copied to a dead-letter sink. Records whose event_kind is
+// update or delete are valid but not counted: they describe edits and
+// deletions of messages already counted, not new messages.
+package analyzer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/metrics"
+	"github.com/cordstream/cordstream/internal/sink"
+	"github.com/cordstream/cordstream/internal/window"
+)
+
+// Output receives the rows each batch emits, in batch order. A batch's input
+// is committed only after every output has returned nil for it.
+type Output interface {
+	WriteBatch(ctx context.Context, b *window.Batch) error
+}
+
+// DeadLetterSink receives the bad records of a batch. Send may work
+// asynchronously; Flush returns once everything sent is stored, or the first
+// error. The batch is committed only after Flush returns nil.
+type DeadLetterSink interface {
+	Send(ctx context.Context, r sink.BadRecord)
+	Flush(ctx context.Context) error
+}
+
+// Deps are what the analyzer works with.
+type Deps struct {
+	Source      Source
+	Outputs     []Output
+	DeadLetters DeadLetterSink // optional
+	// Log receives operational messages; Stderr the one-line bad-record
+	// summary of each batch that had bad records.
+	Log    *slog.Logger
+	Stderr io.Writer
+	// Now and SleepUntil are the wall clock of the processing-time trigger
+	// (time.Now and a timer when nil). SleepUntil returns ctx's error when
+	// ctx ends first.
+	Now        func() time.Time
+	SleepUntil func(ctx context.Context, t time.Time) error
+	// Metrics is where the analyzer registers its metrics (a new registry
+	// when nil); MetricsAddr, when set, is served with /metrics and /healthz.
+	Metrics     *metrics.Registry
+	MetricsAddr string
+}
+
+// Analyzer runs one query. Create it with New and call Run once.
+type Analyzer struct {
+	cfg Config
+	d   Deps
+	log *slog.Logger
+
+	engine *window.Engine
+	fields []keyField
+	keys   []window.Value
+	proj   chat.Projection
+	m      *analyzerMetrics
+
+	batches int64 // batches run so far
+
+	// abortCtx bounds all output and commit work; Abort cancels it.
+	abortCtx context.Context
+	abort    context.CancelFunc
+}
+
+// errStopped is returned inside Run when a stop was requested before the
+// batch could complete; Run turns it into a clean nil return.
+var errStopped = errors.New("stopped")
+
+// New checks cfg and d and builds the analyzer.
+func New(cfg Config, d Deps) (*Analyzer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Source == nil {
+		return nil, errors.New("analyzer: no source")
+	}
+	if len(d.Outputs) == 0 {
+		return nil, errors.New("analyzer: no output")
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Stderr == nil {
+		d.Stderr = io.Discard
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.SleepUntil == nil {
+		d.SleepUntil = sleepUntil
+	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.NewRegistry()
+	}
+	eng, err := window.New(cfg.engineConfig())
+	if err != nil {
+		return nil, fmt.Errorf("analyzer: %w", err)
+	}
+	a := &Analyzer{
+		cfg:    cfg,
+		d:      d,
+		log:    d.Log.With("component", "analyzer"),
+		engine: eng,
+		keys:   make([]window.Value, len(cfg.GroupBy)),
+		m:      newAnalyzerMetrics(d.Metrics),
+	}
+	for _, c := range cfg.GroupBy {
+		a.fields = append(a.fields, keyFields[c])
+	}
+	a.abortCtx, a.abort = context.WithCancel(context.Background())
+	return a, nil
+}
+
+// Handler serves the analyzer's metrics at /metrics and /healthz.
+func (a *Analyzer) Handler() http.Handler { return a.m.reg.Handler(nil) }
+
+// Abort cancels the batch in flight while Run is stopping, instead of
+// letting it finish writing and committing (the second Ctrl-C). Its input is
+// then not committed and is read again on the next start.
+func (a *Analyzer) Abort() { a.abort() }
+
+// Run runs batches until ctx ends or, with AvailableNow, until everything
+// that was in the source at the start is processed. Cancelling ctx is a
+// graceful stop: a batch still reading its input is abandoned (not
+// committed); a batch that has read its input completes, writes its output
+// and commits, within the drain timeout. Run returns nil after a graceful
+// stop, and an error when the source, an output or a commit fails.
+func (a *Analyzer) Run(ctx context.Context) (err error) {
+	defer a.abort()
+	if a.d.MetricsAddr != "" {
+		mctx, cancel := context.WithCancel(context.Background())
+		wait, err := serveMetrics(mctx, a.d.MetricsAddr, a.Handler(), a.log)
+		if err != nil {
+			cancel()
+			return err
+		}
+		defer func() {
+			cancel()
+			if werr := wait(); werr != nil && err == nil {
+				err = fmt.Errorf("metrics server: %w", werr)
+			}
+		}()
+	}
+	if a.cfg.AvailableNow {
+		a.log.Info("processing the data available now", "trigger", "available-now")
+	} else {
+		a.log.Info("starting", "trigger", a.cfg.Trigger.String())
+	}
+	next := a.d.Now() // the first trigger fires at once, as in Spark
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !a.cfg.AvailableNow {
+			if err := a.d.SleepUntil(ctx, next); err != nil {
+				return nil
+			}
+			next = nextTrigger(a.d.Now(), a.cfg.Trigger)
+		}
+		ran, err := a.step(ctx)
+		switch {
+		case errors.Is(err, errStopped):
+			return nil
+		case err != nil:
+			return err
+		case a.cfg.AvailableNow && !ran:
+			a.log.Info("all available data processed", "batches", a.batches)
+			return nil
+		}
+	}
+}
+
+// step runs one trigger: plans a batch and runs it when there is new data,
+// when it is the first batch, or when the engine needs a no-data batch to
+// evict state (and emit, in append mode) after the watermark moved. It
+// reports whether a batch ran.
+func (a *Analyzer) step(ctx context.Context) (bool, error) {
+	start := a.d.Now()
+	plan, err := a.d.Source.Plan(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, errStopped
+		}
+		return false, fmt.Errorf("plan batch %d: %w", a.batches, err)
+	}
+	a.m.lag.Set(float64(plan.Lag))
+	if plan.Empty() && a.batches > 0 && !a.engine.NeedsNoDataBatch() {
+		return false, nil
+	}
+
+	stats := newBatchStats()
+	if !plan.Empty() {
+		err := a.d.Source.Read(ctx, plan, func(r *Record) { a.process(r, stats) })
+		if err != nil {
+			if ctx.Err() != nil {
+				a.log.Info("stopping: abandoned the batch being read; its input will be read again", "batch", a.batches, "input", plan.String())
+				return false, errStopped
+			}
+			return false, fmt.Errorf("read batch %d: %w", a.batches, err)
+		}
+	}
+
+	// The input is read: from here on the batch completes even when a stop
+	// is requested, bounded by the drain timeout.
+	dctx, done := a.drainContext(ctx)
+	defer done()
+	b := a.engine.RunBatch()
+	for _, o := range a.d.Outputs {
+		if err := o.WriteBatch(dctx, &b); err != nil {
+			return false, fmt.Errorf("batch %d: write output: %w", b.ID, err)
+		}
+	}
+	if a.d.DeadLetters != nil && stats.badTotal() > 0 {
+		if err := a.d.DeadLetters.Flush(dctx); err != nil {
+			return false, fmt.Errorf("batch %d: write dead letters: %w", b.ID, err)
+		}
+		a.m.deadLettered.Add(float64(stats.badTotal()))
+	}
+	if err := a.d.Source.Commit(dctx, plan); err != nil {
+		return false, fmt.Errorf("batch %d: commit input offsets: %w", b.ID, err)
+	}
+	a.batches++
+	a.record(&b, plan, stats, a.d.Now().Sub(start))
+	return true, nil
+}
+
+// record updates metrics and reports a completed batch.
+func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.Duration) {
+	kind := "data"
+	if plan.Empty() {
+		kind = "no_data"
+	}
+	a.m.batches.With(kind).Inc()
+	a.m.batchDuration.Observe(took.Seconds())
+	a.m.recordsIn.Add(float64(s.records))
+	a.m.counted.Add(float64(s.counted))
+	for k, n := range s.skipped {
+		a.m.skipped.With(k).Add(float64(n))
+	}
+	for r, n := range s.bad {
+		a.m.badRecords.With(r).Add(float64(n))
+	}
+	if b.Late > 0 {
+		a.m.lateRows.Add(float64(b.Late))
+	}
+	a.m.rowsOut.Add(float64(len(b.Rows)))
+	a.m.watermark.Set(float64(a.engine.Watermark()) / 1e6)
+	a.m.stateRows.Set(float64(a.engine.StateRows()))
+	if line := s.badSummary(b.ID); line != "" {
+		fmt.Fprintln(a.d.Stderr, line)
+	}
+	a.log.Debug("batch done", "batch", b.ID, "kind", kind, "input", plan.String(),
+		"records", s.records, "counted", s.counted, "bad", s.badTotal(), "rows", len(b.Rows),
+		"late_rows", b.Late, "watermark_us", a.engine.Watermark(), "state_rows", a.engine.StateRows(),
+		"took", took)
+}
+
+// process feeds one record to the engine, or accounts for it as skipped or bad.
+func (a *Analyzer) process(r *Record, s *batchStats) {
+	s.records++
+	if r.Value == nil {
+		a.bad(r, s, ReasonNullValue, "", "record value is null (a tombstone), want a JSON message")
+		return
+	}
+	a.proj = chat.Projection{}
+	if err := chat.Project(r.Value, &a.proj); err != nil {
+		reason, field := classify(err)
+		a.bad(r, s, reason, field, err.Error())
+		return
+	}
+	if k := a.proj.Kind; k != chat.KindCreate && k != "" {
+		s.skipped[string(k)]++
+		return
+	}
+	keysOf(&a.proj, a.fields, a.keys)
+	a.engine.Add(a.proj.Timestamp, a.keys)
+	s.counted++
+}
+
+func (a *Analyzer) bad(r *Record, s *batchStats, reason, field, detail string) {
+	s.bad[reason]++
+	if a.d.DeadLetters == nil {
+		return
+	}
+	a.d.DeadLetters.Send(a.abortCtx, sink.BadRecord{
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Key: r.Key, Value: r.Value,
+		Reason: reason, Field: field, Error: detail,
+	})
+}
+
+// drainContext returns the context for a batch's output and commit: it is
+// cancelled by Abort, and once stop ends, after the drain timeout.
+func (a *Analyzer) drainContext(stop context.Context) (context.Context, func()) {
+	dctx, cancel := context.WithCancel(a.abortCtx)
+	var mu sync.Mutex
+	var timer *time.Timer
+	stopWatch := context.AfterFunc(stop, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(a.cfg.drainTimeout(), cancel)
+	})
+	return dctx, func() {
+		stopWatch()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}
+
+// sleepUntil waits for the wall clock to reach t, or for ctx to end.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,114 @@
+package analyzer
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/window"
+)
+
+// The columns a query can group by, as named on the wire.
+var groupColumns = []string{chat.FieldAuthorName, chat.FieldAuthorID, chat.FieldChannelID, chat.FieldGuildID}
+
+// GroupColumns returns the names accepted in Config.GroupBy.
+func GroupColumns() []string { return slices.Clone(groupColumns) }
+
+// Defaults of the seed's query.
+const (
+	DefaultWindow    = time.Minute
+	DefaultSlide     = 30 * time.Second
+	DefaultWatermark = time.Minute
+	DefaultTrigger   = 5 * time.Second
+	DefaultGroupBy   = chat.FieldAuthorName
+	// DefaultDrainTimeout bounds how long a stopping analyzer waits for the
+	// batch in flight to write its output and commit.
+	DefaultDrainTimeout = 10 * time.Second
+)
+
+// Config is the query the analyzer runs.
+type Config struct {
+	// Window is the window length, Slide how far consecutive windows start
+	// apart (tumbling windows when equal), Watermark the event-time delay
+	// after which late rows are dropped and windows closed.
+	Window, Slide, Watermark time.Duration
+	// GroupBy are the key columns, from GroupColumns, in output order.
+	GroupBy []string
+	// Mode is the output mode: which rows each batch emits.
+	Mode window.Mode
+	// Trigger is the processing-time interval: batches start at wall-clock
+	// multiples of it. Ignored with AvailableNow.
+	Trigger time.Duration
+	// AvailableNow processes what the source holds when the query starts, in
+	// batches, then stops (Spark's Trigger.AvailableNow).
+	AvailableNow bool
+	// DrainTimeout bounds the wait for the batch in flight on shutdown
+	// (DefaultDrainTimeout when zero).
+	DrainTimeout time.Duration
+}
+
+// Validate checks the query before anything starts. Its errors name the
+// setting at fault and say what is accepted.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Window <= 0 {
+		errs = append(errs, fmt.Errorf("window %v: must be positive, e.g. 1m", c.Window))
+	}
+	if c.Slide <= 0 {
+		errs = append(errs, fmt.Errorf("slide %v: must be positive, e.g. 30s", c.Slide))
+	}
+	if c.Window > 0 && c.Slide > c.Window {
+		errs = append(errs, fmt.Errorf("slide %v is longer than the window %v: windows would leave gaps; use a slide <= the window (equal for tumbling windows)", c.Slide, c.Window))
+	}
+	if c.Watermark < 0 {
+		errs = append(errs, fmt.Errorf("watermark %v: must not be negative", c.Watermark))
+	}
+	if err := ValidateGroupBy(c.GroupBy); err != nil {
+		errs = append(errs, err)
+	}
+	if !c.AvailableNow && c.Trigger <= 0 {
+		errs = append(errs, fmt.Errorf("trigger %v: must be positive, e.g. 5s", c.Trigger))
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("drain timeout %v: must not be negative", c.DrainTimeout))
+	}
+	if len(errs) == 0 {
+		if err := c.engineConfig().Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateGroupBy checks a list of key columns: at least one, each known,
+// none twice.
+func ValidateGroupBy(cols []string) error {
+	if len(cols) == 0 {
+		return fmt.Errorf("group-by: no column given; use any of %s", strings.Join(groupColumns, ", "))
+	}
+	seen := map[string]bool{}
+	for _, c := range cols {
+		if !slices.Contains(groupColumns, c) {
+			return fmt.Errorf("group-by: unknown column %q; use any of %s", c, strings.Join(groupColumns, ", "))
+		}
+		if seen[c] {
+			return fmt.Errorf("group-by: column %q given twice", c)
+		}
+		seen[c] = true
+	}
+	return nil
+}
+
+func (c Config) engineConfig() window.Config {
+	return window.Config{Size: c.Window, Slide: c.Slide, Delay: c.Watermark, Mode: c.Mode, Keys: len(c.GroupBy)}
+}
+
+func (c Config) drainTimeout() time.Duration {
+	if c.DrainTimeout == 0 {
+		return DefaultDrainTimeout
+	}
+	return c.DrainTimeout
+}

@@ -1,0 +1,456 @@
+package analyzer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cordstream/cordstream/internal/kafka"
+)
+
+// Where partitions without a committed offset start.
+const (
+	StartLatest   = "latest"
+	StartEarliest = "earliest"
+)
+
+// KafkaSourceConfig says what a KafkaSource reads.
+type KafkaSourceConfig struct {
+	Topic string
+	// Group is the consumer group: it is assigned the topic's partitions and
+	// holds the committed offsets that Kafka's tooling shows lag against.
+	Group string
+	// StartingOffsets (StartLatest or StartEarliest) applies to partitions
+	// the group has no committed offset for.
+	StartingOffsets string
+	// AvailableNow fixes the end of the input to the partitions' end offsets
+	// when the first batch is planned.
+	AvailableNow bool
+	// MaxRecordsPerBatch caps the offsets a batch reads (0: no cap), spread
+	// over partitions as Spark's maxOffsetsPerTrigger is.
+	MaxRecordsPerBatch int64
+}
+
+// Validate checks the settings.
+func (c KafkaSourceConfig) Validate() error {
+	var errs []error
+	if err := kafka.ValidTopicName(c.Topic); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("group: empty; give a consumer group name, e.g. cordstream-analyze"))
+	}
+	if c.StartingOffsets != StartLatest && c.StartingOffsets != StartEarliest {
+		errs = append(errs, fmt.Errorf("starting-offsets %q: use latest or earliest", c.StartingOffsets))
+	}
+	if c.MaxRecordsPerBatch < 0 {
+		errs = append(errs, fmt.Errorf("max-records-per-batch %d: must not be negative (0 means no cap)", c.MaxRecordsPerBatch))
+	}
+	return errors.Join(errs...)
+}
+
+// KafkaSource reads a topic as a member of a consumer group, batch by batch.
+// Each plan is a set of offset ranges fixed from the partitions' high
+// watermarks (as Spark's Kafka source plans from the latest offsets), so
+// batch boundaries do not depend on how fetches happen to arrive. Offsets
+// are committed to the group after each batch.
+//
+// Starting positions are decided when partitions are assigned: the group's
+// committed offset (moved to the log start, with a warning, when retention
+// deleted records before they were read), else the latest or earliest offset.
+// Transaction markers are skipped but count as offsets, as in Spark.
+type KafkaSource struct {
+	cfg KafkaSourceConfig
+	log *slog.Logger
+	cl  *kgo.Client
+	adm *kadm.Client
+
+	assigned     chan struct{} // closed at the first assignment
+	assignedOnce sync.Once
+
+	mu        sync.Mutex
+	pos       map[int32]int64         // owned partitions: next offset to read
+	committed map[int32]int64         // owned partitions: offset committed to the group, -1 if none
+	pending   map[int32][]*kgo.Record // polled records beyond the batch being read
+	wake      context.CancelFunc      // interrupts the poll of Read after a revoke
+
+	ends    map[int32]int64 // available-now: the end offsets of the input
+	polled  bool            // records were polled and rebalancing is blocked
+	rec     Record
+	closeMu sync.Once
+}
+
+var _ Source = (*KafkaSource)(nil)
+
+// NewKafkaSource connects to Kafka and joins the group. The topic must exist.
+// Close it when done.
+func NewKafkaSource(ctx context.Context, kcfg kafka.Config, cfg KafkaSourceConfig, log *slog.Logger) (*KafkaSource, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &KafkaSource{
+		cfg:       cfg,
+		log:       log.With("component", "kafka-source", "topic", cfg.Topic, "group", cfg.Group),
+		assigned:  make(chan struct{}),
+		pos:       map[int32]int64{},
+		committed: map[int32]int64{},
+		pending:   map[int32][]*kgo.Record{},
+	}
+	cl, err := kafka.NewClient(ctx, kcfg, log,
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topic),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.KeepControlRecords(),
+		// Starting positions are set by adjust; this applies only when a
+		// position falls out of range while running (retention).
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(s.adjust),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.revoked),
+	)
+	if err != nil {
+		return nil, err
+	}
+	s.cl = cl
+	s.adm = kadm.NewClient(cl)
+	return s, nil
+}
+
+// Close leaves the group and closes the connections. Offsets are committed
+// only by Commit, never here.
+func (s *KafkaSource) Close() {
+	s.closeMu.Do(func() { s.cl.CloseAllowingRebalance() })
+}
+
+// adjust runs when partitions are assigned: it fixes their starting offsets.
+func (s *KafkaSource) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	parts := offsets[s.cfg.Topic]
+	if len(parts) == 0 {
+		return offsets, nil
+	}
+	starts, err := listOffsets(ctx, s.adm.ListStartOffsets, s.cfg.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets: %w", err)
+	}
+	ends, err := listOffsets(ctx, s.adm.ListEndOffsets, s.cfg.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, o := range parts {
+		lo, hi := starts[p], ends[p]
+		at := hi
+		if s.cfg.StartingOffsets == StartEarliest {
+			at = lo
+		}
+		committed := int64(-1)
+		if c := o.EpochOffset().Offset; c >= 0 {
+			committed = c
+			switch {
+			case c < lo:
+				s.log.Warn("committed offset is before the start of the partition: records were deleted (retention) before they were read; resuming at the start",
+					"partition", p, "committed", c, "log_start", lo, "lost", lo-c)
+				at = lo
+			case c > hi:
+				s.log.Warn("committed offset is past the end of the partition (was the topic recreated?); starting as for a new group",
+					"partition", p, "committed", c, "end", hi, "starting_offsets", s.cfg.StartingOffsets)
+			default:
+				at = c
+			}
+		}
+		parts[p] = kgo.NewOffset().At(at)
+		s.pos[p] = at
+		s.committed[p] = committed
+		delete(s.pending, p)
+		s.log.Info("partition assigned", "partition", p, "start_offset", at, "committed", committed, "end_offset", hi)
+	}
+	s.assignedOnce.Do(func() { close(s.assigned) })
+	return offsets, nil
+}
+
+// revoked forgets partitions taken away by a rebalance or lost.
+func (s *KafkaSource) revoked(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range lost[s.cfg.Topic] {
+		delete(s.pos, p)
+		delete(s.committed, p)
+		delete(s.pending, p)
+		s.log.Info("partition revoked", "partition", p)
+	}
+	if s.wake != nil {
+		s.wake()
+	}
+}
+
+// listOffsets returns one offset per partition of topic.
+func listOffsets(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topic string) (map[int32]int64, error) {
+	listed, err := list(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	if err := listed.Error(); err != nil {
+		return nil, err
+	}
+	out := map[int32]int64{}
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Topic == topic && o.Partition >= 0 {
+			out[o.Partition] = o.Offset
+		}
+	})
+	if len(out) == 0 {
+		return nil, fmt.Errorf("topic %s not found", topic)
+	}
+	return out, nil
+}
+
+// waitAssigned waits for the group to assign partitions for the first time.
+func (s *KafkaSource) waitAssigned(ctx context.Context) error {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.assigned:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			s.log.Warn("still waiting for the group to assign partitions (another member of the group may own them all)")
+		}
+	}
+}
+
+// Plan implements Source.
+func (s *KafkaSource) Plan(ctx context.Context) (Plan, error) {
+	if s.polled {
+		s.cl.AllowRebalance()
+		s.polled = false
+	}
+	if err := s.waitAssigned(ctx); err != nil {
+		return Plan{}, err
+	}
+	var ends map[int32]int64
+	if s.cfg.AvailableNow && s.ends != nil {
+		ends = s.ends
+	} else {
+		var err error
+		if ends, err = listOffsets(ctx, s.adm.ListEndOffsets, s.cfg.Topic); err != nil {
+			return Plan{}, fmt.Errorf("list end offsets of %s: %w", s.cfg.Topic, err)
+		}
+		if s.cfg.AvailableNow {
+			s.ends = ends
+			s.log.Info("input fixed for available-now", "end_offsets", fmt.Sprint(ends))
+		}
+	}
+	s.mu.Lock()
+	from := maps.Clone(s.pos)
+	s.mu.Unlock()
+	until := make(map[int32]int64, len(from))
+	for p, f := range from {
+		until[p] = f
+		if e, ok := ends[p]; ok {
+			until[p] = e
+		}
+	}
+	to := rateLimit(s.cfg.MaxRecordsPerBatch, from, until)
+	var plan Plan
+	for _, p := range slices.Sorted(maps.Keys(to)) {
+		if to[p] > from[p] {
+			plan.Ranges = append(plan.Ranges, Range{Topic: s.cfg.Topic, Partition: p, From: from[p], To: to[p]})
+		}
+		plan.Lag += max(until[p]-to[p], 0)
+	}
+	return plan, nil
+}
+
+// Read implements Source.
+func (s *KafkaSource) Read(ctx context.Context, plan Plan, fn func(*Record)) error {
+	need := map[int32]Range{}
+	for _, r := range plan.Ranges {
+		need[r.Partition] = r
+	}
+	// Records polled during the previous batch come first.
+	s.mu.Lock()
+	var early []*kgo.Record
+	for p, r := range need {
+		recs := s.pending[p]
+		i := 0
+		for ; i < len(recs) && recs[i].Offset < r.To; i++ {
+			if recs[i].Offset >= r.From {
+				early = append(early, recs[i])
+			}
+		}
+		if i < len(recs) {
+			s.pending[p] = recs[i:]
+		} else {
+			delete(s.pending, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, rec := range early {
+		s.deliver(rec, need, fn)
+	}
+
+	for len(need) > 0 {
+		rctx, wake := context.WithCancel(ctx)
+		s.mu.Lock()
+		s.wake = wake
+		for p := range need {
+			if _, ok := s.pos[p]; !ok {
+				s.log.Warn("partition revoked while its batch was being read; the new owner reads it again", "partition", p)
+				delete(need, p)
+			}
+		}
+		s.mu.Unlock()
+		if len(need) == 0 {
+			wake()
+			break
+		}
+		var want int64
+		for _, r := range need {
+			want += r.To - r.From
+		}
+		fetches := s.cl.PollRecords(rctx, int(min(want, 1<<16)))
+		wake() // a cancelled rctx (revoke) just loops to check ownership again
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if fetches.NumRecords() > 0 {
+			s.polled = true
+		}
+		if err := s.fetchErrors(fetches, need); err != nil {
+			return err
+		}
+		fetches.EachRecord(func(rec *kgo.Record) {
+			s.deliver(rec, need, fn)
+		})
+	}
+	s.mu.Lock()
+	s.wake = nil
+	s.mu.Unlock()
+	return nil
+}
+
+// deliver hands rec to fn when it belongs to the batch being read, keeps it
+// for a later batch when it is beyond, and marks partitions complete.
+func (s *KafkaSource) deliver(rec *kgo.Record, need map[int32]Range, fn func(*Record)) {
+	if rec.Topic != s.cfg.Topic {
+		return
+	}
+	r, ok := need[rec.Partition]
+	switch {
+	case ok && rec.Offset < r.From:
+		return // already processed
+	case ok && rec.Offset >= r.To, !ok:
+		s.mu.Lock()
+		if _, owned := s.pos[rec.Partition]; owned {
+			s.pending[rec.Partition] = append(s.pending[rec.Partition], rec)
+		}
+		s.mu.Unlock()
+		if ok {
+			delete(need, rec.Partition)
+		}
+		return
+	}
+	if !rec.Attrs.IsControl() {
+		s.rec = Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value}
+		fn(&s.rec)
+	}
+	if rec.Offset >= r.To-1 {
+		delete(need, rec.Partition)
+	}
+}
+
+// fetchErrors handles the errors of a poll: data loss (records gone before
+// they were read) is logged and the range moves on; anything else fails.
+func (s *KafkaSource) fetchErrors(fetches kgo.Fetches, need map[int32]Range) error {
+	var errs []error
+	fetches.EachError(func(topic string, p int32, err error) {
+		var loss *kgo.ErrDataLoss
+		switch {
+		case errors.As(err, &loss):
+			s.log.Warn("records lost before they were read", "partition", p, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo)
+			if r, ok := need[p]; ok && loss.ResetTo >= r.To {
+				delete(need, p)
+			}
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			// our own wake-up or stop
+		case errors.Is(err, kgo.ErrClientClosed):
+			errs = append(errs, errors.New("kafka client closed"))
+		default:
+			errs = append(errs, fmt.Errorf("fetch %s/%d: %w", topic, p, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Commit implements Source: it commits the end of every range of plan, and
+// the starting positions of partitions that have no committed offset yet (so
+// that a restart with latest does not skip what arrived in between).
+func (s *KafkaSource) Commit(ctx context.Context, plan Plan) error {
+	s.mu.Lock()
+	for _, r := range plan.Ranges {
+		if _, owned := s.pos[r.Partition]; owned {
+			s.pos[r.Partition] = r.To
+		}
+	}
+	offsets := map[int32]kgo.EpochOffset{}
+	for p, at := range s.pos {
+		if s.committed[p] != at {
+			offsets[p] = kgo.EpochOffset{Epoch: -1, Offset: at}
+		}
+	}
+	s.mu.Unlock()
+	if len(offsets) > 0 {
+		var cerr error
+		s.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{s.cfg.Topic: offsets},
+			func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+				if err != nil {
+					cerr = err
+					return
+				}
+				for _, t := range resp.Topics {
+					for _, p := range t.Partitions {
+						if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+							cerr = fmt.Errorf("partition %d: %w", p.Partition, err)
+						}
+					}
+				}
+			})
+		switch {
+		case errors.Is(cerr, kerr.RebalanceInProgress), errors.Is(cerr, kerr.IllegalGeneration),
+			errors.Is(cerr, kerr.UnknownMemberID), errors.Is(cerr, kerr.FencedInstanceID):
+			// The partitions moved to another member, which reads them again
+			// from the last commit (at-least-once).
+			s.log.Warn("offsets not committed: the group rebalanced; the batch will be read again by the partitions' new owner", "err", cerr)
+		case cerr != nil:
+			return fmt.Errorf("commit offsets of group %s: %w", s.cfg.Group, cerr)
+		}
+		if cerr == nil {
+			s.mu.Lock()
+			for p, o := range offsets {
+				if _, owned := s.pos[p]; owned {
+					s.committed[p] = o.Offset
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+	if s.polled {
+		s.cl.AllowRebalance()
+		s.polled = false
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package analyzer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/cordstream/cordstream/internal/metrics"
+)
+
+// analyzerMetrics are the analyzer's Prometheus metrics.
+type analyzerMetrics struct {
+	reg           *metrics.Registry
+	recordsIn     metrics.Counter
+	counted       metrics.Counter
+	skipped       metrics.CounterVec
+	badRecords    metrics.CounterVec
+	deadLettered  metrics.Counter
+	lateRows      metrics.Counter
+	rowsOut       metrics.Counter
+	batches       metrics.CounterVec
+	batchDuration *metrics.Histogram
+	watermark     metrics.Gauge
+	stateRows     metrics.Gauge
+	lag           metrics.Gauge
+}
+
+func newAnalyzerMetrics(reg *metrics.Registry) *analyzerMetrics {
+	return &analyzerMetrics{
+		reg:           reg,
+		recordsIn:     reg.NewCounter("cordstream_analyze_records_in_total", "Input records read (data records, bad ones included)."),
+		counted:       reg.NewCounter("cordstream_analyze_records_counted_total", "Input records added to the windows."),
+		skipped:       reg.NewCounterVec("cordstream_analyze_records_skipped_total", "Valid records not counted because they are not new messages, by event kind.", "kind"),
+		badRecords:    reg.NewCounterVec("cordstream_analyze_bad_records_total", "Records that could not be used, by reason.", "reason"),
+		deadLettered:  reg.NewCounter("cordstream_analyze_dead_letter_records_total", "Bad records copied to the dead-letter topic."),
+		lateRows:      reg.NewCounter("cordstream_analyze_late_rows_dropped_total", "Window rows dropped because the watermark had passed the window end."),
+		rowsOut:       reg.NewCounter("cordstream_analyze_rows_emitted_total", "Result rows emitted to the outputs."),
+		batches:       reg.NewCounterVec("cordstream_analyze_batches_total", "Batches run, by kind (data: new input; no_data: watermark-driven eviction or the first batch).", "kind"),
+		batchDuration: reg.NewHistogram("cordstream_analyze_batch_duration_seconds", "Time from planning a batch to committing it.", metrics.DefaultLatencyBuckets),
+		watermark:     reg.NewGauge("cordstream_analyze_watermark_seconds", "Event-time watermark, Unix seconds (0 until the first data)."),
+		stateRows:     reg.NewGauge("cordstream_analyze_state_rows", "Window rows held in state."),
+		lag:           reg.NewGauge("cordstream_analyze_consumer_lag_records", "Records available in the input beyond the last planned batch, from the partitions' high watermarks."),
+	}
+}
+
+// serveMetrics serves h on addr until ctx ends. It listens before returning
+// the address, so ":0" works and the real port is logged.
+func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (wait func() error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	log.Info("serving metrics", "addr", ln.Addr().String(), "paths", "/metrics /healthz")
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		done <- err
+	}()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	return func() error {
+		err := <-done
+		<-stopped
+		return err
+	}, nil
+}
