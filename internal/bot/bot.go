@@ -1,0 +1,159 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/discord"
+)
+
+// Source produces message events into a handler until ctx ends (then it
+// returns nil) or it fails. *discord.Gateway is the Source.
+type Source interface {
+	Run(ctx context.Context) error
+}
+
+// Config configures the pipeline.
+type Config struct {
+	Filter  Filter
+	Content ContentMode // ContentKeep when empty
+	Log     *slog.Logger
+	Metrics *Metrics // a private set when nil
+	// ShutdownTimeout bounds the final flush (10 s when zero).
+	ShutdownTimeout time.Duration
+	// EmptyContentSample is how many consecutive guild messages with empty
+	// content trigger the Message Content intent warning (20 when zero).
+	EmptyContentSample int
+}
+
+// Bot is the pipeline: Handle is the Gateway's handler; Run drives a Source
+// and shuts the Sink down.
+type Bot struct {
+	cfg   Config
+	sink  Sink
+	m     *Metrics
+	log   *slog.Logger
+	watch contentWatch
+}
+
+// New returns a pipeline publishing into sink.
+func New(cfg Config, sink Sink) *Bot {
+	if cfg.Content == "" {
+		cfg.Content = ContentKeep
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.EmptyContentSample <= 0 {
+		cfg.EmptyContentSample = 20
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "bot")
+	b := &Bot{cfg: cfg, sink: sink, m: cfg.Metrics, log: log}
+	b.watch = contentWatch{sample: cfg.EmptyContentSample, log: log, gauge: cfg.Metrics.noContent}
+	return b
+}
+
+// Metrics returns the pipeline's counters.
+func (b *Bot) Metrics() *Metrics { return b.m }
+
+// Handle is the discord.Handler: it counts the event, filters it, applies
+// the content mode and publishes it. It blocks while the sink is full and
+// returns an error only when ctx ends first.
+func (b *Bot) Handle(ctx context.Context, ev *discord.Event) error {
+	b.m.addReceived(string(ev.Message.Kind))
+	if ev.Err != nil {
+		b.m.addFailed(FailMalformed)
+		b.log.Error("cannot read a Discord message event; not published", "type", ev.Type, "shard", ev.Shard,
+			"seq", ev.Seq, "message_id", ev.Message.MessageID, "err", ev.Err)
+		return nil
+	}
+	b.watch.observe(ev)
+	if reason := b.cfg.Filter.Decide(ev); reason != "" {
+		b.m.addFiltered(reason)
+		return nil
+	}
+	msg := ev.Message
+	b.cfg.Content.Apply(&msg)
+	return b.sink.Publish(ctx, &msg, ev.ReceivedAt)
+}
+
+var _ discord.Handler = (*Bot)(nil).Handle
+
+// Run runs src until ctx ends or src fails, then closes the sink (flushing
+// under ShutdownTimeout) and logs the counts. monitors (e.g. the Publisher's
+// Run) run alongside until then. It returns src's error joined with the
+// sink's (records not delivered), or nil.
+func (b *Bot) Run(ctx context.Context, src Source, monitors ...func(context.Context) error) error {
+	mctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, mon := range monitors {
+		wg.Go(func() {
+			if err := mon(mctx); err != nil {
+				b.log.Error("monitor failed", "err", err)
+			}
+		})
+	}
+	srcErr := src.Run(ctx)
+	if srcErr != nil && ctx.Err() != nil && errors.Is(srcErr, context.Canceled) {
+		srcErr = nil
+	}
+	c := b.m.Counts()
+	b.log.Info("stopped reading from Discord; flushing to Kafka", "waiting", c.Buffered, "deadline", b.cfg.ShutdownTimeout)
+	fctx, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
+	sinkErr := b.sink.Close(fctx)
+	cancel()
+	stop()
+	wg.Wait()
+	c = b.m.Counts()
+	b.log.Info("bot stopped", "received", c.Received, "published", c.Published, "failed", c.Failed,
+		"filtered", c.Filtered, "backpressure_pauses", c.Backpressure)
+	return errors.Join(srcErr, sinkErr)
+}
+
+// contentWatch warns once when guild messages keep arriving without content,
+// the sign of a missing Message Content intent.
+type contentWatch struct {
+	mu     sync.Mutex
+	sample int
+	empty  int
+	done   bool
+	log    *slog.Logger
+	gauge  interface{ Set(float64) }
+}
+
+func (w *contentWatch) observe(ev *discord.Event) {
+	m := &ev.Message
+	if m.Kind != chat.KindCreate || m.GuildID == nil || ev.FromSelf || ev.MentionsSelf ||
+		(ev.MessageType != discord.MessageTypeDefault && ev.MessageType != discord.MessageTypeReply) {
+		return // content is either always sent or legitimately empty
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return
+	}
+	if (m.Content != nil && *m.Content != "") || ev.HasBody {
+		w.done = true // content arrives: the intent is in effect
+		return
+	}
+	w.empty++
+	if w.empty >= w.sample {
+		w.done = true
+		w.gauge.Set(1)
+		w.log.Warn("the last guild messages all arrived with empty content and no attachments or embeds: "+
+			"the Message Content intent is probably missing; enable it at "+discord.PortalURL+
+			" -> your application -> Bot -> Privileged Gateway Intents -> Message Content Intent, then restart the bot",
+			"messages", w.empty)
+	}
+}
