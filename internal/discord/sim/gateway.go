@@ -1,0 +1,899 @@
+package sim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Gateway opcodes.
+const (
+	opDispatch       = 0
+	opHeartbeat      = 1
+	opIdentify       = 2
+	opPresenceUpdate = 3
+	opVoiceState     = 4
+	opResume         = 6
+	opReconnect      = 7
+	opRequestMembers = 8
+	opInvalidSession = 9
+	opHello          = 10
+	opHeartbeatACK   = 11
+	opSoundboard     = 31
+)
+
+// Gateway close codes (Discord's, plus the WebSocket normal closures).
+const (
+	CloseNormal               = 1000
+	CloseGoingAway            = 1001
+	CloseUnknownError         = 4000
+	CloseUnknownOpcode        = 4001
+	CloseDecodeError          = 4002
+	CloseNotAuthenticated     = 4003
+	CloseAuthenticationFailed = 4004
+	CloseAlreadyAuthenticated = 4005
+	CloseInvalidSeq           = 4007
+	CloseRateLimited          = 4008
+	CloseSessionTimedOut      = 4009
+	CloseInvalidShard         = 4010
+	CloseShardingRequired     = 4011
+	CloseInvalidAPIVersion    = 4012
+	CloseInvalidIntents       = 4013
+	CloseDisallowedIntents    = 4014
+)
+
+var closeText = map[int]string{
+	CloseNormal:               "Normal closure",
+	CloseGoingAway:            "Going away",
+	CloseUnknownError:         "Unknown error",
+	CloseUnknownOpcode:        "Unknown opcode.",
+	CloseDecodeError:          "Error while decoding payload.",
+	CloseNotAuthenticated:     "Not authenticated.",
+	CloseAuthenticationFailed: "Authentication failed.",
+	CloseAlreadyAuthenticated: "Already authenticated.",
+	CloseInvalidSeq:           "Invalid seq.",
+	CloseRateLimited:          "Rate limited.",
+	CloseSessionTimedOut:      "Session timed out.",
+	CloseInvalidShard:         "Invalid shard.",
+	CloseShardingRequired:     "Sharding required.",
+	CloseInvalidAPIVersion:    "Invalid API version.",
+	CloseInvalidIntents:       "Invalid intent(s).",
+	CloseDisallowedIntents:    "Disallowed intent(s).",
+}
+
+// invalidatesSession reports whether a server close with code ends the
+// session (no RESUME possible afterwards).
+func invalidatesSession(code int) bool {
+	switch code {
+	case CloseAuthenticationFailed, CloseInvalidSeq, CloseSessionTimedOut, CloseInvalidShard,
+		CloseShardingRequired, CloseInvalidAPIVersion, CloseInvalidIntents, CloseDisallowedIntents:
+		return true
+	}
+	return false
+}
+
+// maxPayload is the largest client payload Discord accepts (bytes).
+const maxPayload = 4096
+
+type event struct {
+	seq int
+	t   string
+	d   []byte
+}
+
+// session is a gateway session: it outlives connections until invalidated
+// or timed out, and keeps recent events for RESUME.
+type session struct {
+	id         string
+	intents    uint64
+	shardID    int
+	shardCount int
+	hasShard   bool
+	compress   bool
+	seq        int
+	buf        []event
+	conn       *conn
+	detachedAt time.Time
+}
+
+func (ss *session) firstBuffered() int {
+	if len(ss.buf) == 0 {
+		return ss.seq + 1
+	}
+	return ss.buf[0].seq
+}
+
+type outFrame struct {
+	payload   []byte
+	zlib      bool // per-payload zlib (IDENTIFY compress:true)
+	closeCode int  // > 0: a close frame
+	closeText string
+}
+
+// conn is one WebSocket connection.
+type conn struct {
+	s           *Server
+	id          int64
+	ws          *websocket.Conn
+	onResumeURL bool
+	mode        compression
+	resumeURL   string
+
+	// Guarded by Server.mu.
+	sess       *session
+	authed     bool
+	zombie     bool // no ACKs, no dispatches (fault injection)
+	draining   bool // after op 7 / op 9: no more dispatches
+	closing    bool // the server sent (queued) a close frame
+	perPayload bool
+	lastSeq    int // last seq queued on this connection
+
+	qmu     sync.Mutex
+	queue   []outFrame
+	stopped bool
+	wake    chan struct{}
+
+	readerDone chan struct{}
+	writerDone chan struct{}
+}
+
+func (c *conn) enqueue(f outFrame) {
+	c.qmu.Lock()
+	if !c.stopped {
+		c.queue = append(c.queue, f)
+	}
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop discards pending frames and ends the writer.
+func (c *conn) stop() {
+	c.qmu.Lock()
+	c.stopped = true
+	c.queue = nil
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drop closes the TCP connection without a close frame.
+func (c *conn) drop() { _ = c.ws.NetConn().Close() }
+
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	enc, err := newEncoder(c.mode)
+	if err != nil {
+		c.s.log.Error("compression", "err", err)
+		c.drop()
+		return
+	}
+	defer enc.close()
+	for {
+		c.qmu.Lock()
+		frames := c.queue
+		c.queue = nil
+		stopped := c.stopped
+		c.qmu.Unlock()
+		if stopped {
+			return
+		}
+		if len(frames) == 0 {
+			<-c.wake
+			continue
+		}
+		for _, f := range frames {
+			if f.closeCode > 0 {
+				msg := websocket.FormatCloseMessage(f.closeCode, f.closeText)
+				_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second))
+				select {
+				case <-c.readerDone:
+				case <-time.After(time.Second):
+				}
+				c.drop()
+				return
+			}
+			mt, data, err := enc.encode(f.payload, f.zlib)
+			if err == nil {
+				_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				err = c.ws.WriteMessage(mt, data)
+			}
+			if err != nil {
+				c.drop()
+				return
+			}
+		}
+	}
+}
+
+var upgrader = websocket.Upgrader{
+	CheckOrigin:     func(*http.Request) bool { return true },
+	ReadBufferSize:  4096,
+	WriteBufferSize: 16384,
+}
+
+func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request, onResumeURL bool) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusUpgradeRequired)
+		fmt.Fprintln(w, "Discord gateway simulator: connect a WebSocket client to the url returned by GET /api/v10/gateway/bot, e.g. ws://"+r.Host+"/?v=10&encoding=json")
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade answered the client
+	}
+	q := r.URL.Query()
+	mode, modeOK := parseCompression(q.Get("compress"))
+	c := &conn{
+		s: s, ws: ws, onResumeURL: onResumeURL, mode: mode,
+		resumeURL:  "ws://" + r.Host + "/resume",
+		wake:       make(chan struct{}, 1),
+		readerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	ws.SetCloseHandler(func(code int, text string) error { return nil }) // answered when the reader ends
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ws.Close()
+		return
+	}
+	s.nextConn++
+	c.id = s.nextConn
+	s.conns[c] = struct{}{}
+	s.stats.Connections++
+	switch {
+	case q.Get("v") != "10":
+		s.closeConnLocked(c, CloseInvalidAPIVersion, "Invalid API version: this simulator speaks v=10.")
+	case q.Get("encoding") != "" && q.Get("encoding") != "json":
+		s.closeConnLocked(c, CloseDecodeError, "Only encoding=json is simulated.")
+	case !modeOK:
+		s.closeConnLocked(c, CloseDecodeError, "Unknown compress value; use zlib-stream or zstd-stream.")
+	default:
+		c.enqueue(outFrame{payload: opFrame(opHello, map[string]any{"heartbeat_interval": s.cfg.HeartbeatInterval.Milliseconds(), "_trace": []string{"[\"cordstream-sim\",{\"micros\":0}]"}})})
+	}
+	s.mu.Unlock()
+	s.log.Debug("connection opened", "conn", c.id, "resume_url", onResumeURL, "compress", q.Get("compress"))
+
+	go c.writeLoop()
+	err = c.readLoop()
+	s.connEnded(c, err)
+}
+
+// readLoop reads client payloads until the connection fails.
+func (c *conn) readLoop() error {
+	s := c.s
+	var sends []time.Time
+	_ = c.ws.SetReadDeadline(time.Now().Add(s.cfg.HeartbeatTimeout))
+	for {
+		mt, r, err := c.ws.NextReader()
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(io.LimitReader(r, maxPayload+1))
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		closing := c.closing
+		s.mu.Unlock()
+		if closing {
+			continue
+		}
+		now := time.Now()
+		cut := now.Add(-s.cfg.GatewaySendWindow)
+		for len(sends) > 0 && !sends[0].After(cut) {
+			sends = sends[1:]
+		}
+		sends = append(sends, now)
+		switch {
+		case len(sends) > s.cfg.GatewaySendLimit:
+			s.closeConn(c, CloseRateLimited, "")
+		case len(data) > maxPayload:
+			s.closeConn(c, CloseDecodeError, "Payload too large (max 4096 bytes).")
+		case mt != websocket.TextMessage:
+			s.closeConn(c, CloseDecodeError, "Binary payloads are not accepted with encoding=json.")
+		default:
+			if s.handlePayload(c, data) {
+				_ = c.ws.SetReadDeadline(time.Now().Add(s.cfg.HeartbeatTimeout))
+			}
+		}
+	}
+}
+
+// connEnded cleans up after the reader stopped with err.
+func (s *Server) connEnded(c *conn, err error) {
+	var ce *websocket.CloseError
+	var ne net.Error
+	s.mu.Lock()
+	switch {
+	case errors.As(err, &ce):
+		if !c.closing {
+			s.stats.ClientCloses[ce.Code]++
+		}
+		if !c.closing && c.sess != nil && (ce.Code == CloseNormal || ce.Code == CloseGoingAway) {
+			s.invalidateLocked(c.sess)
+		}
+		if !c.closing {
+			// Answer the close handshake.
+			c.enqueue(outFrame{closeCode: ce.Code, closeText: ""})
+			c.closing = true
+		}
+	case errors.As(err, &ne) && ne.Timeout() && !c.closing:
+		s.closeConnLocked(c, CloseSessionTimedOut, "")
+	case !c.closing:
+		s.stats.Drops++
+	}
+	if c.sess != nil {
+		s.detachLocked(c.sess)
+	}
+	delete(s.conns, c)
+	closing := c.closing
+	s.mu.Unlock()
+	close(c.readerDone)
+	if !closing {
+		c.stop()
+		c.drop()
+	}
+	<-c.writerDone
+	_ = c.ws.Close()
+	s.log.Debug("connection closed", "conn", c.id, "err", err)
+}
+
+func (s *Server) closeConn(c *conn, code int, text string) {
+	s.mu.Lock()
+	s.closeConnLocked(c, code, text)
+	s.mu.Unlock()
+}
+
+// closeConnLocked queues a close frame and applies its effect on the session.
+func (s *Server) closeConnLocked(c *conn, code int, text string) {
+	if c.closing {
+		return
+	}
+	if text == "" {
+		text = closeText[code]
+	}
+	c.closing = true
+	s.stats.ServerCloses[code]++
+	if c.sess != nil && invalidatesSession(code) {
+		s.invalidateLocked(c.sess)
+	}
+	c.enqueue(outFrame{closeCode: code, closeText: text})
+}
+
+func (s *Server) invalidateLocked(ss *session) {
+	delete(s.sessions, ss.id)
+	if ss.conn != nil {
+		ss.conn.sess = nil
+		ss.conn = nil
+	}
+	ss.buf = nil
+}
+
+func (s *Server) detachLocked(ss *session) {
+	if ss.conn != nil {
+		ss.conn.sess = nil
+	}
+	ss.conn = nil
+	ss.detachedAt = s.now()
+}
+
+// pruneLocked forgets sessions that stayed detached longer than SessionTimeout.
+func (s *Server) pruneLocked() {
+	now := s.now()
+	for id, ss := range s.sessions {
+		if ss.conn == nil && now.Sub(ss.detachedAt) > s.cfg.SessionTimeout {
+			delete(s.sessions, id)
+		}
+	}
+}
+
+func opFrame(op int, d any) []byte {
+	db, _ := json.Marshal(d)
+	return []byte(`{"t":null,"s":null,"op":` + strconv.Itoa(op) + `,"d":` + string(db) + `}`)
+}
+
+func dispatchFrame(ev event) []byte {
+	b := make([]byte, 0, len(ev.d)+64)
+	b = append(b, `{"t":"`...)
+	b = append(b, ev.t...)
+	b = append(b, `","s":`...)
+	b = strconv.AppendInt(b, int64(ev.seq), 10)
+	b = append(b, `,"op":0,"d":`...)
+	b = append(b, ev.d...)
+	return append(b, '}')
+}
+
+// send queues a non-dispatch payload on c.
+func (s *Server) sendLocked(c *conn, payload []byte) {
+	if c.closing {
+		return
+	}
+	c.enqueue(outFrame{payload: payload, zlib: c.perPayload})
+}
+
+// dispatchLocked gives ss the next sequence number for event t with data d,
+// keeps it for replay and writes it to the session's connection when that
+// connection is healthy.
+func (s *Server) dispatchLocked(ss *session, t string, d []byte) {
+	ss.seq++
+	ev := event{seq: ss.seq, t: t, d: d}
+	ss.buf = append(ss.buf, ev)
+	if over := len(ss.buf) - s.cfg.ReplayBuffer; over > 0 {
+		ss.buf = append(ss.buf[:0:0], ss.buf[over:]...)
+	}
+	if c := ss.conn; c != nil && !c.zombie && !c.draining && !c.closing {
+		c.enqueue(outFrame{payload: dispatchFrame(ev), zlib: c.perPayload})
+		c.lastSeq = ev.seq
+		s.stats.EventsDispatched++
+	}
+}
+
+// handlePayload handles one client payload; it reports whether it was a heartbeat.
+func (s *Server) handlePayload(c *conn, data []byte) (heartbeat bool) {
+	var p struct {
+		Op *int            `json:"op"`
+		D  json.RawMessage `json:"d"`
+	}
+	if err := json.Unmarshal(data, &p); err != nil || p.Op == nil {
+		s.closeConn(c, CloseDecodeError, "")
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch *p.Op {
+	case opHeartbeat:
+		var seq *int64
+		if len(p.D) > 0 {
+			if err := json.Unmarshal(p.D, &seq); err != nil {
+				s.closeConnLocked(c, CloseDecodeError, "")
+				return false
+			}
+		}
+		s.stats.Heartbeats++
+		if !c.zombie {
+			s.sendLocked(c, opFrame(opHeartbeatACK, nil))
+			s.stats.HeartbeatACKs++
+		}
+		return true
+	case opIdentify:
+		s.identifyLocked(c, p.D)
+	case opResume:
+		s.resumeLocked(c, p.D)
+	case opPresenceUpdate, opVoiceState, opRequestMembers, opSoundboard:
+		if !c.authed {
+			s.closeConnLocked(c, CloseNotAuthenticated, "")
+		}
+	default:
+		s.closeConnLocked(c, CloseUnknownOpcode, "")
+	}
+	return false
+}
+
+type identifyData struct {
+	Token      *string          `json:"token"`
+	Properties *json.RawMessage `json:"properties"`
+	Intents    *int64           `json:"intents"`
+	Shard      []int            `json:"shard"`
+	Compress   bool             `json:"compress"`
+}
+
+func (s *Server) tokenOK(tok string) bool {
+	for _, t := range s.cfg.Tokens {
+		if tok == t {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) identifyLocked(c *conn, raw json.RawMessage) {
+	var d identifyData
+	if err := json.Unmarshal(raw, &d); err != nil || d.Token == nil || d.Properties == nil {
+		s.stats.InvalidIdentifies++
+		s.closeConnLocked(c, CloseDecodeError, "")
+		return
+	}
+	fail := func(code int, text string) {
+		s.stats.InvalidIdentifies++
+		s.closeConnLocked(c, code, text)
+	}
+	switch {
+	case c.authed:
+		fail(CloseAlreadyAuthenticated, "")
+		return
+	case !s.tokenOK(*d.Token):
+		fail(CloseAuthenticationFailed, "")
+		return
+	case d.Intents == nil:
+		fail(CloseInvalidIntents, "Intents are required in v10.")
+		return
+	case *d.Intents < 0 || uint64(*d.Intents)&^IntentsValid != 0:
+		fail(CloseInvalidIntents, "")
+		return
+	case uint64(*d.Intents)&IntentsPrivileged&^s.cfg.PrivilegedIntents != 0:
+		fail(CloseDisallowedIntents, "")
+		return
+	}
+	ss := &session{intents: uint64(*d.Intents), shardCount: 1, compress: d.Compress}
+	if d.Shard != nil {
+		if len(d.Shard) != 2 || d.Shard[1] < 1 || d.Shard[0] < 0 || d.Shard[0] >= d.Shard[1] {
+			fail(CloseInvalidShard, "")
+			return
+		}
+		ss.shardID, ss.shardCount, ss.hasShard = d.Shard[0], d.Shard[1], true
+	}
+	var guilds []*Guild
+	for _, g := range s.guilds {
+		if shardOf(g.ID, ss.shardCount) == ss.shardID {
+			guilds = append(guilds, g)
+		}
+	}
+	if len(guilds) > s.cfg.MaxGuildsPerShard {
+		fail(CloseShardingRequired, "")
+		return
+	}
+	if !s.identify.allow(ss.shardID, s.now()) {
+		s.stats.InvalidIdentifies++
+		s.stats.InvalidSessions++
+		s.sendLocked(c, opFrame(opInvalidSession, false))
+		return
+	}
+	s.pruneLocked()
+	ss.id = newSessionID()
+	ss.conn = c
+	s.sessions[ss.id] = ss
+	c.sess = ss
+	c.authed = true
+	c.perPayload = d.Compress && c.mode == compressNone
+	s.stats.Identifies++
+
+	ready := map[string]any{
+		"v":                       10,
+		"user":                    s.botUserObject(),
+		"user_settings":           map[string]any{},
+		"session_type":            "normal",
+		"session_id":              ss.id,
+		"resume_gateway_url":      c.resumeURL,
+		"guilds":                  unavailableGuilds(guilds),
+		"private_channels":        []any{},
+		"relationships":           []any{},
+		"presences":               []any{},
+		"guild_join_requests":     []any{},
+		"geo_ordered_rtc_regions": []string{"local"},
+		"application":             map[string]any{"id": s.botID, "flags": s.applicationFlags()},
+		"_trace":                  []string{"[\"cordstream-sim\",{\"micros\":0}]"},
+	}
+	if ss.hasShard {
+		ready["shard"] = []int{ss.shardID, ss.shardCount}
+	}
+	rb, _ := json.Marshal(ready)
+	s.dispatchLocked(ss, "READY", rb)
+	if ss.intents&IntentGuilds != 0 {
+		for _, g := range guilds {
+			gb, _ := json.Marshal(s.guildCreateLocked(g))
+			s.dispatchLocked(ss, "GUILD_CREATE", gb)
+		}
+	}
+}
+
+type resumeData struct {
+	Token     *string `json:"token"`
+	SessionID *string `json:"session_id"`
+	Seq       *int    `json:"seq"`
+}
+
+func (s *Server) resumeLocked(c *conn, raw json.RawMessage) {
+	var d resumeData
+	if err := json.Unmarshal(raw, &d); err != nil || d.Token == nil || d.SessionID == nil {
+		s.stats.FailedResumes++
+		s.closeConnLocked(c, CloseDecodeError, "")
+		return
+	}
+	invalid := func() {
+		s.stats.FailedResumes++
+		s.stats.InvalidSessions++
+		s.sendLocked(c, opFrame(opInvalidSession, false))
+	}
+	switch {
+	case c.authed:
+		s.stats.FailedResumes++
+		s.closeConnLocked(c, CloseAlreadyAuthenticated, "")
+		return
+	case !s.tokenOK(*d.Token):
+		s.stats.FailedResumes++
+		s.closeConnLocked(c, CloseAuthenticationFailed, "")
+		return
+	case s.cfg.RequireResumeURL && !c.onResumeURL:
+		invalid()
+		return
+	}
+	s.pruneLocked()
+	ss, ok := s.sessions[*d.SessionID]
+	if !ok {
+		invalid()
+		return
+	}
+	seq := 0
+	if d.Seq != nil {
+		seq = *d.Seq
+	}
+	if seq < 0 || seq > ss.seq {
+		s.stats.FailedResumes++
+		s.closeConnLocked(c, CloseInvalidSeq, "")
+		return
+	}
+	if seq+1 < ss.firstBuffered() {
+		// Events the client missed are no longer kept.
+		s.invalidateLocked(ss)
+		invalid()
+		return
+	}
+	if old := ss.conn; old != nil && old != c {
+		// The session moves here; the old connection is told to go away.
+		old.sess = nil
+		ss.conn = nil
+		s.closeConnLocked(old, CloseUnknownError, "Session resumed on another connection.")
+	}
+	ss.conn = c
+	c.sess = ss
+	c.authed = true
+	c.perPayload = ss.compress && c.mode == compressNone
+	for _, ev := range ss.buf {
+		if ev.seq > seq {
+			c.enqueue(outFrame{payload: dispatchFrame(ev), zlib: c.perPayload})
+			c.lastSeq = ev.seq
+			s.stats.EventsReplayed++
+		}
+	}
+	s.stats.Resumes++
+	if !c.onResumeURL {
+		s.stats.ResumesOnMainURL++
+	}
+	rb, _ := json.Marshal(map[string]any{"_trace": []string{"[\"cordstream-sim\",{\"micros\":0}]"}})
+	s.dispatchLocked(ss, "RESUMED", rb)
+}
+
+// shardOf is Discord's sharding formula.
+func shardOf(guildID ID, numShards int) int {
+	if numShards <= 1 {
+		return 0
+	}
+	return int((uint64(guildID) >> 22) % uint64(numShards))
+}
+
+func unavailableGuilds(gs []*Guild) []map[string]any {
+	out := make([]map[string]any, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, map[string]any{"id": g.ID, "unavailable": true})
+	}
+	return out
+}
+
+// Application flags for the privileged intents enabled in the portal.
+const (
+	appFlagGatewayPresence       = 1 << 12
+	appFlagGatewayGuildMembers   = 1 << 14
+	appFlagGatewayMessageContent = 1 << 18
+)
+
+func (s *Server) applicationFlags() int {
+	f := 0
+	if s.cfg.PrivilegedIntents&IntentGuildPresences != 0 {
+		f |= appFlagGatewayPresence
+	}
+	if s.cfg.PrivilegedIntents&IntentGuildMembers != 0 {
+		f |= appFlagGatewayGuildMembers
+	}
+	if s.cfg.PrivilegedIntents&IntentMessageContent != 0 {
+		f |= appFlagGatewayMessageContent
+	}
+	return f
+}
+
+func (s *Server) botUserObject() map[string]any {
+	return map[string]any{
+		"id": s.botID, "username": s.bot.Username, "global_name": nil, "discriminator": "0",
+		"avatar": nil, "bot": true, "verified": true, "mfa_enabled": false, "flags": 0,
+		"email": nil, "public_flags": 0,
+	}
+}
+
+func (s *Server) channelObjectLocked(ch *Channel, withGuildID bool) map[string]any {
+	o := map[string]any{
+		"id": ch.ID, "type": ch.Type, "flags": 0, "last_message_id": nil,
+	}
+	if h := s.history[ch.ID]; len(h) > 0 {
+		o["last_message_id"] = h[len(h)-1].ID
+	}
+	if ch.Type == ChannelDM {
+		if u, ok := s.users[ch.Recipient]; ok {
+			o["recipients"] = []User{*u}
+		}
+		return o
+	}
+	if withGuildID {
+		o["guild_id"] = ch.GuildID
+	}
+	overwrites := []map[string]any{}
+	if ch.NoAccess {
+		overwrites = append(overwrites, map[string]any{"id": ch.GuildID, "type": 0, "allow": "0", "deny": "1024"})
+	}
+	o["name"] = ch.Name
+	o["position"] = 0
+	o["permission_overwrites"] = overwrites
+	o["parent_id"] = nil
+	o["topic"] = nil
+	o["nsfw"] = false
+	o["rate_limit_per_user"] = 0
+	return o
+}
+
+func (s *Server) guildCreateLocked(g *Guild) map[string]any {
+	channels := []map[string]any{}
+	for _, ch := range s.channelsOfLocked(g.ID) {
+		channels = append(channels, s.channelObjectLocked(ch, false))
+	}
+	joined := FormatTimestamp(g.ID.Time())
+	return map[string]any{
+		"id": g.ID, "name": g.Name, "icon": nil, "splash": nil, "discovery_splash": nil, "banner": nil,
+		"description": nil, "owner_id": s.botID, "afk_channel_id": nil, "afk_timeout": 300,
+		"verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
+		"mfa_level": 0, "nsfw_level": 0, "premium_tier": 0, "premium_subscription_count": 0,
+		"preferred_locale": "en-US", "system_channel_id": nil, "system_channel_flags": 0,
+		"rules_channel_id": nil, "public_updates_channel_id": nil, "safety_alerts_channel_id": nil,
+		"vanity_url_code": nil, "features": []string{}, "application_id": nil, "max_members": 500000,
+		"premium_progress_bar_enabled": false, "nsfw": false,
+		"roles": []map[string]any{{
+			"id": g.ID, "name": "@everyone", "color": 0, "hoist": false, "position": 0,
+			"permissions": "1071698660929", "managed": false, "mentionable": false, "flags": 0,
+		}},
+		"emojis": []any{}, "stickers": []any{},
+		"unavailable": false, "large": false, "joined_at": joined, "member_count": len(s.users),
+		"channels": channels, "threads": []any{}, "voice_states": []any{}, "presences": []any{},
+		"stage_instances": []any{}, "guild_scheduled_events": []any{}, "soundboard_sounds": []any{},
+		"members": []map[string]any{{
+			"user": s.botUserObject(), "roles": []ID{}, "joined_at": joined, "deaf": false, "mute": false,
+			"flags": 0, "pending": false, "nick": nil, "avatar": nil, "premium_since": nil,
+			"communication_disabled_until": nil,
+		}},
+	}
+}
+
+func (s *Server) channelsOfLocked(guildID ID) []*Channel {
+	var out []*Channel
+	for _, ch := range s.channels {
+		if ch.GuildID == guildID && ch.Type != ChannelDM {
+			out = append(out, ch)
+		}
+	}
+	sortChannels(out)
+	return out
+}
+
+// deliversLocked reports whether session ss gets message events of channel ch.
+func (s *Server) deliversLocked(ss *session, ch *Channel) bool {
+	if ch.NoAccess {
+		return false
+	}
+	if ch.GuildID == 0 {
+		return ss.intents&IntentDirectMessages != 0 && ss.shardID == 0
+	}
+	return ss.intents&IntentGuildMessages != 0 && shardOf(ch.GuildID, ss.shardCount) == ss.shardID
+}
+
+func (s *Server) mentionsBot(m Message) bool {
+	for _, u := range m.Mentions {
+		if u.ID == s.botID {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) broadcastMessageLocked(t string, ch *Channel, m Message) {
+	s.pruneLocked()
+	var full, stripped []byte
+	for _, ss := range s.sessions {
+		if !s.deliversLocked(ss, ch) {
+			continue
+		}
+		strip := ss.intents&IntentMessageContent == 0 && ch.GuildID != 0 &&
+			m.Author.ID != s.botID && !s.mentionsBot(m)
+		var d []byte
+		if strip {
+			if stripped == nil {
+				stripped, _ = json.Marshal(m.wire(wireOptions{gateway: true, stripContent: true}))
+			}
+			d = stripped
+		} else {
+			if full == nil {
+				full, _ = json.Marshal(m.wire(wireOptions{gateway: true}))
+			}
+			d = full
+		}
+		s.dispatchLocked(ss, t, d)
+	}
+}
+
+func (s *Server) broadcastDeleteLocked(ch *Channel, id ID) {
+	s.pruneLocked()
+	d := map[string]any{"id": id, "channel_id": ch.ID}
+	if ch.GuildID != 0 {
+		d["guild_id"] = ch.GuildID
+	}
+	b, _ := json.Marshal(d)
+	for _, ss := range s.sessions {
+		if s.deliversLocked(ss, ch) {
+			s.dispatchLocked(ss, "MESSAGE_DELETE", b)
+		}
+	}
+}
+
+// identifyLimiter enforces max_concurrency per IdentifyInterval and the
+// session start limit.
+type identifyLimiter struct {
+	interval time.Duration
+	maxConc  int
+	last     map[int]time.Time
+	total    int
+	used     int
+	window   time.Time
+}
+
+func (l *identifyLimiter) init(cfg Config) {
+	l.interval, l.maxConc, l.total = cfg.IdentifyInterval, cfg.MaxConcurrency, cfg.SessionStartLimit
+	l.last = map[int]time.Time{}
+}
+
+func (l *identifyLimiter) roll(now time.Time) {
+	if l.window.IsZero() || now.Sub(l.window) >= 24*time.Hour {
+		l.window, l.used = now, 0
+	}
+}
+
+func (l *identifyLimiter) allow(shardID int, now time.Time) bool {
+	l.roll(now)
+	if l.used >= l.total {
+		return false
+	}
+	key := shardID % l.maxConc
+	if l.interval > 0 {
+		if t, ok := l.last[key]; ok && now.Sub(t) < l.interval {
+			return false
+		}
+	}
+	l.last[key] = now
+	l.used++
+	return true
+}
+
+// remaining returns session_start_limit.remaining and reset_after (ms).
+func (l *identifyLimiter) remaining(now time.Time) (int, int64) {
+	l.roll(now)
+	return l.total - l.used, (24*time.Hour - now.Sub(l.window)).Milliseconds()
+}
