@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,11 +47,16 @@ type testClient struct {
 	t    *testing.T
 	ws   *websocket.Conn
 	mode string // "", "zlib-stream", "zstd-stream"
-	// stream decoding
-	fr     *frameReader
-	stream *json.Decoder
+	in   chan result
+	seq  int
+
+	mu     sync.Mutex
 	frames [][]byte // raw binary frames seen (for checks)
-	seq    int
+}
+
+type result struct {
+	p   payload
+	err error
 }
 
 // frameReader feeds WebSocket binary frames to a stream decompressor.
@@ -68,7 +74,7 @@ func (f *frameReader) Read(p []byte) (int, error) {
 		if mt != websocket.BinaryMessage {
 			return 0, errors.New("text frame on a compressed stream")
 		}
-		f.c.frames = append(f.c.frames, b)
+		f.c.addFrame(b)
 		f.cur = b
 	}
 	n := copy(p, f.cur)
@@ -90,8 +96,74 @@ func dial(t *testing.T, s *Server, path, query string) *testClient {
 	if err != nil {
 		t.Fatalf("dial %s: %v", u, err)
 	}
-	t.Cleanup(func() { ws.Close() })
-	return &testClient{t: t, ws: ws, mode: q.Get("compress")}
+	c := &testClient{t: t, ws: ws, mode: q.Get("compress"), in: make(chan result, 1000)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.readLoop()
+	}()
+	t.Cleanup(func() {
+		ws.Close()
+		<-done
+	})
+	return c
+}
+
+func (c *testClient) addFrame(b []byte) {
+	c.mu.Lock()
+	c.frames = append(c.frames, b)
+	c.mu.Unlock()
+}
+
+func (c *testClient) binaryFrames() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.frames...)
+}
+
+// readLoop decodes payloads into c.in until the connection fails.
+func (c *testClient) readLoop() {
+	var dec *json.Decoder
+	for {
+		var p payload
+		var err error
+		switch c.mode {
+		case "zlib-stream", "zstd-stream":
+			if dec == nil {
+				fr := &frameReader{c: c}
+				var r io.Reader
+				if c.mode == "zlib-stream" {
+					r, err = zlib.NewReader(fr)
+				} else {
+					r, err = zstd.NewReader(fr, zstd.WithDecoderConcurrency(1))
+				}
+				if err == nil {
+					dec = json.NewDecoder(r)
+				}
+			}
+			if err == nil {
+				err = dec.Decode(&p)
+			}
+		default:
+			var mt int
+			var b []byte
+			mt, b, err = c.ws.ReadMessage()
+			if err == nil && mt == websocket.BinaryMessage {
+				c.addFrame(b)
+				var zr io.ReadCloser
+				if zr, err = zlib.NewReader(bytes.NewReader(b)); err == nil {
+					b, err = io.ReadAll(zr)
+				}
+			}
+			if err == nil {
+				err = json.Unmarshal(b, &p)
+			}
+		}
+		c.in <- result{p, err}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (c *testClient) sendRaw(b []byte) {
@@ -106,56 +178,27 @@ func (c *testClient) send(op int, d any) {
 	c.sendRaw(mustJSON(map[string]any{"op": op, "d": d}))
 }
 
-// next reads the next payload (error: the read failed, e.g. a close).
+// errTimeout is returned by next when nothing arrived in time.
+var errTimeout = errors.New("timeout")
+
+// next returns the next payload, or the error that ended the connection
+// (repeatedly), or errTimeout.
 func (c *testClient) next(timeout time.Duration) (payload, error) {
-	_ = c.ws.SetReadDeadline(time.Now().Add(timeout))
-	var p payload
-	switch c.mode {
-	case "zlib-stream", "zstd-stream":
-		if c.stream == nil {
-			c.fr = &frameReader{c: c}
-			var r io.Reader
-			if c.mode == "zlib-stream" {
-				zr, err := zlib.NewReader(c.fr)
-				if err != nil {
-					return p, err
-				}
-				r = zr
-			} else {
-				zr, err := zstd.NewReader(c.fr, zstd.WithDecoderConcurrency(1))
-				if err != nil {
-					return p, err
-				}
-				r = zr
-			}
-			c.stream = json.NewDecoder(r)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case r := <-c.in:
+		if r.err != nil {
+			c.in <- r // keep reporting it
+			return r.p, r.err
 		}
-		if err := c.stream.Decode(&p); err != nil {
-			return p, err
+		if r.p.S != nil {
+			c.seq = *r.p.S
 		}
-	default:
-		mt, b, err := c.ws.ReadMessage()
-		if err != nil {
-			return p, err
-		}
-		if mt == websocket.BinaryMessage {
-			c.frames = append(c.frames, b)
-			zr, err := zlib.NewReader(bytes.NewReader(b))
-			if err != nil {
-				return p, err
-			}
-			if b, err = io.ReadAll(zr); err != nil {
-				return p, err
-			}
-		}
-		if err := json.Unmarshal(b, &p); err != nil {
-			return p, err
-		}
+		return r.p, nil
+	case <-timer.C:
+		return payload{}, errTimeout
 	}
-	if p.S != nil {
-		c.seq = *p.S
-	}
-	return p, nil
 }
 
 const wait = 5 * time.Second
@@ -215,8 +258,7 @@ func (c *testClient) expectSilence(d time.Duration) {
 	for time.Until(deadline) > 0 {
 		p, err := c.next(time.Until(deadline))
 		if err != nil {
-			var ne interface{ Timeout() bool }
-			if errors.As(err, &ne) && ne.Timeout() {
+			if errors.Is(err, errTimeout) {
 				return
 			}
 			c.t.Fatalf("while expecting silence: %v", err)
@@ -226,14 +268,14 @@ func (c *testClient) expectSilence(d time.Duration) {
 }
 
 type readyData struct {
-	V                int               `json:"v"`
-	User             map[string]any    `json:"user"`
-	Guilds           []map[string]any  `json:"guilds"`
-	SessionID        string            `json:"session_id"`
-	ResumeGatewayURL string            `json:"resume_gateway_url"`
-	Shard            []int             `json:"shard"`
-	Application      map[string]any    `json:"application"`
-	Extra            map[string]any    `json:"-"`
+	V                int              `json:"v"`
+	User             map[string]any   `json:"user"`
+	Guilds           []map[string]any `json:"guilds"`
+	SessionID        string           `json:"session_id"`
+	ResumeGatewayURL string           `json:"resume_gateway_url"`
+	Shard            []int            `json:"shard"`
+	Application      map[string]any   `json:"application"`
+	Extra            map[string]any   `json:"-"`
 }
 
 func identifyPayload(token string, intents uint64) map[string]any {
@@ -300,3 +342,5 @@ func eventType(p payload) string {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func websocketCloseMessage(code int) []byte { return websocket.FormatCloseMessage(code, "") }

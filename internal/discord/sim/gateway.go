@@ -643,6 +643,7 @@ func (s *Server) resumeLocked(c *conn, raw json.RawMessage) {
 		seq = *d.Seq
 	}
 	if seq < 0 || seq > ss.seq {
+		s.invalidateLocked(ss)
 		s.stats.FailedResumes++
 		s.closeConnLocked(c, CloseInvalidSeq, "")
 		return

@@ -318,10 +318,11 @@ func TestCompression(t *testing.T) {
 			}
 			c.send(opHeartbeat, c.seq)
 			c.expect(opHeartbeatACK, "")
-			if len(c.frames) < 3 {
-				t.Fatalf("got %d binary frames, want every payload after IDENTIFY compressed", len(c.frames))
+			frames := c.binaryFrames()
+			if len(frames) < 3 {
+				t.Fatalf("got %d binary frames, want every payload after IDENTIFY compressed", len(frames))
 			}
-			for i, f := range c.frames {
+			for i, f := range frames {
 				switch mode {
 				case "zlib-stream":
 					if !bytes.HasSuffix(f, []byte{0, 0, 0xff, 0xff}) {
