@@ -39,9 +39,12 @@ func rateLimit(limit int64, from, until map[int32]int64) map[int32]int64 {
 		// Spark computes the share in doubles: limit * (size / total).
 		prorate := float64(limit) * (float64(size) / float64(total))
 		var n int64
-		if prorate < 1 {
+		switch {
+		case prorate < 1:
 			n = int64(math.Ceil(prorate))
-		} else {
+		case prorate >= math.MaxInt64:
+			n = math.MaxInt64 // the JVM's double-to-long conversion saturates
+		default:
 			n = int64(math.Floor(prorate))
 		}
 		off := int64(math.MaxInt64)

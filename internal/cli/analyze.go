@@ -2,13 +2,364 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	_ "time/tzdata" // --time-zone works where the system has no zoneinfo
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cordstream/cordstream/internal/analyzer"
+	"github.com/cordstream/cordstream/internal/kafka"
+	"github.com/cordstream/cordstream/internal/sink"
+	"github.com/cordstream/cordstream/internal/window"
 )
 
-func runAnalyze(_ context.Context, e *env, args []string) error {
-	fs := newFlagSet("analyze", e, "Not implemented yet.", "cordstream analyze")
+const analyzeAbout = `Count messages per author in sliding event-time windows: the seed's Spark
+Structured Streaming query, with Spark's semantics, in one process.
+
+By default: windows of 1m sliding every 30s on message_timestamp, a 1m
+watermark, a count per author_name, update output mode, a batch every 5s
+(processing time, aligned to the wall clock), printed as Spark's console sink
+prints. Offsets are committed to the consumer group after each batch's output
+is written (at-least-once), so Kafka's tooling shows the lag.
+
+Records whose event_kind is update or delete are not counted (they are edits
+and deletions of messages already counted). Bad records (malformed JSON, a
+missing or unparseable message_timestamp, wrong types, a null value) never
+stop the query: they are counted per reason, summarised on stderr per batch,
+and copied to --dead-letter-topic when given.
+
+--available-now processes what the topic holds at start, in batches of at
+most --max-records-per-batch offsets, then exits (Spark's Trigger.AvailableNow
+with maxOffsetsPerTrigger: with one partition, batch N holds offsets
+[N*K, (N+1)*K) of what is read).`
+
+const analyzeExample = `cordstream analyze --brokers localhost:9092 --topic discord_messages
+# replay the whole topic as JSON Lines, 1000 records per batch, then exit:
+cordstream analyze --brokers localhost:9092 --group replay-1 --starting-offsets earliest \
+    --available-now --max-records-per-batch 1000 --output jsonl --jsonl-file counts.jsonl`
+
+// Output names for --output.
+const (
+	analyzeOutConsole = "console"
+	analyzeOutJSONL   = "jsonl"
+	analyzeOutKafka   = "kafka"
+)
+
+// analyzeOptions are the analyze command's settings, once parsed and checked.
+type analyzeOptions struct {
+	query    analyzer.Config
+	source   analyzer.KafkaSourceConfig
+	outputs  []string
+	rows     int
+	loc      *time.Location
+	jsonl    string // file for jsonl output; "" or "-" is stdout
+	results  string // results topic
+	dead     string // dead-letter topic
+	create   bool
+	parts    int
+	replicas int
+	metrics  string
+	logLevel slog.Level
+}
+
+// analyzeFlags holds the raw flag values.
+type analyzeFlags struct {
+	topic, group, starting                 string
+	noCreate                               bool
+	partitions, replicationFactor          int
+	window, slide, watermark, trigger      time.Duration
+	groupBy, mode                          string
+	availableNow                           bool
+	maxRecords                             int64
+	rows                                   int
+	outputs                                stringList
+	jsonlFile, resultsTopic, deadTopic, tz string
+	metrics, logLevel                      string
+	given                                  map[string]bool
+}
+
+func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
+	f := &analyzeFlags{}
+	fs.StringVar(&f.topic, "topic", "discord_messages", "input topic")
+	fs.StringVar(&f.group, "group", "cordstream-analyze", "consumer group: holds the committed offsets")
+	fs.StringVar(&f.starting, "starting-offsets", analyzer.StartLatest, "where to start when the group has no committed offset: latest or earliest")
+	fs.BoolVar(&f.noCreate, "no-create-topic", false, "fail instead of creating missing topics (input, results, dead-letter)")
+	fs.IntVar(&f.partitions, "partitions", 1, "partitions of topics this command creates")
+	fs.IntVar(&f.replicationFactor, "replication-factor", -1, "replication factor of topics this command creates (-1: the broker's default)")
+	fs.DurationVar(&f.window, "window", analyzer.DefaultWindow, "window length")
+	fs.DurationVar(&f.slide, "slide", analyzer.DefaultSlide, "slide between window starts (equal to --window for tumbling windows)")
+	fs.DurationVar(&f.watermark, "watermark", analyzer.DefaultWatermark, "watermark delay: how late an event may be and still count")
+	fs.StringVar(&f.groupBy, "group-by", analyzer.DefaultGroupBy, "key columns, comma-separated: any of "+strings.Join(analyzer.GroupColumns(), ", "))
+	fs.StringVar(&f.mode, "mode", "update", "output mode: update (changed rows), append (final rows once the watermark passes) or complete (all rows)")
+	fs.DurationVar(&f.trigger, "trigger", analyzer.DefaultTrigger, "processing-time trigger: a batch at every multiple of this interval")
+	fs.BoolVar(&f.availableNow, "available-now", false, "process what the topic holds at start, in batches, then exit")
+	fs.Int64Var(&f.maxRecords, "max-records-per-batch", 0, "cap on the offsets one batch reads (Spark's maxOffsetsPerTrigger); 0: no cap")
+	fs.IntVar(&f.rows, "rows", sink.DefaultMaxRows, "rows the console shows per batch")
+	fs.Var(&f.outputs, "output", "where rows go: console, jsonl or kafka (repeatable or comma-separated; default console)")
+	fs.StringVar(&f.jsonlFile, "jsonl-file", "", "file the jsonl output appends to (default stdout)")
+	fs.StringVar(&f.resultsTopic, "results-topic", "", "topic of the kafka output (created compacted: the latest count of every window and key)")
+	fs.StringVar(&f.deadTopic, "dead-letter-topic", "", "topic bad records are copied to, with reason, field, error and source headers")
+	fs.StringVar(&f.tz, "time-zone", "UTC", "time zone of the console's window times (an IANA name such as Europe/Lisbon, or Local)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics and /healthz on this address, e.g. :9090")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return f
+}
+
+// options checks every flag and returns the settings, or a usage error.
+func (f *analyzeFlags) options() (*analyzeOptions, error) {
+	o := &analyzeOptions{rows: f.rows, jsonl: f.jsonlFile, results: f.resultsTopic, dead: f.deadTopic,
+		create: !f.noCreate, parts: f.partitions, replicas: f.replicationFactor, metrics: f.metrics}
+
+	mode, err := window.ParseMode(f.mode)
+	if err != nil {
+		return nil, usageErrorf("use --mode update, append or complete", "--mode: %v", err)
+	}
+	if f.availableNow && f.given["trigger"] {
+		return nil, usageErrorf("give one of them: --trigger runs forever, --available-now stops when done",
+			"--trigger and --available-now are both given")
+	}
+	cols := splitList(f.groupBy)
+	if err := analyzer.ValidateGroupBy(cols); err != nil {
+		return nil, usageErrorf("e.g. --group-by author_name or --group-by channel_id,author_name", "--%v", err)
+	}
+	o.query = analyzer.Config{
+		Window: f.window, Slide: f.slide, Watermark: f.watermark, GroupBy: cols,
+		Mode: mode, Trigger: f.trigger, AvailableNow: f.availableNow,
+	}
+	if err := o.query.Validate(); err != nil {
+		return nil, usageErrorf("check --window, --slide, --watermark and --trigger", "%v", err)
+	}
+	o.source = analyzer.KafkaSourceConfig{
+		Topic: f.topic, Group: f.group, StartingOffsets: f.starting,
+		AvailableNow: f.availableNow, MaxRecordsPerBatch: f.maxRecords,
+	}
+	if err := o.source.Validate(); err != nil {
+		return nil, usageErrorf("", "%v", err)
+	}
+	if f.rows < 1 {
+		return nil, usageErrorf("e.g. --rows 20", "--rows %d: must be at least 1", f.rows)
+	}
+	if o.loc, err = time.LoadLocation(f.tz); err != nil || f.tz == "" {
+		return nil, usageErrorf("use an IANA time zone name such as UTC, Europe/Lisbon or America/Sao_Paulo",
+			"--time-zone %q: unknown time zone", f.tz)
+	}
+	if o.logLevel, err = parseLogLevel(f.logLevel); err != nil {
+		return nil, usageErrorf("use debug, info, warn or error", "--log-level: %v", err)
+	}
+	if f.partitions < 1 || f.partitions > 1<<20 {
+		return nil, usageErrorf("e.g. --partitions 1", "--partitions %d: must be at least 1", f.partitions)
+	}
+	if f.replicationFactor == 0 || f.replicationFactor < -1 || f.replicationFactor > 1<<14 {
+		return nil, usageErrorf("use -1 for the broker's default, or 1 up to the number of brokers",
+			"--replication-factor %d: invalid", f.replicationFactor)
+	}
+
+	o.outputs = f.outputs
+	if len(o.outputs) == 0 {
+		o.outputs = []string{analyzeOutConsole}
+	}
+	seen := map[string]bool{}
+	for _, out := range o.outputs {
+		switch out {
+		case analyzeOutConsole, analyzeOutJSONL, analyzeOutKafka:
+		default:
+			return nil, usageErrorf("use --output console, jsonl or kafka", "--output %q: unknown output", out)
+		}
+		if seen[out] {
+			return nil, usageErrorf("", "--output %s given twice", out)
+		}
+		seen[out] = true
+	}
+	toStdout := o.jsonl == "" || o.jsonl == "-"
+	switch {
+	case seen[analyzeOutConsole] && seen[analyzeOutJSONL] && toStdout:
+		return nil, usageErrorf("write the JSON lines to a file with --jsonl-file FILE",
+			"--output console and --output jsonl would both write to stdout")
+	case o.jsonl != "" && !seen[analyzeOutJSONL]:
+		return nil, usageErrorf("add --output jsonl", "--jsonl-file is only used by the jsonl output")
+	case seen[analyzeOutKafka] && o.results == "":
+		return nil, usageErrorf("e.g. --results-topic discord_message_counts", "--output kafka needs --results-topic")
+	case o.results != "" && !seen[analyzeOutKafka]:
+		return nil, usageErrorf("add --output kafka", "--results-topic is only used by the kafka output")
+	}
+	for _, t := range []struct{ flag, name string }{{"--results-topic", o.results}, {"--dead-letter-topic", o.dead}} {
+		if t.name == "" {
+			continue
+		}
+		if err := kafka.ValidTopicName(t.name); err != nil {
+			return nil, usageErrorf("", "%s: %v", t.flag, err)
+		}
+		if t.name == f.topic {
+			return nil, usageErrorf("use a topic of its own", "%s %q is the input topic", t.flag, t.name)
+		}
+	}
+	if o.results != "" && o.results == o.dead {
+		return nil, usageErrorf("use a topic of its own for each", "--results-topic and --dead-letter-topic are the same topic")
+	}
+	return o, nil
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+func runAnalyze(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("analyze", e, analyzeAbout, analyzeExample)
+	kf := addKafkaFlags(fs, e)
+	f := addAnalyzeFlags(fs)
 	if err := parse(fs, e, args); err != nil {
 		return err
 	}
-	return errors.New("not implemented yet")
+	f.given = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
+	o, err := f.options()
+	if err != nil {
+		return err
+	}
+	kcfg, err := kf.config()
+	if err != nil {
+		return err
+	}
+	log := newLogger(e, o.logLevel).With("command", "analyze")
+	return analyzeRun(ctx, e, o, kcfg, log)
+}
+
+// analyzeRun connects, prepares the topics and runs the query until it ends.
+func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Config, log *slog.Logger) (err error) {
+	// One client for administration and for the outputs that produce.
+	cl, err := kafka.NewClient(ctx, kcfg, log)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := analyzeTopics(ctx, cl, o, log); err != nil {
+		return err
+	}
+
+	var closers []func() error
+	defer func() {
+		for _, c := range closers {
+			if cerr := c(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+	}()
+	d := analyzer.Deps{Log: log, Stderr: e.stderr, MetricsAddr: o.metrics}
+	for _, out := range o.outputs {
+		switch out {
+		case analyzeOutConsole:
+			d.Outputs = append(d.Outputs, sink.NewConsole(e.stdout, o.query.GroupBy, o.rows, o.loc))
+		case analyzeOutJSONL:
+			var w io.Writer = e.stdout
+			if o.jsonl != "" && o.jsonl != "-" {
+				fh, err := os.OpenFile(o.jsonl, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+				if err != nil {
+					return fmt.Errorf("open --jsonl-file: %w", err)
+				}
+				closers = append(closers, fh.Close)
+				w = fh
+			}
+			d.Outputs = append(d.Outputs, sink.NewJSONLines(w, o.query.GroupBy))
+		case analyzeOutKafka:
+			d.Outputs = append(d.Outputs, sink.NewKafkaResults(cl, o.results, o.query.GroupBy))
+		}
+	}
+	if o.dead != "" {
+		d.DeadLetters = sink.NewDeadLetter(cl, o.dead)
+	}
+
+	src, err := analyzer.NewKafkaSource(ctx, kcfg, o.source, log)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	d.Source = src
+	a, err := analyzer.New(o.query, d)
+	if err != nil {
+		return err
+	}
+
+	// The first Ctrl-C (ctx) stops gracefully: the batch in flight finishes
+	// and commits. A second one aborts it.
+	runDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-runDone:
+			return
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		log.Info("stopping: finishing the batch in flight (press Ctrl-C again to abort it)")
+		select {
+		case <-sig:
+			log.Warn("aborting the batch in flight; its input will be read again")
+			a.Abort()
+		case <-runDone:
+		}
+	}()
+	err = a.Run(ctx)
+	close(runDone)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// analyzeTopics creates the missing topics, or with --no-create-topic checks
+// that they exist.
+func analyzeTopics(ctx context.Context, cl *kgo.Client, o *analyzeOptions, log *slog.Logger) error {
+	specs := []kafka.TopicSpec{{Name: o.source.Topic}}
+	if o.results != "" {
+		specs = append(specs, kafka.TopicSpec{Name: o.results, Configs: sink.ResultsTopicConfigs})
+	}
+	if o.dead != "" {
+		specs = append(specs, kafka.TopicSpec{Name: o.dead})
+	}
+	for _, s := range specs {
+		s.Partitions, s.ReplicationFactor = int32(o.parts), int16(o.replicas)
+		if !o.create {
+			if _, err := kafka.DescribeTopic(ctx, cl, s.Name); err != nil {
+				return err
+			}
+			continue
+		}
+		created, err := kafka.EnsureTopic(ctx, cl, s)
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("created topic", "topic", s.Name, "partitions", s.Partitions, "replication_factor", s.ReplicationFactor, "configs", fmt.Sprint(s.Configs))
+		}
+	}
+	if o.results != "" {
+		info, err := kafka.DescribeTopic(ctx, cl, o.results)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(info.Configs, func(c kafka.TopicConfig) bool { return c.Key == "cleanup.policy" })
+		if i < 0 || !strings.Contains(info.Configs[i].Value, "compact") {
+			log.Warn("the results topic is not compacted: it keeps every update of every row, not just the latest",
+				"topic", o.results, "fix", "kafka-configs --alter --entity-type topics --entity-name "+o.results+" --add-config cleanup.policy=compact")
+		}
+	}
+	return nil
 }
