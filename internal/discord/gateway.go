@@ -79,7 +79,8 @@ type Gateway struct {
 	budget   SessionStartLimit
 
 	idMu         sync.Mutex
-	nextIdentify map[int]time.Time
+	nextIdentify map[int]time.Time // reservations, per bucket
+	lastIdentify map[int]time.Time // IDENTIFYs actually sent, per bucket
 	maxConc      int
 }
 
@@ -135,7 +136,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	return &Gateway{
 		cfg: cfg, log: log, rest: rest, dialer: dialer, m: newGatewayMetrics(reg),
-		start: cfg.Now(), nextIdentify: map[int]time.Time{},
+		start: cfg.Now(), nextIdentify: map[int]time.Time{}, lastIdentify: map[int]time.Time{},
 	}, nil
 }
 
@@ -259,6 +260,29 @@ func (g *Gateway) identifySlot(ctx context.Context, shardID int) error {
 	g.nextIdentify[bucket] = at.Add(g.cfg.IdentifyInterval)
 	g.idMu.Unlock()
 	return sleepCtx(ctx, at.Sub(now))
+}
+
+// identifyNow waits, if needed, until IdentifyInterval has passed since the
+// last IDENTIFY sent in this shard's bucket (connection set-up times vary, so
+// the reservation made before dialing is not enough), and records the send.
+func (g *Gateway) identifyNow(ctx context.Context, shardID int) error {
+	bucket := shardID % g.maxConc
+	for {
+		g.idMu.Lock()
+		now := g.cfg.Now()
+		// A tenth of the interval as margin for network jitter: Discord
+		// measures the gap between IDENTIFYs as it receives them.
+		wait := g.lastIdentify[bucket].Add(g.cfg.IdentifyInterval + g.cfg.IdentifyInterval/10).Sub(now)
+		if wait <= 0 {
+			g.lastIdentify[bucket] = now
+			g.idMu.Unlock()
+			return nil
+		}
+		g.idMu.Unlock()
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
+		}
+	}
 }
 
 func (g *Gateway) takeBudget(ctx context.Context) error {

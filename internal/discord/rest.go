@@ -94,8 +94,12 @@ func (r *REST) get(ctx context.Context, path string, out any) error {
 		}
 		lastErr = err
 		var he *HTTPError
-		if errors.As(err, &he) && he.Status != http.StatusTooManyRequests && he.Status < 500 {
-			return err
+		var ue *url.Error
+		switch {
+		case errors.As(err, &he) && (he.Status == http.StatusTooManyRequests || he.Status >= 500):
+		case errors.As(err, &ue):
+		default:
+			return err // a clear answer: retrying cannot change it
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -139,7 +143,7 @@ func (r *REST) try(ctx context.Context, full string, out any) (wait time.Duratio
 		return 0, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: snippet(body)}
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return 0, fmt.Errorf("GET %s: decode answer: %w", full, err)
+		return 0, fmt.Errorf("GET %s: the answer is not Discord's JSON (check --discord-api-url): %w", full, err)
 	}
 	return 0, nil
 }

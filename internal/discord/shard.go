@@ -206,6 +206,14 @@ func (s *shard) connect(ctx context.Context) (out outcome) {
 				replaying = true
 				err = c.send(opResume, map[string]any{"token": s.g.cfg.Token, "session_id": s.sessionID, "seq": s.seq.Load()})
 			} else {
+				// Waiting here holds the reader: suspend the zombie check.
+				c.inHandler.Store(true)
+				err = s.g.identifyNow(ctx, s.id)
+				c.stalled.Store(true)
+				c.inHandler.Store(false)
+				if err != nil {
+					return outcome{reason: "shutdown", err: err}
+				}
 				err = c.send(opIdentify, s.identifyPayload())
 				s.g.m.identifies.Inc()
 			}
