@@ -75,6 +75,7 @@ type KafkaSource struct {
 	cl  *kgo.Client
 	adm *kadm.Client
 
+	ready        chan struct{} // closed once cl and adm are set
 	assigned     chan struct{} // closed at the first assignment
 	assignedOnce sync.Once
 
@@ -101,6 +102,7 @@ func NewKafkaSource(ctx context.Context, kcfg kafka.Config, cfg KafkaSourceConfi
 	s := &KafkaSource{
 		cfg:       cfg,
 		log:       log.With("component", "kafka-source", "topic", cfg.Topic, "group", cfg.Group),
+		ready:     make(chan struct{}),
 		assigned:  make(chan struct{}),
 		pos:       map[int32]int64{},
 		committed: map[int32]int64{},
@@ -124,6 +126,7 @@ func NewKafkaSource(ctx context.Context, kcfg kafka.Config, cfg KafkaSourceConfi
 	}
 	s.cl = cl
 	s.adm = kadm.NewClient(cl)
+	close(s.ready)
 	return s, nil
 }
 
@@ -138,6 +141,11 @@ func (s *KafkaSource) adjust(ctx context.Context, offsets map[string]map[int32]k
 	parts := offsets[s.cfg.Topic]
 	if len(parts) == 0 {
 		return offsets, nil
+	}
+	select { // the group may assign partitions before NewKafkaSource returns
+	case <-s.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	starts, err := listOffsets(ctx, s.adm.ListStartOffsets, s.cfg.Topic)
 	if err != nil {
