@@ -195,10 +195,15 @@ func fatalErr(err error, cfg *Config) error {
 		recordHdr tls.RecordHeaderError
 		alert     tls.AlertError
 	)
-	if errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify) || errors.As(err, &recordHdr) || errors.As(err, &alert) ||
-		strings.Contains(err.Error(), "remote error: tls:") {
-		return &TLSError{Brokers: cfg.Brokers, Err: err, plaintextPeer: errors.As(err, &recordHdr)}
+	switch {
+	case errors.As(err, &recordHdr):
+		return &TLSError{Brokers: cfg.Brokers, Err: err, peer: peerPlaintext}
+	case errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verify) || errors.As(err, &alert) || strings.Contains(err.Error(), "remote error: tls:"):
+		return &TLSError{Brokers: cfg.Brokers, Err: err}
+	case !cfg.UsesTLS() && strings.Contains(err.Error(), "plaintext connection speaking to a tls endpoint"):
+		// franz-go recognises a TLS alert where a Kafka response should be.
+		return &TLSError{Brokers: cfg.Brokers, Err: err, peer: peerTLS}
 	}
 	return nil
 }
@@ -285,14 +290,27 @@ func (e *AuthError) Hint() string {
 		"and --sasl-mechanism (SCRAM users exist per mechanism)"
 }
 
-// TLSError is a failed TLS handshake with a broker.
+// TLSError is a TLS mismatch with a broker: a failed handshake, or TLS on
+// one side of the connection only.
 type TLSError struct {
-	Brokers       []string
-	Err           error
-	plaintextPeer bool
+	Brokers []string
+	Err     error
+	peer    tlsPeer
 }
 
+// tlsPeer says what the broker's listener turned out to speak.
+type tlsPeer int
+
+const (
+	peerFailedHandshake tlsPeer = iota // TLS on both sides; the handshake failed
+	peerPlaintext                      // we speak TLS, the listener does not
+	peerTLS                            // we speak plaintext, the listener wants TLS
+)
+
 func (e *TLSError) Error() string {
+	if e.peer == peerTLS {
+		return fmt.Sprintf("Kafka at %s speaks TLS, but the client is not configured for TLS: %v", strings.Join(e.Brokers, ","), e.Err)
+	}
 	return fmt.Sprintf("TLS handshake with Kafka at %s failed: %v", strings.Join(e.Brokers, ","), e.Err)
 }
 
@@ -301,15 +319,18 @@ func (e *TLSError) Unwrap() error { return e.Err }
 
 // Hint says what to check.
 func (e *TLSError) Hint() string {
-	if e.plaintextPeer {
+	switch e.peer {
+	case peerPlaintext:
 		return "the listener at that address does not speak TLS: drop --tls and the --tls-* flags, or use the broker's TLS port"
+	case peerTLS:
+		return "add --tls (with --tls-ca-file if a private CA signed the broker's certificate), and the --sasl-* flags if the listener is SASL_SSL"
 	}
 	return "check --tls-ca-file (the CA that signed the broker's certificate), --tls-server-name (a name in the certificate), " +
 		"and, if the broker requires client certificates, --tls-cert-file and --tls-key-file"
 }
 
 // kgoLogger routes franz-go's warnings and errors to slog. While quiet is
-// set, only errors pass (NewClient reports connection trouble itself).
+// set, nothing passes: NewClient reports connection trouble itself.
 type kgoLogger struct {
 	log   *slog.Logger
 	quiet atomic.Bool
@@ -317,7 +338,7 @@ type kgoLogger struct {
 
 func (l *kgoLogger) Level() kgo.LogLevel {
 	if l.quiet.Load() {
-		return kgo.LogLevelError
+		return kgo.LogLevelNone
 	}
 	return kgo.LogLevelWarn
 }

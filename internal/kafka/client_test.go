@@ -298,6 +298,8 @@ func TestFatalErr(t *testing.T) {
 		{"unknown ca", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, "tls", "--tls-ca-file"},
 		{"not tls", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, "tls", "does not speak TLS"},
 		{"remote alert", errors.New("remote error: tls: bad certificate"), "tls", "--tls-cert-file"},
+		{"plaintext at a tls listener", errors.New("invalid large response size 352518912 > limit 104857600; the first three bytes received appear to be a tls alert record for TLS v1.2; is this a plaintext connection speaking to a tls endpoint?"),
+			"tls", "add --tls"},
 		{"refused", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, "", ""},
 		{"eof", io.EOF, "", ""},
 		{"timeout", context.DeadlineExceeded, "", ""},

@@ -389,18 +389,39 @@ func TestSecureListenerWrongCA(t *testing.T) {
 	}
 }
 
-// A plaintext client at the SASL_SSL port: the broker closes the connection;
-// the error names the address and the hint points at TLS.
+// A plaintext client at the SASL_SSL port: recognised at once as a TLS
+// listener; the error names the address and the hint says to add --tls.
 func TestPlaintextClientAtSecurePort(t *testing.T) {
 	sec := kafkatest.SecureListener(t)
-	cfg := kafka.Config{Brokers: sec.Brokers, ConnectTimeout: 3 * time.Second}
+	cfg := kafka.Config{Brokers: sec.Brokers}
+	start := time.Now()
+	_, err := kafka.NewClient(ctxT(t, time.Minute), cfg, nil)
+	var te *kafka.TLSError
+	if !errors.As(err, &te) {
+		t.Fatalf("error = %v (%T), want *TLSError", err, err)
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("failure took %s, want within a few seconds", elapsed)
+	}
+	if !strings.Contains(err.Error(), sec.Brokers[0]) || !strings.Contains(te.Hint(), "--tls") {
+		t.Errorf("error = %q, hint = %q: want the address and a TLS hint", err, te.Hint())
+	}
+}
+
+// A TLS client without SASL at the SASL_SSL port: the broker closes the
+// connection; the hint points at SASL.
+func TestTLSClientWithoutSASLAtSecurePort(t *testing.T) {
+	sec := kafkatest.SecureListener(t)
+	cfg := sec.Config("")
+	cfg.SASLUser, cfg.SASLPassword = "", ""
+	cfg.ConnectTimeout = 3 * time.Second
 	_, err := kafka.NewClient(ctxT(t, time.Minute), cfg, nil)
 	var ce *kafka.ConnectError
 	if !errors.As(err, &ce) {
 		t.Fatalf("error = %v (%T), want *ConnectError", err, err)
 	}
-	if !strings.Contains(err.Error(), sec.Brokers[0]) || !strings.Contains(ce.Hint(), "--tls") {
-		t.Errorf("error = %q, hint = %q: want the address and a TLS hint", err, ce.Hint())
+	if !strings.Contains(err.Error(), sec.Brokers[0]) || !strings.Contains(ce.Hint(), "--sasl-mechanism") {
+		t.Errorf("error = %q, hint = %q: want the address and a SASL hint", err, ce.Hint())
 	}
 }
 
