@@ -72,7 +72,8 @@ func (s *Server) Generate(ctx context.Context, t Traffic) error {
 			if i == 0 {
 				wait = time.Duration(g.r.ExpFloat64() / t.Rate * float64(time.Second))
 			} else {
-				wait = time.Duration(g.r.Intn(40)) * time.Millisecond
+				// Bursts: a few tens of milliseconds apart (less at high rates).
+				wait = time.Duration(g.r.Float64() * min(0.04, 0.2/t.Rate) * float64(time.Second))
 			}
 			if wait > 0 {
 				timer := time.NewTimer(wait)
