@@ -45,7 +45,7 @@ type KafkaSourceConfig struct {
 func (c KafkaSourceConfig) Validate() error {
 	var errs []error
 	if err := kafka.ValidTopicName(c.Topic); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("topic: %w", err))
 	}
 	if c.Group == "" {
 		errs = append(errs, errors.New("group: empty; give a consumer group name, e.g. cordstream-analyze"))

@@ -39,9 +39,9 @@ stop the query: they are counted per reason, summarised on stderr per batch,
 and copied to --dead-letter-topic when given.
 
 --available-now processes what the topic holds at start, in batches of at
-most --max-records-per-batch offsets, then exits (Spark's Trigger.AvailableNow
-with maxOffsetsPerTrigger: with one partition, batch N holds offsets
-[N*K, (N+1)*K) of what is read).`
+most --max-records-per-batch offsets, then exits, as Spark's
+Trigger.AvailableNow with maxOffsetsPerTrigger does: with one partition read
+from offset S and a cap K, batch N holds offsets [S+N*K, S+(N+1)*K).`
 
 const analyzeExample = `cordstream analyze --brokers localhost:9092 --topic discord_messages
 # replay the whole topic as JSON Lines, 1000 records per batch, then exit:
@@ -105,7 +105,7 @@ func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
 	fs.BoolVar(&f.availableNow, "available-now", false, "process what the topic holds at start, in batches, then exit")
 	fs.Int64Var(&f.maxRecords, "max-records-per-batch", 0, "cap on the offsets one batch reads (Spark's maxOffsetsPerTrigger); 0: no cap")
 	fs.IntVar(&f.rows, "rows", sink.DefaultMaxRows, "rows the console shows per batch")
-	fs.Var(&f.outputs, "output", "where rows go: console, jsonl or kafka (repeatable or comma-separated; default console)")
+	fs.Var(&f.outputs, "output", "where rows go, a `kind`: console, jsonl or kafka (repeatable or comma-separated; default console)")
 	fs.StringVar(&f.jsonlFile, "jsonl-file", "", "file the jsonl output appends to (default stdout)")
 	fs.StringVar(&f.resultsTopic, "results-topic", "", "topic of the kafka output (created compacted: the latest count of every window and key)")
 	fs.StringVar(&f.deadTopic, "dead-letter-topic", "", "topic bad records are copied to, with reason, field, error and source headers")
