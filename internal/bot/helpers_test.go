@@ -1,0 +1,64 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/discord"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testLogger(w *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// fakeSink records what it is given.
+type fakeSink struct {
+	mu     sync.Mutex
+	got    []chat.Message
+	closed bool
+}
+
+func (f *fakeSink) Publish(_ context.Context, m *chat.Message, _ time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, *m)
+	return nil
+}
+
+func (f *fakeSink) Close(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+func guildEvent(id, guild, channel, author, content string) *discord.Event {
+	m := chat.Message{Kind: chat.KindCreate, MessageID: id, ChannelID: channel, AuthorID: chat.Ptr(author),
+		AuthorName: chat.Ptr("user" + author), Content: chat.Ptr(content), Timestamp: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+	if guild != "" {
+		m.GuildID = chat.Ptr(guild)
+	}
+	return &discord.Event{Message: m, Type: discord.EventMessageCreate, ReceivedAt: time.Now()}
+}
