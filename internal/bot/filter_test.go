@@ -17,7 +17,11 @@ func TestFilterDecide(t *testing.T) {
 		}
 		return m
 	}
-	bot := func(ev *discord.Event) *discord.Event { ev.AuthorIsBot = true; ev.Message.AuthorIsBot = true; return ev }
+	bot := func(ev *discord.Event) *discord.Event {
+		ev.AuthorIsBot = true
+		ev.Message.AuthorIsBot = true
+		return ev
+	}
 	hook := func(ev *discord.Event) *discord.Event {
 		ev.AuthorIsBot = true
 		ev.Message.AuthorIsBot = true

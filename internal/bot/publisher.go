@@ -241,7 +241,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			fallthrough
 		case stall > 0 && now.Sub(lastLog) >= p.cfg.LogEvery:
 			lastLog = now
-			args := []any{"waiting", p.waiting.Load(), "for", stall.Truncate(100*time.Millisecond), "max_buffered", p.cfg.MaxBuffered}
+			args := []any{"waiting", p.waiting.Load(), "for", stall.Truncate(100 * time.Millisecond), "max_buffered", p.cfg.MaxBuffered}
 			if e := p.lastErr.Load(); e != nil {
 				args = append(args, "last_error", *e)
 			}
