@@ -84,6 +84,9 @@ type Analyzer struct {
 // batch could complete; Run turns it into a clean nil return.
 var errStopped = errors.New("stopped")
 
+// ErrAborted is Run's error after Abort cut short the batch in flight.
+var ErrAborted = errors.New("aborted: the batch in flight was not committed; its input is read again on the next start")
+
 // New checks cfg and d and builds the analyzer.
 func New(cfg Config, d Deps) (*Analyzer, error) {
 	if err := cfg.Validate(); err != nil {
@@ -142,7 +145,8 @@ func (a *Analyzer) Abort() { a.abort() }
 // graceful stop: a batch still reading its input is abandoned (not
 // committed); a batch that has read its input completes, writes its output
 // and commits, within the drain timeout. Run returns nil after a graceful
-// stop, and an error when the source, an output or a commit fails.
+// stop, ErrAborted after Abort, and an error when the source, an output or
+// a commit fails.
 func (a *Analyzer) Run(ctx context.Context) (err error) {
 	defer a.abort()
 	if a.d.MetricsAddr != "" {
@@ -165,28 +169,59 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 		a.log.Info("starting", "trigger", a.cfg.Trigger.String())
 	}
 	next := a.d.Now() // the first trigger fires at once, as in Spark
+	planFailures := 0
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !a.cfg.AvailableNow {
-			if err := a.d.SleepUntil(ctx, next); err != nil {
-				return nil
-			}
+		if err := a.d.SleepUntil(ctx, next); err != nil {
+			return nil
+		}
+		if a.cfg.AvailableNow {
+			next = a.d.Now() // batches back to back
+		} else {
 			next = nextTrigger(a.d.Now(), a.cfg.Trigger)
 		}
 		ran, err := a.step(ctx)
+		var pe *planError
 		switch {
 		case errors.Is(err, errStopped):
 			return nil
+		case errors.As(err, &pe):
+			// Planning only asks the source what is available; nothing is
+			// lost by trying again at the next trigger.
+			planFailures++
+			if planFailures >= maxPlanFailures {
+				return fmt.Errorf("%w (%d attempts in a row)", pe.err, planFailures)
+			}
+			a.log.Warn("could not plan a batch; trying again", "err", pe.err, "attempt", planFailures)
+			if a.cfg.AvailableNow {
+				next = a.d.Now().Add(planRetryDelay)
+			}
+			continue
 		case err != nil:
 			return err
 		case a.cfg.AvailableNow && !ran:
 			a.log.Info("all available data processed", "batches", a.batches)
 			return nil
 		}
+		planFailures = 0
 	}
 }
+
+// Planning failures in a row before Run gives up, and the pause between
+// attempts with available-now (the processing-time trigger waits for its
+// next tick).
+const (
+	maxPlanFailures = 5
+	planRetryDelay  = time.Second
+)
+
+// planError is a failure to plan a batch: worth another try.
+type planError struct{ err error }
+
+func (e *planError) Error() string { return e.err.Error() }
+func (e *planError) Unwrap() error { return e.err }
 
 // step runs one trigger: plans a batch and runs it when there is new data,
 // when it is the first batch, or when the engine needs a no-data batch to
@@ -199,7 +234,7 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 		if ctx.Err() != nil {
 			return false, errStopped
 		}
-		return false, fmt.Errorf("plan batch %d: %w", a.batches, err)
+		return false, &planError{fmt.Errorf("plan batch %d: %w", a.batches, err)}
 	}
 	a.m.lag.Set(float64(plan.Lag))
 	if plan.Empty() && a.batches > 0 && !a.engine.NeedsNoDataBatch() {
@@ -223,19 +258,28 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	dctx, done := a.drainContext(ctx)
 	defer done()
 	b := a.engine.RunBatch()
+	fail := func(what string, err error) error {
+		switch {
+		case a.abortCtx.Err() != nil:
+			return ErrAborted
+		case dctx.Err() != nil && ctx.Err() != nil:
+			return fmt.Errorf("batch %d did not %s within the drain timeout (%v) after the stop; its input was not committed and is read again on the next start", b.ID, what, a.cfg.drainTimeout())
+		}
+		return fmt.Errorf("batch %d: %s: %w", b.ID, what, err)
+	}
 	for _, o := range a.d.Outputs {
 		if err := o.WriteBatch(dctx, &b); err != nil {
-			return false, fmt.Errorf("batch %d: write output: %w", b.ID, err)
+			return false, fail("write output", err)
 		}
 	}
 	if a.d.DeadLetters != nil && stats.badTotal() > 0 {
 		if err := a.d.DeadLetters.Flush(dctx); err != nil {
-			return false, fmt.Errorf("batch %d: write dead letters: %w", b.ID, err)
+			return false, fail("write dead letters", err)
 		}
 		a.m.deadLettered.Add(float64(stats.badTotal()))
 	}
 	if err := a.d.Source.Commit(dctx, plan); err != nil {
-		return false, fmt.Errorf("batch %d: commit input offsets: %w", b.ID, err)
+		return false, fail("commit input offsets", err)
 	}
 	a.batches++
 	a.record(&b, plan, stats, a.d.Now().Sub(start))

@@ -4,9 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -444,3 +450,175 @@ func TestBadSummary(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// The second Ctrl-C: a batch blocked writing its output after the stop is
+// abandoned, not committed, and Run says so.
+func TestAbortDuringDrain(t *testing.T) {
+	src := &fakeSource{topic: "in"}
+	src.add(msg("alice", "2025-11-07 18:00:02.000"))
+	src.avail = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var a *Analyzer
+	blocked := outputFunc(func(octx context.Context, b *window.Batch) error {
+		cancel()  // first signal: the batch drains...
+		a.Abort() // ...second signal: abort it
+		<-octx.Done()
+		return octx.Err()
+	})
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	a = newTestAnalyzer(t, seedQuery(), Deps{Source: src, Outputs: []Output{blocked}, Now: clock.Now, SleepUntil: clock.SleepUntil})
+	if err := a.Run(ctx); !errors.Is(err, ErrAborted) {
+		t.Fatalf("Run = %v, want ErrAborted", err)
+	}
+	if len(src.commits) != 0 {
+		t.Errorf("commits %v after an abort, want none", src.commits)
+	}
+}
+
+// A batch that cannot finish within the drain timeout after a stop fails
+// without committing.
+func TestDrainTimeout(t *testing.T) {
+	src := &fakeSource{topic: "in"}
+	src.avail = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	blocked := outputFunc(func(octx context.Context, b *window.Batch) error {
+		cancel()
+		<-octx.Done()
+		return octx.Err()
+	})
+	cfg := seedQuery()
+	cfg.DrainTimeout = 50 * time.Millisecond
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	a := newTestAnalyzer(t, cfg, Deps{Source: src, Outputs: []Output{blocked}, Now: clock.Now, SleepUntil: clock.SleepUntil})
+	err := a.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "drain timeout") {
+		t.Fatalf("Run = %v, want a drain timeout error", err)
+	}
+	if len(src.commits) != 0 {
+		t.Errorf("commits %v, want none", src.commits)
+	}
+}
+
+// flakySource fails to plan a number of times, then works.
+type flakySource struct {
+	*fakeSource
+	failures int
+}
+
+func (f *flakySource) Plan(ctx context.Context) (Plan, error) {
+	if f.failures > 0 {
+		f.failures--
+		return Plan{}, errors.New("broker not available")
+	}
+	return f.fakeSource.Plan(ctx)
+}
+
+func TestPlanFailuresAreRetried(t *testing.T) {
+	for _, tt := range []struct {
+		failures int
+		wantErr  bool
+	}{{maxPlanFailures - 1, false}, {maxPlanFailures, true}} {
+		t.Run(strconv.Itoa(tt.failures), func(t *testing.T) {
+			src := &flakySource{fakeSource: &fakeSource{topic: "in"}, failures: tt.failures}
+			src.add(msg("alice", "2025-11-07 18:00:02.000"))
+			src.avail = 1
+			cfg := seedQuery()
+			cfg.AvailableNow = true
+			clock := &fakeClock{now: time.Unix(1000, 0)}
+			out := &recordingOutput{}
+			a := newTestAnalyzer(t, cfg, Deps{Source: src, Outputs: []Output{out}, Now: clock.Now, SleepUntil: clock.SleepUntil})
+			err := a.Run(context.Background())
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "broker not available") {
+					t.Fatalf("Run = %v, want the plan error after %d attempts", err, maxPlanFailures)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if len(out.batches) == 0 || out.batches[0].Input != 1 {
+				t.Errorf("batches %+v, want batch 0 with the message once planning worked", out.batches)
+			}
+		})
+	}
+}
+
+// --metrics: the server listens on the address (":0" picks a port, which is
+// logged) and serves the analyzer's metrics and /healthz.
+func TestMetricsServer(t *testing.T) {
+	src := &fakeSource{topic: "in"}
+	src.add(msg("alice", "2025-11-07 18:00:02.000"), []byte("bad"))
+	src.avail = 2
+	var logBuf syncBuffer
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var body, health string
+	check := outputFunc(func(_ context.Context, b *window.Batch) error {
+		if b.ID != 1 {
+			return nil
+		}
+		// Batch 1 runs after batch 0's metrics were recorded.
+		m := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(logBuf.String())
+		if m == nil {
+			return fmt.Errorf("no address logged: %s", logBuf.String())
+		}
+		body = httpGet(t, "http://"+m[1]+"/metrics")
+		health = httpGet(t, "http://"+m[1]+"/healthz")
+		cancel()
+		return nil
+	})
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	a := newTestAnalyzer(t, seedQuery(), Deps{Source: src, Outputs: []Output{check}, Now: clock.Now, SleepUntil: clock.SleepUntil,
+		Log: log, MetricsAddr: "127.0.0.1:0"})
+	if err := a.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, want := range []string{
+		"cordstream_analyze_records_in_total 2",
+		`cordstream_analyze_bad_records_total{reason="malformed_json"} 1`,
+		"cordstream_analyze_state_rows 2",
+		"cordstream_analyze_batch_duration_seconds_count 1",
+		"cordstream_analyze_consumer_lag_records 0",
+		"cordstream_analyze_watermark_seconds 1.762538342e+09",
+		"cordstream_analyze_late_rows_dropped_total 0",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+	if health != "ok\n" {
+		t.Errorf("/healthz = %q, want ok", health)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Errorf("GET %s: %v", url, err)
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
