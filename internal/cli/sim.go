@@ -2,13 +2,181 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cordstream/cordstream/internal/discord/sim"
 )
 
-func runSim(_ context.Context, e *env, args []string) error {
-	fs := newFlagSet("sim", e, "Not implemented yet.", "cordstream sim")
+const simAbout = `Run a local Discord: the Gateway (v10, WebSocket) and the REST endpoints a bot
+uses, with generated message traffic, until Ctrl-C. Point the bot at the REST
+URL it prints; the bot finds the gateway through GET /gateway/bot as on Discord.
+
+The token the simulator accepts comes from $DISCORD_TOKEN or --token-file; with
+neither, one is generated and printed once on stdout. A simulator token opens
+nothing but this simulator: it is not a secret.`
+
+const simExample = `cordstream sim --listen 127.0.0.1:8080 --rate 20 --authors 50 --guilds 3 --seed 1
+# in another terminal, with the token the simulator printed:
+DISCORD_TOKEN=<token> cordstream bot --discord-api-url http://127.0.0.1:8080/api/v10 --brokers localhost:9092`
+
+var privilegedIntentNames = map[string]uint64{
+	"message-content": sim.IntentMessageContent,
+	"guild-members":   sim.IntentGuildMembers,
+	"guild-presences": sim.IntentGuildPresences,
+}
+
+func runSim(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("sim", e, simAbout, simExample)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve REST and the gateway on (port 0 picks a free one)")
+	tokenFile := fs.String("token-file", "", "file holding the bot token to accept (default: $DISCORD_TOKEN, else a generated one)")
+	rate := fs.Float64("rate", 20, "messages per second, on average (bursts included)")
+	count := fs.Int("count", 0, "stop posting after this many messages (0: until Ctrl-C); the server keeps running")
+	authors := fs.Int("authors", 50, "number of human authors (activity is skewed: a few write most)")
+	guilds := fs.Int("guilds", 3, "number of guilds")
+	channels := fs.Int("channels", 3, "text channels per guild")
+	dms := fs.Int("dms", 2, "DM channels with the bot (0: none)")
+	seed := fs.Int64("seed", 1, "seed of the generated world and traffic (same seed, same messages)")
+	heartbeat := fs.Duration("heartbeat-interval", 41250*time.Millisecond, "heartbeat_interval sent in HELLO")
+	shards := fs.Int("shards", 1, "shard count recommended by GET /gateway/bot")
+	privileged := fs.String("privileged-intents", "message-content", "privileged intents enabled \"in the Developer Portal\": comma-separated message-content, guild-members, guild-presences, or none (asking for another: close 4014)")
+	restLimit := fs.Int("rest-limit", 5, "REST requests per second per route and channel before a 429")
+	verbose := fs.Bool("verbose", false, "log every connection")
 	if err := parse(fs, e, args); err != nil {
 		return err
 	}
-	return errors.New("not implemented yet")
+	switch {
+	case *rate <= 0:
+		return usageErrorf("for a quiet server use a low rate such as 0.1", "--rate must be above 0 (messages per second), got %v", *rate)
+	case *count < 0:
+		return usageErrorf("", "--count must be 0 (no limit) or more, got %d", *count)
+	case *authors < 1 || *guilds < 1 || *channels < 1:
+		return usageErrorf("", "--authors, --guilds and --channels must each be at least 1")
+	case *dms < 0:
+		return usageErrorf("", "--dms must be 0 or more, got %d", *dms)
+	case *heartbeat < 10*time.Millisecond:
+		return usageErrorf("Discord uses 41.25s; tests use 100ms or more", "--heartbeat-interval %v is too short", *heartbeat)
+	case *shards < 1:
+		return usageErrorf("", "--shards must be at least 1, got %d", *shards)
+	case *restLimit < 1:
+		return usageErrorf("", "--rest-limit must be at least 1, got %d", *restLimit)
+	}
+	var intents uint64
+	for _, name := range splitList(*privileged) {
+		if name == "none" {
+			continue
+		}
+		bit, ok := privilegedIntentNames[name]
+		if !ok {
+			return usageErrorf("use message-content, guild-members, guild-presences or none", "unknown privileged intent %q", name)
+		}
+		intents |= bit
+	}
+
+	token, source, err := simToken(e, *tokenFile)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := newLogger(e, level)
+	cfg := sim.Config{
+		PrivilegedIntents: intents,
+		Shards:            *shards,
+		HeartbeatInterval: *heartbeat,
+		RESTRouteLimit:    *restLimit,
+		Logger:            log,
+	}
+	if token != "" {
+		cfg.Tokens = []string{token}
+		if _, ok := sim.BotIDFromToken(token); !ok {
+			log.Warn("the token does not have Discord's shape (base64 of the bot id, then two more parts separated by dots); clients that check it, such as disgo, will refuse it", "token_source", source)
+		}
+	}
+	srv := sim.New(cfg)
+	if err := srv.Start(*listen); err != nil {
+		return &simError{err: err, hint: "pick another address with --listen, e.g. --listen 127.0.0.1:0 for any free port"}
+	}
+	defer srv.Close()
+
+	fmt.Fprintf(e.stdout, "Discord simulator listening.\n  REST API: %s\n  Gateway:  %s\n", srv.APIURL(), srv.GatewayURL())
+	if token == "" {
+		fmt.Fprintf(e.stdout, "Generated bot token (a simulator token, not a secret). Run the bot against it:\n  export DISCORD_TOKEN='%s'\n  cordstream bot --discord-api-url %s --brokers localhost:9092\n", srv.Token(), srv.APIURL())
+	} else {
+		fmt.Fprintf(e.stdout, "Accepting the token from %s.\nRun the bot against it:\n  cordstream bot --discord-api-url %s --brokers localhost:9092\n", source, srv.APIURL())
+	}
+	log.Info("generating traffic", "rate", *rate, "authors", *authors, "guilds", *guilds, "seed", *seed)
+
+	genCtx, stopGen := context.WithCancel(ctx)
+	defer stopGen()
+	var wg sync.WaitGroup
+	var genErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		genErr = srv.Generate(genCtx, sim.Traffic{
+			Rate: *rate, Count: *count, Authors: *authors, Guilds: *guilds,
+			ChannelsPerGuild: *channels, DMs: dmsOrNone(*dms), Seed: *seed,
+		})
+		if genErr == nil && *count > 0 && ctx.Err() == nil {
+			log.Info("posted every message asked for; still serving until Ctrl-C", "count", *count)
+		}
+	}()
+	<-ctx.Done()
+	stopGen()
+	wg.Wait()
+	st := srv.Stats()
+	if err := srv.Close(); err != nil {
+		log.Warn("closing the simulator", "err", err)
+	}
+	fmt.Fprintf(e.stdout, "Stopped. Messages posted: %d; connections: %d; identifies: %d; resumes: %d; events sent: %d live, %d replayed.\n",
+		st.Messages, st.Connections, st.Identifies, st.Resumes, st.EventsDispatched, st.EventsReplayed)
+	return genErr
 }
+
+func dmsOrNone(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// simToken returns the token to accept and where it came from ("" when
+// none was given: the simulator generates one).
+func simToken(e *env, file string) (token, source string, err error) {
+	envTok := strings.TrimSpace(e.getenv("DISCORD_TOKEN"))
+	if file != "" && envTok != "" {
+		return "", "", usageErrorf("unset $DISCORD_TOKEN or drop --token-file", "the token is given twice: in $DISCORD_TOKEN and in --token-file")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", "", &simError{err: fmt.Errorf("read --token-file: %w", err), hint: "give a file holding the bot token, or set DISCORD_TOKEN, or give neither to get a generated token"}
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", "", usageErrorf("put the token on the file's first line", "--token-file %s is empty", file)
+		}
+		return strings.TrimPrefix(tok, "Bot "), "--token-file", nil
+	}
+	if envTok != "" {
+		return strings.TrimPrefix(envTok, "Bot "), "$DISCORD_TOKEN", nil
+	}
+	return "", "", nil
+}
+
+// simError is a runtime error of the sim command with a "hint:" line.
+type simError struct {
+	err  error
+	hint string
+}
+
+func (h *simError) Error() string { return h.err.Error() }
+func (h *simError) Unwrap() error { return h.err }
+func (h *simError) Hint() string  { return h.hint }
