@@ -38,6 +38,9 @@ type Bot struct {
 	m     *Metrics
 	log   *slog.Logger
 	watch contentWatch
+
+	abortCtx context.Context
+	abort    context.CancelFunc
 }
 
 // New returns a pipeline publishing into sink.
@@ -60,6 +63,7 @@ func New(cfg Config, sink Sink) *Bot {
 	}
 	log = log.With("component", "bot")
 	b := &Bot{cfg: cfg, sink: sink, m: cfg.Metrics, log: log}
+	b.abortCtx, b.abort = context.WithCancel(context.Background())
 	b.watch = contentWatch{sample: cfg.EmptyContentSample, log: log, gauge: cfg.Metrics.noContent}
 	return b
 }
@@ -110,7 +114,7 @@ func (b *Bot) Run(ctx context.Context, src Source, monitors ...func(context.Cont
 	}
 	c := b.m.Counts()
 	b.log.Info("stopped reading from Discord; flushing to Kafka", "waiting", c.Buffered, "deadline", b.cfg.ShutdownTimeout)
-	fctx, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
+	fctx, cancel := context.WithTimeout(b.abortCtx, b.cfg.ShutdownTimeout)
 	sinkErr := b.sink.Close(fctx)
 	cancel()
 	stop()
@@ -120,6 +124,10 @@ func (b *Bot) Run(ctx context.Context, src Source, monitors ...func(context.Cont
 		"filtered", c.Filtered, "backpressure_pauses", c.Backpressure)
 	return errors.Join(srcErr, sinkErr)
 }
+
+// Abort cuts the final flush short (a second Ctrl-C): records still
+// unacknowledged are failed and counted at once.
+func (b *Bot) Abort() { b.abort() }
 
 // contentWatch warns once when guild messages keep arriving without content,
 // the sign of a missing Message Content intent.
