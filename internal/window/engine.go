@@ -114,8 +114,10 @@ type Engine struct {
 	encBuf []byte
 
 	// State: one bucket per window start, sorted by start.
-	buckets   []*bucket
-	stateRows int
+	buckets    []*bucket
+	stateRows  int
+	nextSerial uint64
+	useRecent  bool // nwin <= recentSlots: keys remember their recent cells
 
 	// Buckets of the windows of the last event's lastStart (nil: not
 	// created yet); valid while cacheOK.
@@ -127,6 +129,7 @@ type Engine struct {
 // bucket is the state of one window: a count per key.
 type bucket struct {
 	start  int64
+	serial uint64          // unique per bucket ever created, never 0
 	index  map[int32]int32 // key id -> position in cells
 	cells  []cell
 	dirty  []int32 // positions of cells updated in the current batch
@@ -153,6 +156,7 @@ func New(cfg Config) (*Engine, error) {
 		lateSeen: make(map[int64]map[string]struct{}),
 	}
 	e.exact = e.size%e.slide == 0
+	e.useRecent = e.nwin <= recentSlots
 	e.cache = make([]*bucket, e.nwin)
 	e.keys.init(cfg.Keys)
 	return e, nil
@@ -229,7 +233,7 @@ func (e *Engine) Add(ts int64, keys []Value) {
 		if id < 0 {
 			id = e.keys.intern(keys)
 		}
-		e.incr(b, id)
+		e.incr(b, id, start)
 	}
 }
 
@@ -266,12 +270,26 @@ func (e *Engine) bucketAt(start int64) *bucket {
 	if ok {
 		return e.buckets[j]
 	}
-	b := &bucket{start: start, index: make(map[int32]int32)}
+	e.nextSerial++
+	b := &bucket{start: start, serial: e.nextSerial, index: make(map[int32]int32)}
 	e.buckets = slices.Insert(e.buckets, j, b)
 	return b
 }
 
-func (e *Engine) incr(b *bucket, id int32) {
+// incr counts one event for key id in bucket b (the window at start).
+func (e *Engine) incr(b *bucket, id int32, start int64) {
+	// Most events of a key land in the windows its previous event did: the
+	// key remembers its cell in each of its recent windows (direct-mapped by
+	// window number), which saves the bucket's map lookup. Bucket serials
+	// make entries for evicted buckets harmless.
+	var slot *recentCell
+	if e.useRecent {
+		slot = &e.keys.infos[id].recent[uint64(start/e.slide)&(recentSlots-1)]
+		if slot.serial == b.serial {
+			e.bump(b, slot.pos)
+			return
+		}
+	}
 	pos, ok := b.index[id]
 	if !ok {
 		pos = int32(len(b.cells))
@@ -281,6 +299,13 @@ func (e *Engine) incr(b *bucket, id int32) {
 		e.keys.ref(id)
 		e.stateRows++
 	}
+	if slot != nil {
+		slot.serial, slot.pos = b.serial, pos
+	}
+	e.bump(b, pos)
+}
+
+func (e *Engine) bump(b *bucket, pos int32) {
 	c := &b.cells[pos]
 	c.count++
 	if !c.dirty {
@@ -439,6 +464,19 @@ func (e *Engine) evict(emit bool, rows []Row) []Row {
 
 // sortRows sorts rows of one window by key.
 func sortRows(rows []Row) {
+	if len(rows) > 0 && len(rows[0].Keys) == 1 {
+		slices.SortFunc(rows, func(a, b Row) int {
+			x, y := &a.Keys[0], &b.Keys[0]
+			if x.Valid != y.Valid {
+				if x.Valid {
+					return 1
+				}
+				return -1
+			}
+			return strings.Compare(x.S, y.S)
+		})
+		return
+	}
 	slices.SortFunc(rows, func(a, b Row) int { return compareKeys(a.Keys, b.Keys) })
 }
 

@@ -22,9 +22,20 @@ type keyTable struct {
 }
 
 type keyInfo struct {
-	enc  string  // map key ("" and unused for the NULL tuple when n == 1)
-	vals []Value // the tuple; never mutated once published
-	refs int32   // state rows holding this id
+	enc    string  // map key ("" and unused for the NULL tuple when n == 1)
+	vals   []Value // the tuple; never mutated once published
+	refs   int32   // state rows holding this id
+	recent [recentSlots]recentCell
+}
+
+// recentSlots is how many recent windows a key remembers its cell in (a
+// power of two, at least the windows per event of the common configurations).
+const recentSlots = 4
+
+// recentCell locates a key's cell in the bucket with the given serial.
+type recentCell struct {
+	serial uint64
+	pos    int32
 }
 
 func (t *keyTable) init(n int) {

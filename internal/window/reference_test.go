@@ -33,15 +33,21 @@ func (r *refModel) inRange(ts int64) bool { return ts >= MinTimestamp && ts <= M
 func (r *refModel) watermarks(n int) []int64 {
 	wm := make([]int64, n+2)
 	delayMs := int64(r.cfg.Delay / time.Millisecond)
+	// Candidate per batch: max event time in ms minus the delay. Java's long
+	// division truncates toward zero, as Go's does.
+	cand := make([]int64, n+1)
+	has := make([]bool, n+1)
+	for _, ev := range r.events {
+		if ev.batch <= n && r.inRange(ev.ts) {
+			if c := (ev.ts/1000 - delayMs) * 1000; !has[ev.batch] || c > cand[ev.batch] {
+				cand[ev.batch], has[ev.batch] = c, true
+			}
+		}
+	}
 	for k := 0; k <= n; k++ {
 		wm[k+1] = wm[k]
-		for _, ev := range r.events {
-			if ev.batch == k && r.inRange(ev.ts) {
-				// Java's long division truncates toward zero, as Go's does.
-				if c := (ev.ts/1000 - delayMs) * 1000; c > wm[k+1] {
-					wm[k+1] = c
-				}
-			}
+		if has[k] && cand[k] > wm[k] {
+			wm[k+1] = cand[k]
 		}
 	}
 	return wm

@@ -1,0 +1,113 @@
+package window
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// seedConfig is the seed's query: 1 min / 30 s windows, watermark 1 min,
+// count per author, update mode.
+var seedConfig = Config{Size: time.Minute, Slide: 30 * time.Second, Delay: time.Minute, Mode: Update, Keys: 1}
+
+// skewedEvents returns n events from `authors` authors with Zipf-skewed
+// activity (a few authors write most messages), 10,000 messages per second of
+// event time, slightly out of order.
+func skewedEvents(n, authors int) (ts []int64, keys [][]Value) {
+	r := rand.New(rand.NewPCG(1, 2))
+	zipf := rand.NewZipf(r, 1.1, 4, uint64(authors-1))
+	names := make([][]Value, authors)
+	for i := range names {
+		names[i] = []Value{{S: fmt.Sprintf("user_%06d", i), Valid: true}}
+	}
+	base := time.Date(2025, 11, 7, 18, 0, 0, 0, time.UTC).UnixMicro()
+	ts = make([]int64, n)
+	keys = make([][]Value, n)
+	for i := range ts {
+		ts[i] = base + int64(i)*100 - int64(r.IntN(2_000_000)) // up to 2 s out of order
+		keys[i] = names[zipf.Uint64()]
+	}
+	return ts, keys
+}
+
+// BenchmarkAdd is the per-message cost of the window update on the seed's
+// query with 10,000 skewed authors, including a micro-batch every 500,000
+// messages (a 5 s trigger at 100,000 msgs/s), so that state stays at its
+// steady size. BenchmarkRunBatch measures the batch end on its own.
+func BenchmarkAdd(b *testing.B) {
+	const n = 1 << 20
+	ts, keys := skewedEvents(n, 10_000)
+	e, err := New(seedConfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Warm up to the steady state.
+	for i := range n / 2 {
+		e.Add(ts[i], keys[i])
+		if i%500_000 == 0 {
+			e.RunBatch()
+		}
+	}
+	shift := int64(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		j := (i + n/2) % n
+		if j == 0 {
+			shift += int64(n) * 100 // replay the events later in time
+		}
+		e.Add(ts[j]+shift, keys[j])
+		if j%500_000 == 0 {
+			e.RunBatch()
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(e.StateRows()), "state-rows")
+}
+
+// BenchmarkRunBatch measures ending a micro-batch in which 10,000 authors
+// each wrote once and the watermark moved by one slide, so each batch
+// creates and evicts a window of 10,000 rows. Only RunBatch is timed.
+func BenchmarkRunBatch(b *testing.B) {
+	for _, mode := range []Mode{Update, Append} {
+		b.Run("eviction/"+mode.String(), func(b *testing.B) {
+			const authors = 10_000
+			names := make([][]Value, authors)
+			for i := range names {
+				names[i] = []Value{{S: fmt.Sprintf("user_%06d", i), Valid: true}}
+			}
+			r := rand.New(rand.NewPCG(3, 4))
+			r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+			cfg := seedConfig
+			cfg.Mode = mode
+			e, err := New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			base := time.Date(2025, 11, 7, 18, 0, 0, 0, time.UTC).UnixMicro()
+			slide := int64(30 * time.Second / time.Microsecond)
+			fill := func(k int) {
+				t0 := base + int64(k)*slide
+				for i, key := range names {
+					e.Add(t0+int64(i), key)
+				}
+			}
+			for k := range 5 {
+				fill(k)
+				e.RunBatch()
+			}
+			rows := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				fill(5 + i)
+				b.StartTimer()
+				rows += len(e.RunBatch().Rows)
+			}
+			b.ReportMetric(float64(rows)/float64(b.N), "rows/batch")
+			b.ReportMetric(float64(e.StateRows()), "state-rows")
+		})
+	}
+}
