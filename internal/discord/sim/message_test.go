@@ -176,13 +176,24 @@ func TestMessageCreatePayloads(t *testing.T) {
 	if want := `{"channel_id":"` + ch.ID.String() + `","guild_id":"` + g.ID.String() + `","id":"` + plain.ID.String() + `"}`; string(p.D) != want {
 		t.Errorf("MESSAGE_DELETE: got %s, want %s", p.D, want)
 	}
+	// Bulk delete.
+	if err := s.DeleteBulk(ch.ID, []ID{ms0ID(t, ms[3]), ms0ID(t, ms[4])}); err != nil {
+		t.Fatal(err)
+	}
+	p = c.expect(opDispatch, "MESSAGE_DELETE_BULK")
+	if want := `{"channel_id":"` + ch.ID.String() + `","guild_id":"` + g.ID.String() + `","ids":["` + ms[3]["id"].(string) + `","` + ms[4]["id"].(string) + `"]}`; string(p.D) != want {
+		t.Errorf("MESSAGE_DELETE_BULK: got %s, want %s", p.D, want)
+	}
+	if err := s.DeleteBulk(ch.ID, []ID{ms0ID(t, ms[5]), 1}); err == nil {
+		t.Error("DeleteBulk with an unknown id: no error")
+	}
 	// Sent keeps what was posted.
 	sent := s.Sent()
 	if len(sent) != 7 || sent[0].Content != "héllo 世界 👋" {
 		t.Errorf("Sent: got %d messages, first %q", len(sent), sent[0].Content)
 	}
 	st := s.Stats()
-	if st.Messages != 7 || st.Edits != 1 || st.Deletes != 1 {
+	if st.Messages != 7 || st.Edits != 1 || st.Deletes != 3 {
 		t.Errorf("stats: %+v", st)
 	}
 }
@@ -362,4 +373,13 @@ func TestSharding(t *testing.T) {
 			}
 		}
 	}
+}
+
+func ms0ID(t *testing.T, m map[string]any) ID {
+	t.Helper()
+	id, err := ParseID(m["id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

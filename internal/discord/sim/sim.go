@@ -37,6 +37,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -582,6 +583,52 @@ func (s *Server) Delete(channelID, messageID ID) error {
 	return fmt.Errorf("delete: unknown message %s in channel %s", messageID, channelID)
 }
 
+// DeleteBulk removes several messages of one channel and dispatches one
+// MESSAGE_DELETE_BULK {ids, channel_id, guild_id?}. Unknown ids are an
+// error and nothing is deleted.
+func (s *Server) DeleteBulk(channelID ID, ids []ID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.channels[channelID]
+	if !ok {
+		return fmt.Errorf("delete bulk: unknown channel %s", channelID)
+	}
+	if len(ids) == 0 {
+		return errors.New("delete bulk: no message ids")
+	}
+	drop := map[ID]bool{}
+	for _, id := range ids {
+		if _, ok := s.findLocked(channelID, id); !ok {
+			return fmt.Errorf("delete bulk: unknown message %s in channel %s", id, channelID)
+		}
+		drop[id] = true
+	}
+	h := s.history[channelID]
+	kept := h[:0:0]
+	for _, m := range h {
+		if !drop[m.ID] {
+			kept = append(kept, m)
+		}
+	}
+	s.history[channelID] = kept
+	s.stats.Deletes += len(drop)
+	if ch.NoAccess {
+		return nil
+	}
+	d := map[string]any{"ids": ids, "channel_id": ch.ID}
+	if ch.GuildID != 0 {
+		d["guild_id"] = ch.GuildID
+	}
+	b, _ := json.Marshal(d)
+	s.pruneLocked()
+	for _, ss := range s.sessions {
+		if s.deliversLocked(ss, ch) {
+			s.dispatchLocked(ss, "MESSAGE_DELETE_BULK", b)
+		}
+	}
+	return nil
+}
+
 func (s *Server) findLocked(channelID, id ID) (Message, bool) {
 	h := s.history[channelID]
 	i := sort.Search(len(h), func(i int) bool { return h[i].ID >= id })
@@ -592,7 +639,8 @@ func (s *Server) findLocked(channelID, id ID) (Message, bool) {
 }
 
 // Sent returns every message posted, in posting order, as created (edits and
-// deletes do not change it).
+// deletes do not change it). It includes messages no session was given
+// (NoAccess channels, DMs or guild messages the intents exclude).
 func (s *Server) Sent() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
