@@ -292,6 +292,7 @@ func (s *KafkaSource) Read(ctx context.Context, plan Plan, fn func(*Record)) err
 	// Records polled during the previous batch come first.
 	s.mu.Lock()
 	var early []*kgo.Record
+	var complete []int32 // partitions whose pending records reach past the range
 	for p, r := range need {
 		recs := s.pending[p]
 		i := 0
@@ -302,6 +303,7 @@ func (s *KafkaSource) Read(ctx context.Context, plan Plan, fn func(*Record)) err
 		}
 		if i < len(recs) {
 			s.pending[p] = recs[i:]
+			complete = append(complete, p)
 		} else {
 			delete(s.pending, p)
 		}
@@ -309,6 +311,9 @@ func (s *KafkaSource) Read(ctx context.Context, plan Plan, fn func(*Record)) err
 	s.mu.Unlock()
 	for _, rec := range early {
 		s.deliver(rec, need, fn)
+	}
+	for _, p := range complete {
+		delete(need, p)
 	}
 
 	for len(need) > 0 {
