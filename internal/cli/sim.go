@@ -91,6 +91,8 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		Shards:            *shards,
 		HeartbeatInterval: *heartbeat,
 		RESTRouteLimit:    *restLimit,
+		HistoryLimit:      20000, // per channel, for REST backfill
+		SentLimit:         1,      // nothing reads Sent here
 		Logger:            log,
 	}
 	if token != "" {

@@ -92,8 +92,13 @@ type Config struct {
 	// and can still be resumed (default 3 min).
 	SessionTimeout time.Duration
 	// ReplayBuffer is how many recent events each session keeps for resume
-	// (default 100000); resuming from an older seq gets op 9 false.
+	// (default 20000); resuming from an older seq gets op 9 false.
 	ReplayBuffer int
+	// HistoryLimit bounds the messages kept per channel for REST history,
+	// and SentLimit those kept for Sent: at least the newest that many are
+	// kept (0: all, the default). Set them for long runs.
+	HistoryLimit int
+	SentLimit    int
 	// GatewaySendLimit payloads per GatewaySendWindow per connection, then
 	// close 4008 (default 120 per 60 s).
 	GatewaySendLimit  int
@@ -144,7 +149,7 @@ func (c *Config) setDefaults() {
 		c.SessionTimeout = 3 * time.Minute
 	}
 	if c.ReplayBuffer <= 0 {
-		c.ReplayBuffer = 100000
+		c.ReplayBuffer = 20000
 	}
 	if c.GatewaySendLimit <= 0 {
 		c.GatewaySendLimit = 120
@@ -534,11 +539,20 @@ func (s *Server) Post(spec MessageSpec) (Message, error) {
 			m.Type = TypeReply
 		}
 	}
-	s.history[ch.ID] = append(s.history[ch.ID], m)
-	s.sent = append(s.sent, m)
+	s.history[ch.ID] = trimOldest(append(s.history[ch.ID], m), s.cfg.HistoryLimit)
+	s.sent = trimOldest(append(s.sent, m), s.cfg.SentLimit)
 	s.stats.Messages++
 	s.broadcastMessageLocked("MESSAGE_CREATE", ch, m)
 	return m, nil
+}
+
+// trimOldest drops the oldest messages once ms holds a quarter more than
+// limit (amortised: not a copy per message); limit 0 keeps everything.
+func trimOldest(ms []Message, limit int) []Message {
+	if limit <= 0 || len(ms) <= limit+limit/4 {
+		return ms
+	}
+	return append(ms[:0:0], ms[len(ms)-limit:]...)
 }
 
 // Edit changes a message's content, sets edited_timestamp and dispatches

@@ -193,3 +193,26 @@ func TestGenerateStopsWithContext(t *testing.T) {
 		t.Errorf("posted %d messages in 200ms at 50/s", n)
 	}
 }
+
+func TestHistoryAndSentLimits(t *testing.T) {
+	s := New(Config{HistoryLimit: 10, SentLimit: 20})
+	_, ch, u := world(s)
+	var last Message
+	for i := 0; i < 100; i++ {
+		m, err := s.Post(MessageSpec{ChannelID: ch.ID, AuthorID: u.ID, Content: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = m
+	}
+	s.mu.Lock()
+	h := len(s.history[ch.ID])
+	s.mu.Unlock()
+	if h < 10 || h > 12 {
+		t.Errorf("history holds %d, want 10..12", h)
+	}
+	sent := s.Sent()
+	if len(sent) < 20 || len(sent) > 25 || sent[len(sent)-1].ID != last.ID {
+		t.Errorf("Sent holds %d, last %v; want 20..25 ending with %v", len(sent), sent[len(sent)-1].ID, last.ID)
+	}
+}
