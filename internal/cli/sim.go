@@ -92,7 +92,7 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		HeartbeatInterval: *heartbeat,
 		RESTRouteLimit:    *restLimit,
 		HistoryLimit:      20000, // per channel, for REST backfill
-		SentLimit:         1,      // nothing reads Sent here
+		SentLimit:         1,     // nothing reads Sent here
 		Logger:            log,
 	}
 	if token != "" {
