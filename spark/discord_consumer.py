@@ -402,6 +402,22 @@ def progress_listener(path):
     return Listener()
 
 
+def start_query(spark, a, printer, checkpoint, name="discord_message_counts"):
+    """Start the streaming query described by a, writing through printer."""
+    writer = (
+        build_query_frame(spark, a)
+        .writeStream.outputMode(a.mode)
+        .foreachBatch(printer)
+        .option("checkpointLocation", checkpoint)
+        .queryName(name)
+    )
+    if a.available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=spark_interval(a.trigger))
+    return writer.start()
+
+
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
     checkpoint = a.checkpoint_location
@@ -416,19 +432,7 @@ def main(argv=None):
     printer = BatchPrinter(a)
     if a.progress_file:
         spark.streams.addListener(progress_listener(a.progress_file))
-    writer = (
-        build_query_frame(spark, a)
-        .writeStream.outputMode(a.mode)
-        .foreachBatch(printer)
-        .option("checkpointLocation", checkpoint)
-        .queryName("discord_message_counts")
-    )
-    if a.available_now:
-        writer = writer.trigger(availableNow=True)
-    else:
-        writer = writer.trigger(processingTime=spark_interval(a.trigger))
-
-    query = writer.start()
+    query = start_query(spark, a, printer, checkpoint)
 
     def stop(signum, frame):
         print("discord_consumer: stopping", file=sys.stderr)
