@@ -362,3 +362,33 @@ func TestSequenceNumbersIncrease(t *testing.T) {
 		last = *p.S
 	}
 }
+
+func TestDefaultSendLimit(t *testing.T) {
+	tests := []struct {
+		name     string
+		interval time.Duration
+		sends    int
+		closed   bool
+	}{
+		{"Discord's interval: 121 allowed", 0, 121, false},
+		{"Discord's interval: 122 closes", 0, 122, true},
+		{"short interval leaves room for its heartbeats", 100 * time.Millisecond, 700, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestServer(t, Config{HeartbeatInterval: tt.interval})
+			c := dial(t, s, "", "")
+			c.hello()
+			for i := 0; i < tt.sends; i++ {
+				c.send(opHeartbeat, nil)
+			}
+			if tt.closed {
+				c.expectClose(CloseRateLimited)
+				return
+			}
+			for i := 0; i < tt.sends; i++ {
+				c.expect(opHeartbeatACK, "")
+			}
+		})
+	}
+}

@@ -100,7 +100,9 @@ type Config struct {
 	HistoryLimit int
 	SentLimit    int
 	// GatewaySendLimit payloads per GatewaySendWindow per connection, then
-	// close 4008 (default 120 per 60 s).
+	// close 4008. Default: Discord's 120 per 60 s plus the heartbeats the
+	// HeartbeatInterval calls for in that window (so a short test interval
+	// does not eat the budget; with Discord's 41.25 s that is 121).
 	GatewaySendLimit  int
 	GatewaySendWindow time.Duration
 	// MaxConcurrency is session_start_limit.max_concurrency: IDENTIFYs per
@@ -151,11 +153,11 @@ func (c *Config) setDefaults() {
 	if c.ReplayBuffer <= 0 {
 		c.ReplayBuffer = 20000
 	}
-	if c.GatewaySendLimit <= 0 {
-		c.GatewaySendLimit = 120
-	}
 	if c.GatewaySendWindow <= 0 {
 		c.GatewaySendWindow = 60 * time.Second
+	}
+	if c.GatewaySendLimit <= 0 {
+		c.GatewaySendLimit = 120 + int(c.GatewaySendWindow/c.HeartbeatInterval)
 	}
 	if c.MaxConcurrency <= 0 {
 		c.MaxConcurrency = 1
