@@ -67,7 +67,9 @@ func (c KafkaSourceConfig) Validate() error {
 //
 // Starting positions are decided when partitions are assigned: the group's
 // committed offset (moved to the log start, with a warning, when retention
-// deleted records before they were read), else the latest or earliest offset.
+// deleted records before they were read), else the latest or earliest offset
+// as configured; partitions added to the topic while the query runs are read
+// from their start.
 // Transaction markers are skipped but count as offsets, as in Spark.
 type KafkaSource struct {
 	cfg KafkaSourceConfig
@@ -83,6 +85,7 @@ type KafkaSource struct {
 	pos       map[int32]int64         // owned partitions: next offset to read
 	committed map[int32]int64         // owned partitions: offset committed to the group, -1 if none
 	pending   map[int32][]*kgo.Record // polled records beyond the batch being read
+	started   bool                    // a batch was committed
 	wake      context.CancelFunc      // interrupts the poll of Read after a revoke
 
 	ends    map[int32]int64 // available-now: the end offsets of the input
@@ -160,7 +163,10 @@ func (s *KafkaSource) adjust(ctx context.Context, offsets map[string]map[int32]k
 	for p, o := range parts {
 		lo, hi := starts[p], ends[p]
 		at := hi
-		if s.cfg.StartingOffsets == StartEarliest {
+		if s.cfg.StartingOffsets == StartEarliest || s.started {
+			// A partition without a commit that appears once the query runs
+			// is new: read from its start, as Spark does with partitions
+			// added to a topic.
 			at = lo
 		}
 		committed := int64(-1)
@@ -461,6 +467,9 @@ func (s *KafkaSource) Commit(ctx context.Context, plan Plan) error {
 			s.mu.Unlock()
 		}
 	}
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
 	if s.polled {
 		s.cl.AllowRebalance()
 		s.polled = false
