@@ -346,9 +346,7 @@ func (s *KafkaSource) Read(ctx context.Context, plan Plan, fn func(*Record)) err
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if fetches.NumRecords() > 0 {
-			s.polled = true
-		}
+		s.polled = true // rebalances wait until AllowRebalance
 		if err := s.fetchErrors(fetches, need); err != nil {
 			return err
 		}
