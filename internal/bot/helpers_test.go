@@ -3,6 +3,7 @@ package bot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -62,3 +63,5 @@ func guildEvent(id, guild, channel, author, content string) *discord.Event {
 	}
 	return &discord.Event{Message: m, Type: discord.EventMessageCreate, ReceivedAt: time.Now()}
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
