@@ -306,7 +306,7 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		defer signal.Stop(sig)
-		log.Info("stopping: finishing the batch in flight (press Ctrl-C again to abort it)")
+		log.Info("stopping: a batch in flight finishes and commits first (press Ctrl-C again to abort it)")
 		select {
 		case <-sig:
 			log.Warn("aborting the batch in flight; its input will be read again")
