@@ -1,0 +1,367 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/discord/sim"
+	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
+)
+
+// A token in Discord's shape, for tests that never reach a server.
+const botTestToken = "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.Zm9vYmFy.c2VjcmV0LXBhcnQtb2YtdGhlLXRlc3QtdG9rZW4"
+
+// lockedBuffer is a goroutine-safe output buffer.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// runBotCLI runs "cordstream bot args..." with the environment vars.
+func runBotCLI(ctx context.Context, vars map[string]string, args ...string) (int, *lockedBuffer, *lockedBuffer) {
+	out, errb := &lockedBuffer{}, &lockedBuffer{}
+	e := &env{stdout: out, stderr: errb, getenv: func(k string) string { return vars[k] }}
+	return run(ctx, append([]string{"bot"}, args...), e), out, errb
+}
+
+func TestBotUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte(" \n"), 0o600)
+	good := filepath.Join(dir, "token")
+	os.WriteFile(good, []byte(botTestToken+"\n"), 0o600)
+	tok := map[string]string{envDiscordToken: botTestToken}
+	tests := []struct {
+		name string
+		vars map[string]string
+		args []string
+		want []string
+	}{
+		{"no token", nil, nil, []string{"no Discord bot token: $DISCORD_TOKEN is not set", "https://discord.com/developers/applications", "Bot -> Reset Token"}},
+		{"empty token file", nil, []string{"--token-file", empty}, []string{"--token-file " + empty + " is empty"}},
+		{"missing token file", nil, []string{"--token-file", filepath.Join(dir, "nope")}, []string{"read the Discord token", "no such file"}},
+		{"token twice", tok, []string{"--token-file", good}, []string{"given twice"}},
+		{"malformed token", map[string]string{envDiscordToken: "not-a-token"}, nil, []string{"does not look like a bot token"}},
+		{"Bot prefix", map[string]string{envDiscordToken: "Bot " + botTestToken}, nil, []string{`starts with "Bot "`}},
+		{"content mode", tok, []string{"--content", "redact"}, []string{"keep, drop or hash"}},
+		{"guild id", tok, []string{"--guilds", "my-server"}, []string{`--guilds: "my-server" is not a Discord id`, "Copy ID"}},
+		{"channel id", tok, []string{"--exclude-channels", "1,#general"}, []string{`--exclude-channels: "#general"`}},
+		{"max buffered", tok, []string{"--max-buffered", "0"}, []string{"--max-buffered 0"}},
+		{"shutdown timeout", tok, []string{"--shutdown-timeout", "0s"}, []string{"--shutdown-timeout must be positive"}},
+		{"api url", tok, []string{"--discord-api-url", "discord.com"}, []string{"--discord-api-url"}},
+		{"topic", tok, []string{"--topic", "bad topic"}, []string{"--topic"}},
+		{"log level", tok, []string{"--log-level", "loud"}, []string{"--log-level"}},
+		{"token as a flag", tok, []string{"--token", botTestToken}, []string{"flag provided but not defined: -token"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errb := runBotCLI(context.Background(), tt.vars, tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, exitUsage, errb)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, errb)
+				}
+			}
+			if strings.Contains(errb.String()+out.String(), "c2VjcmV0LXBhcnQtb2YtdGhlLXRlc3QtdG9rZW4") {
+				t.Errorf("the token appears in the output:\n%s", errb)
+			}
+		})
+	}
+}
+
+func TestBotReadTokenTrims(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	os.WriteFile(file, []byte("\t "+botTestToken+" \r\n\n"), 0o600)
+	e, _, _ := testEnv(nil)
+	got, err := (&botFlags{tokenFile: file}).readToken(e)
+	if err != nil || got != botTestToken {
+		t.Errorf("readToken(file) = %q, %v", got, err)
+	}
+	e, _, _ = testEnv(map[string]string{envDiscordToken: " " + botTestToken + "\n"})
+	got, err = (&botFlags{}).readToken(e)
+	if err != nil || got != botTestToken {
+		t.Errorf("readToken(env) = %q, %v", got, err)
+	}
+}
+
+func TestBotHelpNamesDefaults(t *testing.T) {
+	code, out, _ := runBotCLI(context.Background(), nil, "--help")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, w := range []string{"DISCORD_TOKEN", "--token-file", "Message Content Intent", "--include-bots", "(default true)", "--max-buffered", "cordstream bot --brokers"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("help does not mention %q", w)
+		}
+	}
+}
+
+func botSim(t *testing.T, mod func(*sim.Config)) *sim.Server {
+	t.Helper()
+	cfg := sim.Config{PrivilegedIntents: sim.IntentMessageContent, HeartbeatInterval: 200 * time.Millisecond, GatewaySendLimit: 100000}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv := sim.New(cfg)
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// TestBotEndToEnd runs the command against the simulator and the real
+// broker, with metrics, then stops it as Ctrl-C would.
+func TestBotEndToEnd(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	topic := kafkatest.TopicName(t)
+	t.Cleanup(func() { dropTopic(t, topic) })
+	srv := botSim(t, nil)
+	g := srv.AddGuild("g")
+	ch := srv.AddChannel(g.ID, "general")
+	alice := srv.AddUser(sim.User{Username: "alice", GlobalName: "Alice"})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		code      int
+		out, errb *lockedBuffer
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errb := runBotCLI(ctx, map[string]string{envDiscordToken: srv.Token()},
+			"--brokers", brokers, "--topic", topic, "--discord-api-url", srv.APIURL(), "--metrics", "127.0.0.1:0",
+			"--edits-and-deletes", "--log-level", "debug")
+		done <- result{code, out, errb}
+	}()
+	// The command's stderr is not reachable until it returns; the simulator
+	// tells when it is connected.
+	waitUntil(t, 20*time.Second, func() bool { return srv.Stats().Identifies == 1 })
+	var ids []string
+	for i := range 10 {
+		m, err := srv.Post(sim.MessageSpec{ChannelID: ch.ID, AuthorID: alice.ID, Content: "msg " + string(rune('a'+i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID.String())
+	}
+	recs := consumeN(t, topic, len(ids))
+	for i, r := range recs {
+		m, err := chat.Decode(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.MessageID != ids[i] || string(r.Key) != alice.ID.String() || *m.AuthorGlobalName != "Alice" {
+			t.Errorf("record %d = %s key %s, want message %s by alice", i, r.Value, r.Key, ids[i])
+		}
+	}
+	cancel()
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the bot did not stop within 20s of Ctrl-C")
+	}
+	stderr := res.errb.String()
+	if res.code != exitOK {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s", res.code, stderr)
+	}
+	if !regexp.MustCompile(`bot stopped.*received=10 published=10 failed=0 filtered=0`).MatchString(stderr) {
+		t.Errorf("no final counts in stderr:\n%s", stderr)
+	}
+	addr := regexp.MustCompile(`serving metrics.* addr=(\S+)`).FindStringSubmatch(stderr)
+	if addr == nil {
+		t.Errorf("the metrics address is not logged:\n%s", stderr)
+	}
+	if strings.Contains(stderr+res.out.String(), srv.Token()) {
+		t.Error("the token appears in the output")
+	}
+	// The simulator counts the close frame once its reader has seen it.
+	waitUntil(t, 5*time.Second, func() bool { return srv.Stats().ClientCloses[1000] == 1 })
+}
+
+// TestBotMetricsEndpoint checks /metrics and /healthz while the bot runs.
+func TestBotMetricsEndpoint(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	topic := kafkatest.TopicName(t)
+	t.Cleanup(func() { dropTopic(t, topic) })
+	srv := botSim(t, nil)
+	g := srv.AddGuild("g")
+	ch := srv.AddChannel(g.ID, "general")
+	alice := srv.AddUser(sim.User{Username: "alice"})
+	ln := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	var errb *lockedBuffer
+	var mu sync.Mutex
+	go func() {
+		code, _, eb := runBotCLI(ctx, map[string]string{envDiscordToken: srv.Token()},
+			"--brokers", brokers, "--topic", topic, "--discord-api-url", srv.APIURL(), "--metrics", ln)
+		mu.Lock()
+		errb = eb
+		mu.Unlock()
+		done <- code
+	}()
+	waitUntil(t, 20*time.Second, func() bool { return srv.Stats().Identifies == 1 })
+	srv.Post(sim.MessageSpec{ChannelID: ch.ID, AuthorID: alice.ID, Content: "hi"})
+	consumeN(t, topic, 1)
+	var body string
+	waitUntil(t, 5*time.Second, func() bool {
+		body = httpGet(t, "http://"+ln+"/metrics")
+		return strings.Contains(body, "cordstream_bot_messages_published_total 1")
+	})
+	for _, w := range []string{
+		`cordstream_bot_messages_received_total{kind="create"} 1`,
+		"cordstream_bot_records_buffered 0",
+		"cordstream_bot_publish_latency_seconds_count 1",
+		"cordstream_discord_shards_connected 1",
+		"cordstream_discord_identifies_total 1",
+		"cordstream_discord_reconnects_all_total 0",
+	} {
+		if !strings.Contains(body, w) {
+			t.Errorf("/metrics lacks %q:\n%s", w, body)
+		}
+	}
+	if strings.Contains(body, srv.Token()) {
+		t.Error("the token appears in the metrics")
+	}
+	if h := httpGet(t, "http://"+ln+"/healthz"); h != "ok\n" {
+		t.Errorf("/healthz = %q while healthy", h)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			mu.Lock()
+			t.Errorf("exit %d:\n%s", code, errb)
+			mu.Unlock()
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the bot did not stop")
+	}
+}
+
+// TestBotFatalFailures: a rejected token and a disallowed intent end the
+// command at once with exit 1, a clear message, no reconnect and no token
+// in the output.
+func TestBotFatalFailures(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	tests := []struct {
+		name  string
+		mod   func(*sim.Config)
+		token func(*sim.Server) string
+		want  []string
+	}{
+		{"token rejected", nil, func(*sim.Server) string { return botTestToken },
+			[]string{"Discord rejected the token", "HTTP 401", "https://discord.com/developers/applications", "Bot -> Reset Token", "$DISCORD_TOKEN"}},
+		{"message content intent not enabled", func(c *sim.Config) { c.PrivilegedIntents = 0 }, func(s *sim.Server) string { return s.Token() },
+			[]string{"4014", "Message Content intent", "Bot -> Privileged Gateway Intents -> Message Content Intent"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			topic := kafkatest.TopicName(t)
+			t.Cleanup(func() { dropTopic(t, topic) })
+			srv := botSim(t, tt.mod)
+			tok := tt.token(srv)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			code, out, errb := runBotCLI(ctx, map[string]string{envDiscordToken: tok},
+				"--brokers", brokers, "--topic", topic, "--discord-api-url", srv.APIURL(), "--log-level", "debug")
+			if ctx.Err() != nil {
+				t.Fatal("the command did not end by itself")
+			}
+			if code != exitFailure {
+				t.Errorf("exit code %d, want %d", code, exitFailure)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, errb)
+				}
+			}
+			if strings.Contains(errb.String()+out.String(), tok) {
+				t.Errorf("the token appears in the output:\n%s", errb)
+			}
+			if st := srv.Stats(); st.Connections > 1 {
+				t.Errorf("%d gateway connections, want at most 1 (no reconnect after a fatal error)", st.Connections)
+			}
+		})
+	}
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func consumeN(t *testing.T, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl := kafkatest.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records", len(out), n)
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
