@@ -3,17 +3,28 @@
 // uses, faithful to the documented protocol, with fault injection. Tests and
 // the demo run the real bot against it; `cordstream sim` serves it on a port.
 //
-// What it speaks: HELLO, heartbeats and ACKs (and server-requested
-// heartbeats), IDENTIFY with token, intent and shard checks, READY with
-// resume_gateway_url, GUILD_CREATE, MESSAGE_CREATE/UPDATE/DELETE filtered
-// by intents and shard, RESUME with in-order replay then RESUMED, RECONNECT
-// (op 7), INVALID_SESSION (op 9), the documented close codes, the
-// 120-per-60 s send limit, identify concurrency limits, and the transport
-// compressions zlib-stream and zstd-stream, per-payload zlib (IDENTIFY
-// compress:true, what disgo v0.18 asks for) or plain JSON. REST:
-// GET /gateway, /gateway/bot, /users/@me, /channels/{id},
-// /channels/{id}/messages (after/before/around/limit, newest first) with
-// rate-limit headers and 429s.
+// Gateway: HELLO, heartbeats and ACKs (and server-requested heartbeats),
+// IDENTIFY with token, intent, shard and concurrency checks, READY with
+// resume_gateway_url (/resume on the same port), GUILD_CREATE, then
+// MESSAGE_CREATE/UPDATE/DELETE/DELETE_BULK filtered by intents
+// (MESSAGE_CONTENT emptying content, embeds, attachments and components
+// except in DMs, mentions of the bot and its own messages) and by shard
+// ((guild_id >> 22) % num_shards, DMs on shard 0); RESUME with in-order
+// replay then RESUMED; RECONNECT (op 7); INVALID_SESSION (op 9); the
+// documented close codes; the 120-per-60 s send limit. Compression:
+// ?compress=zlib-stream or zstd-stream (one context per connection), or
+// per-payload zlib when IDENTIFY says compress:true (disgo v0.18's
+// default), else plain JSON text frames.
+//
+// REST (Authorization: Bot <token>): GET /gateway, /gateway/bot,
+// /users/@me, /applications/@me, /channels/{id},
+// /channels/{id}/messages (around/before/after/limit, newest first) and
+// /channels/{id}/messages/{id}, with Discord's error bodies, rate-limit
+// headers and 429s.
+//
+// Faults: DropConnections, StopHeartbeatACKs (zombie), SendReconnect,
+// InvalidateSessions, CloseAll, RequestHeartbeat. Traffic: Post, Edit,
+// Delete, DeleteBulk, or Generate for realistic, reproducible traffic.
 //
 // Usage:
 //
@@ -23,12 +34,13 @@
 //	g := srv.AddGuild("Café ☕")
 //	ch := srv.AddChannel(g.ID, "general")
 //	alice := srv.AddUser(sim.User{Username: "alice"})
-//	// point the bot at srv.APIURL() with token srv.Token(); it finds the
-//	// gateway through GET /gateway/bot as on Discord.
+//	// Run the bot with REST base srv.APIURL() and token srv.Token(); it
+//	// finds the gateway through GET /gateway/bot as on Discord.
 //	msg, err := srv.Post(sim.MessageSpec{ChannelID: ch.ID, AuthorID: alice.ID, Content: "hi"})
 //	...
-//	srv.DropConnections()                // the bot must resume and get every event it missed
-//	_ = srv.Sent()                       // what the bot should have captured
+//	srv.DropConnections() // the bot must RESUME and get every event it missed
+//	_ = srv.Sent()        // what the bot should have captured
+//	_ = srv.Stats()       // identifies, resumes, replayed events, closes …
 //
 // Everything is safe for concurrent use.
 package sim
