@@ -1,0 +1,128 @@
+package sim
+
+// Event delivery: which session gets what, sequence numbers, replay buffers.
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// dispatchLocked gives ss the next sequence number for event t with data d,
+// keeps it for replay and writes it to the session's connection when that
+// connection is healthy.
+func (s *Server) dispatchLocked(ss *session, t string, d []byte) {
+	ss.seq++
+	ev := event{seq: ss.seq, t: t, d: d}
+	ss.buf = append(ss.buf, ev)
+	if over := len(ss.buf) - s.cfg.ReplayBuffer; over > 0 {
+		ss.buf = append(ss.buf[:0:0], ss.buf[over:]...)
+	}
+	if c := ss.conn; c != nil && !c.zombie && !c.draining && !c.closing {
+		c.enqueue(outFrame{payload: dispatchFrame(ev), zlib: c.perPayload})
+		c.lastSeq = ev.seq
+		s.stats.EventsDispatched++
+	}
+}
+
+// deliversLocked reports whether session ss gets message events of channel ch.
+func (s *Server) deliversLocked(ss *session, ch *Channel) bool {
+	if ch.NoAccess {
+		return false
+	}
+	if ch.GuildID == 0 {
+		return ss.intents&IntentDirectMessages != 0 && ss.shardID == 0
+	}
+	return ss.intents&IntentGuildMessages != 0 && shardOf(ch.GuildID, ss.shardCount) == ss.shardID
+}
+
+func (s *Server) mentionsBot(m Message) bool {
+	for _, u := range m.Mentions {
+		if u.ID == s.botID {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) broadcastMessageLocked(t string, ch *Channel, m Message) {
+	s.pruneLocked()
+	var full, stripped []byte
+	for _, ss := range s.sessions {
+		if !s.deliversLocked(ss, ch) {
+			continue
+		}
+		strip := ss.intents&IntentMessageContent == 0 && ch.GuildID != 0 &&
+			m.Author.ID != s.botID && !s.mentionsBot(m)
+		var d []byte
+		if strip {
+			if stripped == nil {
+				stripped, _ = json.Marshal(m.wire(wireOptions{gateway: true, stripContent: true}))
+			}
+			d = stripped
+		} else {
+			if full == nil {
+				full, _ = json.Marshal(m.wire(wireOptions{gateway: true}))
+			}
+			d = full
+		}
+		s.dispatchLocked(ss, t, d)
+	}
+}
+
+func (s *Server) broadcastDeleteLocked(ch *Channel, id ID) {
+	s.pruneLocked()
+	d := map[string]any{"id": id, "channel_id": ch.ID}
+	if ch.GuildID != 0 {
+		d["guild_id"] = ch.GuildID
+	}
+	b, _ := json.Marshal(d)
+	for _, ss := range s.sessions {
+		if s.deliversLocked(ss, ch) {
+			s.dispatchLocked(ss, "MESSAGE_DELETE", b)
+		}
+	}
+}
+
+// identifyLimiter enforces max_concurrency per IdentifyInterval and the
+// session start limit.
+type identifyLimiter struct {
+	interval time.Duration
+	maxConc  int
+	last     map[int]time.Time
+	total    int
+	used     int
+	window   time.Time
+}
+
+func (l *identifyLimiter) init(cfg Config) {
+	l.interval, l.maxConc, l.total = cfg.IdentifyInterval, cfg.MaxConcurrency, cfg.SessionStartLimit
+	l.last = map[int]time.Time{}
+}
+
+func (l *identifyLimiter) roll(now time.Time) {
+	if l.window.IsZero() || now.Sub(l.window) >= 24*time.Hour {
+		l.window, l.used = now, 0
+	}
+}
+
+func (l *identifyLimiter) allow(shardID int, now time.Time) bool {
+	l.roll(now)
+	if l.used >= l.total {
+		return false
+	}
+	key := shardID % l.maxConc
+	if l.interval > 0 {
+		if t, ok := l.last[key]; ok && now.Sub(t) < l.interval {
+			return false
+		}
+	}
+	l.last[key] = now
+	l.used++
+	return true
+}
+
+// remaining returns session_start_limit.remaining and reset_after (ms).
+func (l *identifyLimiter) remaining(now time.Time) (int, int64) {
+	l.roll(now)
+	return l.total - l.used, (24*time.Hour - now.Sub(l.window)).Milliseconds()
+}
