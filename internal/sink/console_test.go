@@ -165,10 +165,10 @@ func TestHalfWidth(t *testing.T) {
 		{"alice", 5},
 		{"日本語", 6},
 		{"한국", 4},
-		{"ｆｕ", 4},     // full-width forms U+FF00-FF60
-		{"ｶﾀ", 2},     // half-width katakana U+FF61-FF9F: not in Spark's ranges
-		{"😀", 2},      // outside the BMP: a surrogate pair in Java
-		{"é", 1},      // precomposed
+		{"ｆｕ", 4},      // full-width forms U+FF00-FF60
+		{"ｶﾀ", 2},      // half-width katakana U+FF61-FF9F: not in Spark's ranges
+		{"😀", 2},       // outside the BMP: a surrogate pair in Java
+		{"é", 1},       // precomposed
 		{"e\u0301", 2}, // combining accent: Java counts two chars
 		{"\u1100", 2}, {"\u115F", 2}, {"\u1160", 1},
 		{"\u2E7F", 1}, {"\u2E80", 2}, {"\uA4CF", 2}, {"\uA4D0", 1},
