@@ -365,3 +365,19 @@ func httpGet(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+func TestBotNoCreateTopic(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	srv := botSim(t, nil)
+	topic := kafkatest.TopicName(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code, _, errb := runBotCLI(ctx, map[string]string{envDiscordToken: srv.Token()},
+		"--brokers", brokers, "--topic", topic, "--discord-api-url", srv.APIURL(), "--no-create-topic")
+	if code != exitFailure || !strings.Contains(errb.String(), "does not exist") {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 saying the topic does not exist", code, errb)
+	}
+	if st := srv.Stats(); st.Connections != 0 {
+		t.Errorf("%d gateway connections; the bot must not connect to Discord without its topic", st.Connections)
+	}
+}
