@@ -320,3 +320,25 @@ func (h *Histogram) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %s\n%s_count %d\n", h.n, h.count, h.n, formatFloat(h.sum), h.n, h.count)
 }
+
+// Sum returns the sum over every label combination of the counter or gauge
+// called name, and whether such a metric is registered. Summaries (a demo's
+// closing line, tests) read their numbers through it.
+func (r *Registry) Sum(name string) (float64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.metrics {
+		f, ok := m.(*family)
+		if !ok || f.n != name {
+			continue
+		}
+		f.mu.Lock()
+		var sum float64
+		for _, c := range f.children {
+			sum += c.load()
+		}
+		f.mu.Unlock()
+		return sum, true
+	}
+	return 0, false
+}

@@ -86,3 +86,16 @@ func TestHandler(t *testing.T) {
 		t.Errorf("/healthz unhealthy = %d %q", code, body)
 	}
 }
+
+func TestSum(t *testing.T) {
+	r := NewRegistry()
+	v := r.NewCounterVec("bad_total", "x", "reason")
+	v.With("a").Add(2)
+	v.With("b").Add(3)
+	if got, ok := r.Sum("bad_total"); !ok || got != 5 {
+		t.Errorf("Sum = %v, %v; want 5, true", got, ok)
+	}
+	if _, ok := r.Sum("missing_total"); ok {
+		t.Error("Sum found a metric that is not registered")
+	}
+}
