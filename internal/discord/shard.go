@@ -72,7 +72,7 @@ func (s *shard) run(ctx context.Context) error {
 	defer s.setReady(false)
 	failures := 0
 	for {
-		out := s.connect(ctx)
+		out := s.connect(ctx, failures)
 		s.setReady(false)
 		if ctx.Err() != nil {
 			return nil
@@ -131,10 +131,14 @@ func gatewayQuery(base string) (string, error) {
 }
 
 // connect runs one WebSocket connection from dial to close.
-func (s *shard) connect(ctx context.Context) (out outcome) {
+//
+// failures is the number of consecutive failed attempts before this one:
+// after three, a resume goes to the main Gateway URL instead of
+// resume_gateway_url (that node may be gone; any node can resume).
+func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	resuming := s.sessionID != ""
 	base := s.g.gatewayURL
-	if resuming && s.resumeURL != "" {
+	if resuming && s.resumeURL != "" && failures < 3 {
 		base = s.resumeURL
 	}
 	if !resuming {
@@ -240,7 +244,7 @@ func (s *shard) connect(ctx context.Context) (out outcome) {
 			s.loseSession("INVALID_SESSION (not resumable)")
 			c.close(websocket.CloseNormalClosure, "invalid session")
 			return outcome{reason: "invalid_session", err: errors.New("INVALID_SESSION (not resumable)"),
-				wait: jitter(s.g.cfg.InvalidSessionMin, s.g.cfg.InvalidSessionMax), progress: true}
+				wait: jitter(s.g.cfg.InvalidSessionMin, s.g.cfg.InvalidSessionMax), progress: s.ready.Load()}
 		case opDispatch:
 			if f.S == nil || f.T == nil {
 				c.close(closeResumable, "decode_error")
