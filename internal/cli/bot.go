@@ -215,15 +215,17 @@ func runBot(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	log := slog.New(&redactHandler{h: newLogger(e, o.logLevel).Handler(), secret: o.token}).With("command", "bot")
-	err = botRun(ctx, o, kcfg, log)
+	err = botRun(ctx, o, kcfg, log, nil)
 	return redactErr(botError(err), o.token)
 }
 
 // botRun connects to Kafka, then to Discord, and runs until ctx ends or a
-// fatal error.
-func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Logger) error {
+// fatal error. Metrics are registered on reg (a new registry when nil).
+func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Logger, reg *metrics.Registry) error {
 	f := o.flags
-	reg := metrics.NewRegistry()
+	if reg == nil {
+		reg = metrics.NewRegistry()
+	}
 	m := bot.NewMetrics(reg)
 	pub, err := bot.NewPublisher(bot.PublisherConfig{Topic: f.topic, MaxBuffered: f.maxBuffered, Log: log, Metrics: m},
 		func(opts ...kgo.Opt) (*kgo.Client, error) { return kafka.NewClient(ctx, kcfg, log, opts...) })
@@ -332,7 +334,16 @@ func botError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, discord.ErrTokenRejected):
-		return &botHintError{err: fmt.Errorf("Discord rejected the token: %w", err), hint: tokenWhere}
+		// The innermost error says how (REST 401 or close 4004).
+		var he *discord.HTTPError
+		var ce *discord.CloseError
+		switch {
+		case errors.As(err, &he):
+			err = he
+		case errors.As(err, &ce):
+			err = ce
+		}
+		return &botHintError{err: err, hint: tokenWhere}
 	}
 	return err
 }
