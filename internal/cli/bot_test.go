@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -379,5 +381,32 @@ func TestBotNoCreateTopic(t *testing.T) {
 	}
 	if st := srv.Stats(); st.Connections != 0 {
 		t.Errorf("%d gateway connections; the bot must not connect to Discord without its topic", st.Connections)
+	}
+}
+
+// TestRedaction pins the safety net: even if some code path logged the token
+// or put it in an error, the output would not show it.
+func TestRedaction(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(&redactHandler{h: slog.NewTextHandler(&buf, nil), secret: botTestToken}).With("preset", "x"+botTestToken)
+	log.Info("token "+botTestToken, "plain", botTestToken, "err", errors.New("bad "+botTestToken),
+		slog.Group("g", "inner", botTestToken), "n", 5)
+	if strings.Contains(buf.String(), botTestToken) {
+		t.Errorf("log shows the token:\n%s", buf.String())
+	}
+	if n := strings.Count(buf.String(), "[REDACTED]"); n != 5 {
+		t.Errorf("%d redactions, want 5:\n%s", n, buf.String())
+	}
+	if !strings.Contains(buf.String(), "n=5") {
+		t.Errorf("other values lost:\n%s", buf.String())
+	}
+	err := redactErr(&botHintError{err: errors.New("x " + botTestToken), hint: "h " + botTestToken}, botTestToken)
+	var h interface{ Hint() string }
+	if strings.Contains(err.Error(), botTestToken) || !errors.As(err, &h) || strings.Contains(h.Hint(), botTestToken) {
+		t.Errorf("error or hint shows the token: %v / %v", err, h)
+	}
+	plain := errors.New("nothing secret")
+	if redactErr(plain, botTestToken) != plain {
+		t.Error("redactErr wrapped an error without the token")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -304,7 +305,7 @@ func (s *shard) identifyPayload() map[string]any {
 		"intents":         uint64(s.g.cfg.Intents),
 		"shard":           [2]int{s.id, s.count},
 		"large_threshold": 50,
-		"properties":      map[string]string{"os": "linux", "browser": "cordstream", "device": "cordstream"},
+		"properties":      map[string]string{"os": runtime.GOOS, "browser": "cordstream", "device": "cordstream"},
 	}
 }
 
