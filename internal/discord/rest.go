@@ -57,6 +57,9 @@ func NewREST(base, token string, client *http.Client, userAgent string, log *slo
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &REST{
 		base: strings.TrimRight(base, "/"), token: token, client: client, userAgent: userAgent,
 		log: log, attempts: 5, sleep: sleepCtx,
