@@ -159,6 +159,28 @@ var fieldNames = [numFields]string{
 	FieldEditedTimestamp, FieldSchemaVersion,
 }
 
+// keyWords are the keys as Encode writes them, with their colon, in its
+// order (the order of the indexes above), as three overlapping 8-byte words
+// at offsets 0, mid and n-8: equal words mean equal keys for 8 <= n <= 24.
+var keyWords = func() (k [numFields]struct {
+	n, mid     int
+	w0, w1, w2 uint64
+}) {
+	for i, name := range fieldNames {
+		lit := []byte(`"` + name + `":`)
+		n := len(lit)
+		if n < 8 || n > 24 {
+			panic("chat: field name length outside the fast path's range: " + name)
+		}
+		mid := min(8, n-8)
+		k[i].n, k[i].mid = n, mid
+		k[i].w0 = binary.LittleEndian.Uint64(lit)
+		k[i].w1 = binary.LittleEndian.Uint64(lit[mid:])
+		k[i].w2 = binary.LittleEndian.Uint64(lit[n-8:])
+	}
+	return k
+}()
+
 // fieldTypes is the JSON type each field must have when not null.
 var fieldTypes = [numFields]valKind{
 	valString, valString, valString, valString, valString, valString,
@@ -275,54 +297,94 @@ func (s *scanner) unexpected(what string) error {
 
 // object scans the top-level object at s.i, recording known fields in fs.
 func (s *scanner) object(fs *[numFields]fieldVal) error {
-	s.i++ // '{'
-	s.skipSpace()
-	if s.i < len(s.data) && s.data[s.i] == '}' {
-		s.i++
+	// The hot loop keeps the position in a local; s.i is synced around the
+	// calls that use it.
+	d := s.data
+	i := skipSpace(d, s.i+1) // after '{'
+	if i < len(d) && d[i] == '}' {
+		s.i = i + 1
 		return nil
 	}
+	next := 0 // the field Encode writes next
 	for {
-		if s.i >= len(s.data) || s.data[s.i] != '"' {
-			return s.unexpected("a string for an object key")
+		// Fast path: the key Encode writes next, with its colon.
+		f := -1
+		if next < numFields {
+			if k := &keyWords[next]; len(d)-i >= k.n &&
+				load64(d, i) == k.w0 && load64(d, i+k.mid) == k.w1 && load64(d, i+k.n-8) == k.w2 {
+				f = next
+				i += k.n
+				next++
+			}
 		}
-		start, end, plain, err := s.scanString(true)
-		if err != nil {
-			return err
-		}
-		var name string
-		if plain {
-			name = unsafe.String(unsafe.SliceData(s.data[start:end]), end-start)
-		} else {
-			name = string(unquoteAppend(nil, s.data[start:end]))
-		}
-		s.skipSpace()
-		if s.i >= len(s.data) || s.data[s.i] != ':' {
-			return s.unexpected("':' after an object key")
-		}
-		s.i++
-		s.skipSpace()
-		if f := fieldIndex(name); f >= 0 {
-			if err := s.fieldValue(&fs[f]); err != nil {
+		if f < 0 {
+			s.i = i
+			if i >= len(d) || d[i] != '"' {
+				return s.unexpected("a string for an object key")
+			}
+			start, end, plain, err := s.scanString(true)
+			if err != nil {
 				return err
 			}
-		} else if err := s.skipValue(2); err != nil {
-			return err
+			var name string
+			if plain {
+				name = unsafe.String(unsafe.SliceData(d[start:end]), end-start)
+			} else {
+				name = string(unquoteAppend(nil, d[start:end]))
+			}
+			s.i = skipSpace(d, s.i)
+			if s.i >= len(d) || d[s.i] != ':' {
+				return s.unexpected("':' after an object key")
+			}
+			i = s.i + 1
+			if f = fieldIndex(name); f >= 0 {
+				next = f + 1
+			}
 		}
-		s.skipSpace()
-		if s.i >= len(s.data) {
-			return s.unexpected("',' or '}' after an object value")
+		i = skipSpace(d, i)
+		// Fast path: a string without escapes.
+		simple := false
+		if f >= 0 && i < len(d) && d[i] == '"' {
+			if end, hi := plainRun(d, i+1); end < len(d) && d[end] == '"' {
+				fs[f] = fieldVal{kind: valString, start: i + 1, end: end,
+					plain: hi&msb == 0 || utf8.Valid(d[i+1:end])}
+				i = end + 1
+				simple = true
+			}
 		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-			s.skipSpace()
-		case '}':
+		if !simple {
+			s.i = i
+			var err error
+			if f >= 0 {
+				err = s.fieldValue(&fs[f])
+			} else {
+				err = s.skipValue(2)
+			}
+			if err != nil {
+				return err
+			}
+			i = s.i
+		}
+		i = skipSpace(d, i)
+		if i < len(d) && d[i] == ',' {
+			i = skipSpace(d, i+1)
+			continue
+		}
+		s.i = i
+		if i < len(d) && d[i] == '}' {
 			s.i++
 			return nil
-		default:
-			return s.unexpected("',' or '}' after an object value")
 		}
+		return s.unexpected("',' or '}' after an object value")
 	}
+}
+
+// skipSpace returns the index of the first non-blank byte at or after i.
+func skipSpace(d []byte, i int) int {
+	for i < len(d) && d[i] <= ' ' && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // fieldValue scans the value of a known field into v.
@@ -449,63 +511,32 @@ const (
 	msb = 0x8080808080808080
 )
 
-// strSpecial marks the bytes a string scan must look at: control
-// characters, '"', '\\' and non-ASCII.
-var strSpecial = func() (t [256]bool) {
-	for c := range 0x20 {
-		t[c] = true
-	}
-	t['"'], t['\\'] = true, true
-	for c := 0x80; c < 0x100; c++ {
-		t[c] = true
-	}
-	return t
-}()
-
 // scanString scans the string starting at s.i (a '"') and returns the span
 // of its contents. plain reports that the contents decode to themselves: no
-// escapes and valid UTF-8 (checked only when checkUTF8; otherwise plain only
+// escapes and, when checkUTF8, valid UTF-8 (without checkUTF8, plain only
 // means no escapes).
 func (s *scanner) scanString(checkUTF8 bool) (start, end int, plain bool, err error) {
 	d := s.data
-	s.i++
-	start = s.i
+	i := s.i + 1
+	start = i
 	plain = true
-	high := false
+	var hi uint64 // OR of the bytes scanned: non-ASCII seen if its top bits are set
 	for {
-		i := s.i
-		// Eight bytes at a time: stop at the first byte that is a control
-		// character, '"' or '\\' (or non-ASCII when checking UTF-8).
-		for i+8 <= len(d) {
-			x := binary.LittleEndian.Uint64(d[i:])
-			q := x ^ (lsb * '"')
-			b := x ^ (lsb * '\\')
-			m := ((x - lsb*0x20) & ^x) | ((q - lsb) & ^q) | ((b - lsb) & ^b)
-			if checkUTF8 {
-				m |= x
-			}
-			if m &= msb; m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
-			}
-			i += 8
-		}
-		for i < len(d) && !strSpecial[d[i]] {
-			i++
-		}
-		s.i = i
+		var h uint64
+		i, h = plainRun(d, i)
+		hi |= h
 		if i >= len(d) {
+			s.i = i
 			return 0, 0, false, s.unexpected("the end of a string")
 		}
-		switch c := d[i]; {
-		case c == '"':
-			end = i
-			s.i++
-			if high && checkUTF8 && plain && !utf8.Valid(d[start:end]) {
+		switch c := d[i]; c {
+		case '"':
+			s.i = i + 1
+			if checkUTF8 && plain && hi&msb != 0 && !utf8.Valid(d[start:i]) {
 				plain = false
 			}
-			return start, end, plain, nil
-		case c == '\\':
+			return start, i, plain, nil
+		case '\\':
 			plain = false
 			if i+1 >= len(d) {
 				s.i = i + 1
@@ -513,7 +544,7 @@ func (s *scanner) scanString(checkUTF8 bool) (start, end int, plain bool, err er
 			}
 			switch d[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i = i + 2
+				i += 2
 			case 'u':
 				for j := i + 2; j < i+6; j++ {
 					if j >= len(d) || unhex(d[j]) < 0 {
@@ -521,18 +552,44 @@ func (s *scanner) scanString(checkUTF8 bool) (start, end int, plain bool, err er
 						return 0, 0, false, s.unexpected("a hexadecimal digit in a \\u escape")
 					}
 				}
-				s.i = i + 6
+				i += 6
 			default:
 				s.i = i + 1
 				return 0, 0, false, s.unexpected("an escape character")
 			}
-		case c < 0x20:
+		default: // a control character
+			s.i = i
 			return 0, 0, false, s.errorf("invalid control character %q in a string", c)
-		default: // non-ASCII
-			high = true
-			s.i = i + 1
 		}
 	}
+}
+
+// plainRun returns the index of the first byte at or after i that is a
+// control character, '"' or '\\' (len(d) if none), and the OR of the bytes
+// before it (possibly a few more).
+func plainRun(d []byte, i int) (int, uint64) {
+	var hi uint64
+	// Eight bytes at a time, in the lanes of a word: flag bytes below 0x20
+	// and bytes equal to '"' or '\\'. Borrows can only flag lanes above a
+	// flagged one, so the lowest flag is exact.
+	for i+8 <= len(d) {
+		x := load64(d, i)
+		hi |= x
+		q := x ^ (lsb * '"')
+		b := x ^ (lsb * '\\')
+		if m := (((x - lsb*0x20) &^ x) | ((q - lsb) &^ q) | ((b - lsb) &^ b)) & msb; m != 0 {
+			return i + bits.TrailingZeros64(m)/8, hi
+		}
+		i += 8
+	}
+	for ; i < len(d); i++ {
+		c := d[i]
+		if c < 0x20 || c == '"' || c == '\\' {
+			return i, hi
+		}
+		hi |= uint64(c)
+	}
+	return i, hi
 }
 
 func unhex(c byte) int {
@@ -678,21 +735,25 @@ func wireMicros(b []byte) (int64, bool) {
 	if len(b) != 23 || b[4] != '-' || b[7] != '-' || b[10] != ' ' || b[13] != ':' || b[16] != ':' || b[19] != '.' {
 		return 0, false
 	}
-	var v [23]int64
-	for _, i := range [...]int{0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22} {
-		c := b[i] - '0'
-		if c > 9 {
-			return 0, false
-		}
-		v[i] = int64(c)
+	// Each pair of digits at once: both bytes must be '0'..'9'.
+	d2 := func(i int) (int64, bool) {
+		x, y := b[i]-'0', b[i+1]-'0'
+		return int64(x)*10 + int64(y), x <= 9 && y <= 9
 	}
-	y := v[0]*1000 + v[1]*100 + v[2]*10 + v[3]
-	mo := v[5]*10 + v[6]
-	d := v[8]*10 + v[9]
-	h := v[11]*10 + v[12]
-	mi := v[14]*10 + v[15]
-	sec := v[17]*10 + v[18]
-	ms := v[20]*100 + v[21]*10 + v[22]
+	y1, ok1 := d2(0)
+	y2, ok2 := d2(2)
+	mo, ok3 := d2(5)
+	d, ok4 := d2(8)
+	h, ok5 := d2(11)
+	mi, ok6 := d2(14)
+	sec, ok7 := d2(17)
+	ms1, ok8 := d2(20)
+	ms2 := b[22] - '0'
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8 && ms2 <= 9) {
+		return 0, false
+	}
+	y := y1*100 + y2
+	ms := ms1*10 + int64(ms2)
 	if mo < 1 || mo > 12 || d < 1 || d > int64(daysIn(int(y), int(mo))) || h > 23 || mi > 59 || sec > 59 {
 		return 0, false
 	}
