@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/cordstream/cordstream/internal/chat"
 )
 
 // seedConfig is the seed's query: 1 min / 30 s windows, watermark 1 min,
@@ -52,6 +54,7 @@ func BenchmarkAdd(b *testing.B) {
 	shift := int64(0)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
 	for i := range b.N {
 		j := (i + n/2) % n
 		if j == 0 {
@@ -62,6 +65,7 @@ func BenchmarkAdd(b *testing.B) {
 			e.RunBatch()
 		}
 	}
+	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(e.StateRows()), "state-rows")
 }
@@ -110,4 +114,58 @@ func BenchmarkRunBatch(b *testing.B) {
 			b.ReportMetric(float64(e.StateRows()), "state-rows")
 		})
 	}
+}
+
+// BenchmarkProjectAndAdd is the analyzer's hot path per message: project a
+// typical ~330-byte wire record (chat.Project) and count it (Add), on the
+// seed's query with 10,000 skewed authors and a micro-batch every 500,000
+// messages. Issue 4's target is 1.5 M msgs/s per core.
+func BenchmarkProjectAndAdd(b *testing.B) {
+	const n = 1 << 16
+	ts, keys := skewedEvents(n, 10_000)
+	records := make([][]byte, n)
+	for i := range records {
+		m := chat.Message{
+			Kind:             chat.KindCreate,
+			MessageID:        fmt.Sprintf("14364312345678%05d", i),
+			GuildID:          chat.Ptr("1199887766554433221"),
+			ChannelID:        "1299887766554433222",
+			AuthorID:         chat.Ptr(fmt.Sprintf("4023456789012%05d", i%10_000)),
+			AuthorName:       chat.Ptr(keys[i][0].S),
+			AuthorGlobalName: chat.Ptr("Some Name"),
+			Content:          chat.Ptr("has anyone tried the new build? it fixes the crash on startup for me, but the settings page still loads slowly"),
+			Timestamp:        time.UnixMicro(ts[i] / 1000 * 1000).UTC(),
+		}
+		var err error
+		if records[i], err = chat.Encode(&m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e, err := New(seedConfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var p chat.Projection
+	key := make([]Value, 1)
+	bytes := 0
+	for _, r := range records {
+		bytes += len(r)
+	}
+	b.SetBytes(int64(bytes / n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuTime()
+	for i := range b.N {
+		if err := chat.Project(records[i%n], &p); err != nil {
+			b.Fatal(err)
+		}
+		key[0] = Value{S: p.AuthorName, Valid: p.Has&chat.HasAuthorName != 0}
+		// Replays of the record set move on in time, like a live stream.
+		e.Add(p.Timestamp+int64(i/n)*int64(n)*100, key)
+		if i%500_000 == 0 {
+			e.RunBatch()
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }

@@ -137,8 +137,8 @@ type bucket struct {
 }
 
 type cell struct {
-	key   int32
 	count int64
+	key   int32
 	dirty bool
 }
 
@@ -284,7 +284,7 @@ func (e *Engine) incr(b *bucket, id int32, start int64) {
 	// make entries for evicted buckets harmless.
 	var slot *recentCell
 	if e.useRecent {
-		slot = &e.keys.infos[id].recent[uint64(start/e.slide)&(recentSlots-1)]
+		slot = &e.keys.recent[id][uint64(start/e.slide)&(recentSlots-1)]
 		if slot.serial == b.serial {
 			e.bump(b, slot.pos)
 			return

@@ -17,15 +17,15 @@ type keyTable struct {
 	index  map[string]int32
 	nullID int32 // id of the NULL tuple when n == 1, -1 if none
 	infos  []keyInfo
+	recent [][recentSlots]recentCell // by id: one cache line per key
 	free   []int32
 	buf    []byte
 }
 
 type keyInfo struct {
-	enc    string  // map key ("" and unused for the NULL tuple when n == 1)
-	vals   []Value // the tuple; never mutated once published
-	refs   int32   // state rows holding this id
-	recent [recentSlots]recentCell
+	enc  string  // map key ("" and unused for the NULL tuple when n == 1)
+	vals []Value // the tuple; never mutated once published
+	refs int32   // state rows holding this id
 }
 
 // recentSlots is how many recent windows a key remembers its cell in (a
@@ -83,9 +83,11 @@ func (t *keyTable) alloc(k keyInfo) int32 {
 		id := t.free[n-1]
 		t.free = t.free[:n-1]
 		t.infos[id] = k
+		t.recent[id] = [recentSlots]recentCell{}
 		return id
 	}
 	t.infos = append(t.infos, k)
+	t.recent = append(t.recent, [recentSlots]recentCell{})
 	return int32(len(t.infos) - 1)
 }
 
