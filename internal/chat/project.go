@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -69,19 +68,15 @@ func Project(data []byte, p *Projection) error {
 		return malformed(errors.New("record is not a JSON object"))
 	}
 	var fs [numFields]fieldVal
-	if err := s.object(&fs); err != nil {
+	bad, err := s.object(&fs)
+	if err != nil {
 		return malformed(err)
 	}
 	// Type errors, then trailing data, then values: Decode's order.
-	for f := range fs {
-		v := &fs[f]
-		if v.kind == valAbsent || v.kind == valNull {
-			continue
-		}
-		if want := fieldTypes[f]; v.kind != want && !(want == valInt && v.kind == valNumber && v.isInt) {
-			return &FieldError{Field: fieldNames[f], Reason: ReasonWrongType,
-				Err: fmt.Errorf("got JSON %s, want %s", v.kind, wantType(fieldNames[f]))}
-		}
+	if bad != 0 {
+		f := bits.TrailingZeros16(bad)
+		return &FieldError{Field: fieldNames[f], Reason: ReasonWrongType,
+			Err: fmt.Errorf("got JSON %s, want %s", fs[f].kind, wantType(fieldNames[f]))}
 	}
 	s.skipSpace()
 	if s.i < len(data) {
@@ -158,28 +153,6 @@ var fieldNames = [numFields]string{
 	FieldGuildID, FieldAuthorGlobalName, FieldAuthorIsBot, FieldWebhookID, FieldKind,
 	FieldEditedTimestamp, FieldSchemaVersion,
 }
-
-// keyWords are the keys as Encode writes them, with their colon, in its
-// order (the order of the indexes above), as three overlapping 8-byte words
-// at offsets 0, mid and n-8: equal words mean equal keys for 8 <= n <= 24.
-var keyWords = func() (k [numFields]struct {
-	n, mid     int
-	w0, w1, w2 uint64
-}) {
-	for i, name := range fieldNames {
-		lit := []byte(`"` + name + `":`)
-		n := len(lit)
-		if n < 8 || n > 24 {
-			panic("chat: field name length outside the fast path's range: " + name)
-		}
-		mid := min(8, n-8)
-		k[i].n, k[i].mid = n, mid
-		k[i].w0 = binary.LittleEndian.Uint64(lit)
-		k[i].w1 = binary.LittleEndian.Uint64(lit[mid:])
-		k[i].w2 = binary.LittleEndian.Uint64(lit[n-8:])
-	}
-	return k
-}()
 
 // fieldTypes is the JSON type each field must have when not null.
 var fieldTypes = [numFields]valKind{
@@ -296,35 +269,31 @@ func (s *scanner) unexpected(what string) error {
 }
 
 // object scans the top-level object at s.i, recording known fields in fs.
-func (s *scanner) object(fs *[numFields]fieldVal) error {
+func (s *scanner) object(fs *[numFields]fieldVal) (bad uint16, err error) {
 	// The hot loop keeps the position in a local; s.i is synced around the
-	// calls that use it.
+	// calls that use it. bad has a bit per field whose (last) value has the
+	// wrong JSON type.
 	d := s.data
 	i := skipSpace(d, s.i+1) // after '{'
 	if i < len(d) && d[i] == '}' {
 		s.i = i + 1
-		return nil
+		return 0, nil
 	}
-	next := 0 // the field Encode writes next
+	// Fast path: the keys Encode writes, in its order, with their colon
+	// (and, after the first, the comma before them).
+	next, f := 0, -1
+	if matchKey(d, i, &keyWords[0]) {
+		f, next, i = 0, 1, i+keyWords[0].n
+	}
 	for {
-		// Fast path: the key Encode writes next, with its colon.
-		f := -1
-		if next < numFields {
-			if k := &keyWords[next]; len(d)-i >= k.n &&
-				load64(d, i) == k.w0 && load64(d, i+k.mid) == k.w1 && load64(d, i+k.n-8) == k.w2 {
-				f = next
-				i += k.n
-				next++
-			}
-		}
 		if f < 0 {
 			s.i = i
 			if i >= len(d) || d[i] != '"' {
-				return s.unexpected("a string for an object key")
+				return 0, s.unexpected("a string for an object key")
 			}
 			start, end, plain, err := s.scanString(true)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			var name string
 			if plain {
@@ -334,50 +303,116 @@ func (s *scanner) object(fs *[numFields]fieldVal) error {
 			}
 			s.i = skipSpace(d, s.i)
 			if s.i >= len(d) || d[s.i] != ':' {
-				return s.unexpected("':' after an object key")
+				return 0, s.unexpected("':' after an object key")
 			}
-			i = s.i + 1
+			i = skipSpace(d, s.i+1)
 			if f = fieldIndex(name); f >= 0 {
 				next = f + 1
 			}
 		}
-		i = skipSpace(d, i)
-		// Fast path: a string without escapes.
-		simple := false
-		if f >= 0 && i < len(d) && d[i] == '"' {
-			if end, hi := plainRun(d, i+1); end < len(d) && d[end] == '"' {
-				fs[f] = fieldVal{kind: valString, start: i + 1, end: end,
-					plain: hi&msb == 0 || utf8.Valid(d[i+1:end])}
-				i = end + 1
-				simple = true
+		if f >= 0 {
+			if i < len(d) && d[i] != '"' {
+				i = skipSpace(d, i)
 			}
-		}
-		if !simple {
-			s.i = i
-			var err error
-			if f >= 0 {
-				err = s.fieldValue(&fs[f])
-			} else {
-				err = s.skipValue(2)
+			bit := uint16(1) << f
+			// Fast path: a string without escapes.
+			simple := false
+			if i < len(d) && d[i] == '"' {
+				if end, hi := plainRun(d, i+1); end < len(d) && d[end] == '"' {
+					fs[f] = fieldVal{kind: valString, start: i + 1, end: end,
+						plain: hi&msb == 0 || utf8.Valid(d[i+1:end])}
+					bad = bad&^bit | bit&^stringFields
+					i = end + 1
+					simple = true
+				}
 			}
-			if err != nil {
-				return err
+			if !simple {
+				s.i = i
+				v := &fs[f]
+				if err := s.fieldValue(v); err != nil {
+					return 0, err
+				}
+				i = s.i
+				want := fieldTypes[f]
+				if v.kind == valNull || v.kind == want || (want == valInt && v.kind == valNumber && v.isInt) {
+					bad &^= bit
+				} else {
+					bad |= bit
+				}
+			}
+		} else {
+			s.i = skipSpace(d, i)
+			if err := s.skipValue(2); err != nil {
+				return 0, err
 			}
 			i = s.i
+		}
+		f = -1
+		if next < numFields && matchKey(d, i, &commaKeyWords[next]) {
+			f, i = next, i+commaKeyWords[next].n
+			next++
+			continue
 		}
 		i = skipSpace(d, i)
 		if i < len(d) && d[i] == ',' {
 			i = skipSpace(d, i+1)
+			if next < numFields && matchKey(d, i, &keyWords[next]) {
+				f, i = next, i+keyWords[next].n
+				next++
+			}
 			continue
 		}
 		s.i = i
 		if i < len(d) && d[i] == '}' {
 			s.i++
-			return nil
+			return bad, nil
 		}
-		return s.unexpected("',' or '}' after an object value")
+		return 0, s.unexpected("',' or '}' after an object value")
 	}
 }
+
+// keyWord is a key literal as three overlapping 8-byte words at offsets 0,
+// mid and n-8: equal words mean equal bytes for 8 <= n <= 24.
+type keyWord struct {
+	n, mid     int
+	w0, w1, w2 uint64
+}
+
+func newKeyWord(lit string) keyWord {
+	n := len(lit)
+	if n < 8 || n > 24 {
+		panic("chat: key literal length outside the fast path's range: " + lit)
+	}
+	b := []byte(lit)
+	mid := min(8, n-8)
+	return keyWord{n: n, mid: mid, w0: load64(b, 0), w1: load64(b, mid), w2: load64(b, n-8)}
+}
+
+// matchKey reports whether d[i:] starts with k's literal.
+func matchKey(d []byte, i int, k *keyWord) bool {
+	return len(d)-i >= k.n && load64(d, i) == k.w0 && load64(d, i+k.mid) == k.w1 && load64(d, i+k.n-8) == k.w2
+}
+
+// keyWords and commaKeyWords are the keys as Encode writes them, with their
+// colon (and with the comma before them), in its order (the order of the
+// field indexes).
+var keyWords, commaKeyWords = func() (k, ck [numFields]keyWord) {
+	for i, name := range fieldNames {
+		k[i] = newKeyWord(`"` + name + `":`)
+		ck[i] = newKeyWord(`,"` + name + `":`)
+	}
+	return k, ck
+}()
+
+// stringFields has a bit per field whose type is string.
+var stringFields = func() (m uint16) {
+	for f, t := range fieldTypes {
+		if t == valString {
+			m |= 1 << f
+		}
+	}
+	return m
+}()
 
 // skipSpace returns the index of the first non-blank byte at or after i.
 func skipSpace(d []byte, i int) int {
