@@ -617,9 +617,43 @@ def final_counts(rows, mode):
     return final
 
 
+def shape_errors(rows, group_by, name):
+    """Rows whose keys are not batch_id, window_start, window_end, the group-by
+    columns and message_count, in that order (the JSON Lines contract)."""
+    want = ["batch_id", "window_start", "window_end", *group_by, "message_count"]
+    bad = [r for r in rows if list(r) != want]
+    if not bad:
+        return []
+    return [f"  {len(bad)} rows from {name} do not have the keys {want} in order, e.g. "
+            f"{json.dumps(bad[0], ensure_ascii=False)}"]
+
+
+def batch_count_errors(progress, log_path):
+    """Compare the number of batches Spark ran (empty ones included, which the
+    JSON Lines cannot show) with the count cordstream logs at the end of an
+    available-now run ("all available data processed ... batches=N"), when
+    its log has that line."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            found = re.findall(r"all available data processed.*?\bbatches=(\d+)", f.read())
+    except OSError:
+        return []
+    if not found:
+        return []
+    got = int(found[-1])
+    if got != len(progress):
+        ids = [p["batchId"] for p in progress]
+        return [f"  cordstream ran {got} batches, Spark {len(progress)} (ids {ids[:1]}..{ids[-1:]}, "
+                "the last ones may be empty: a no-data batch after the watermark moved)"]
+    return []
+
+
 def compare(want_rows, got_rows, want_name, got_name, mode, limit=40):
     """Differences between two runs, as printable lines (empty when equal)."""
     diff = []
+    shown = {}
+    for r in list(want_rows) + list(got_rows):
+        shown.setdefault(row_key(r), json.dumps(r, ensure_ascii=False))
     want, got = by_batch(want_rows), by_batch(got_rows)
     for b in sorted(set(want) | set(got), key=lambda b: (b is None, b if isinstance(b, int) else 0)):
         wc = collections.Counter(row_key(r) for r in want.get(b, []))
@@ -628,9 +662,9 @@ def compare(want_rows, got_rows, want_name, got_name, mode, limit=40):
             continue
         diff.append(f"  batch {b}: {sum(wc.values())} rows from {want_name}, {sum(gc.values())} from {got_name}")
         for k in sorted(wc - gc):
-            diff.append(f"    only {want_name:9}: {k}" + (f" (x{(wc - gc)[k]})" if (wc - gc)[k] > 1 else ""))
+            diff.append(f"    only {want_name:10} {shown[k]}" + (f" (x{(wc - gc)[k]})" if (wc - gc)[k] > 1 else ""))
         for k in sorted(gc - wc):
-            diff.append(f"    only {got_name:9}: {k}" + (f" (x{(gc - wc)[k]})" if (gc - wc)[k] > 1 else ""))
+            diff.append(f"    only {got_name:10} {shown[k]}" + (f" (x{(gc - wc)[k]})" if (gc - wc)[k] > 1 else ""))
     fw, fg = final_counts(want_rows, mode), final_counts(got_rows, mode)
     if fw != fg:
         bad = [k for k in sorted(set(fw) | set(fg)) if fw.get(k) != fg.get(k)]
@@ -762,10 +796,13 @@ def main(argv=None):
                 summary = f"spark {t_spark:.1f}s {spark_batches_summary(progress)}"
                 model_rows = [r for rows in model_run(ds, mode).values() for r in rows]
                 model_diff = compare(spark_rows, model_rows, "spark", "model", mode)
+                model_diff += shape_errors(spark_rows, ds.group_by, "spark")
                 if binary:
                     run_cordstream(binary, ds, mode, a.brokers, topic, cs_out, base + ".cordstream.log")
                     cs_rows = read_rows(cs_out)
                     lines = compare(spark_rows, cs_rows, "spark", "cordstream", mode)
+                    lines += shape_errors(cs_rows, ds.group_by, "cordstream")
+                    lines += batch_count_errors(progress, base + ".cordstream.log")
                     if lines:
                         status = "FAIL"
                     summary += f"; {len(spark_rows)} rows from spark, {len(cs_rows)} from cordstream"

@@ -343,6 +343,8 @@ class BatchPrinter:
             self.out = sys.stdout if a.jsonl_file == "-" else open(a.jsonl_file, "a", encoding="utf-8")
 
     def __call__(self, df, batch_id):
+        if self.console and self.jsonl:
+            df = df.persist()  # two outputs, one run of the batch
         ordered = df.orderBy(
             F.col("window.start").asc(), *[F.col(k).asc_nulls_first() for k in self.keys]
         )
@@ -375,6 +377,8 @@ class BatchPrinter:
                 lines.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
             self.out.write("".join(lines))
             self.out.flush()
+        if self.console and self.jsonl:
+            df.unpersist()
 
     def close(self):
         if self.out is not None and self.out is not sys.stdout:
