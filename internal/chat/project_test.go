@@ -189,74 +189,97 @@ func FuzzProject(f *testing.F) {
 	f.Add([]byte(`{"event_kind":"edit"}`))
 	f.Add([]byte(`{"schema_version":1.0,` + ts0 + `}]`))
 	f.Add([]byte(`null`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var p Projection
-		perr := Project(data, &p)
-		m, derr := Decode(data)
-		var pfe, dfe *FieldError
-		if perr != nil && !errors.As(perr, &pfe) {
-			t.Fatalf("Project error %v is not a *FieldError", perr)
+	f.Fuzz(checkAgainstDecode)
+}
+
+// TestProjectMutations checks Project against Decode on every one-byte
+// change, insertion and deletion of a typical record: the places where the
+// fast paths (keys in Encode's order, plain strings) must hand over to the
+// general ones.
+func TestProjectMutations(t *testing.T) {
+	rec := typicalRecord(t)
+	alphabet := []byte{' ', '\t', '"', '\\', ',', ':', '}', '{', '[', 'x', '0', 'n', 0x01, 0x7f, 0xc3, 0xff}
+	var data []byte
+	for i := range rec {
+		for _, c := range alphabet {
+			data = append(append(append(data[:0], rec[:i]...), c), rec[i+1:]...)
+			checkAgainstDecode(t, data)
+			data = append(append(append(data[:0], rec[:i]...), c), rec[i:]...)
+			checkAgainstDecode(t, data)
 		}
-		if derr != nil && !errors.As(derr, &dfe) {
-			t.Fatalf("Decode error %v is not a *FieldError", derr)
+		data = append(append(data[:0], rec[:i]...), rec[i+1:]...)
+		checkAgainstDecode(t, data)
+	}
+}
+
+func checkAgainstDecode(t *testing.T, data []byte) {
+	t.Helper()
+	var p Projection
+	perr := Project(data, &p)
+	m, derr := Decode(data)
+	var pfe, dfe *FieldError
+	if perr != nil && !errors.As(perr, &pfe) {
+		t.Fatalf("Project error %v is not a *FieldError", perr)
+	}
+	if derr != nil && !errors.As(derr, &dfe) {
+		t.Fatalf("Decode error %v is not a *FieldError", derr)
+	}
+	if decodeTrailing(data) && (dfe == nil || (dfe.Reason != ReasonMalformedJSON && dfe.Reason != ReasonWrongType)) {
+		// Decode's leniency on a trailing ']' or '}': Project rejects it.
+		if pfe == nil || pfe.Reason != ReasonMalformedJSON {
+			t.Fatalf("%q: trailing data: Project error %v, want malformed_json", data, perr)
 		}
-		if decodeTrailing(data) && (dfe == nil || (dfe.Reason != ReasonMalformedJSON && dfe.Reason != ReasonWrongType)) {
-			// Decode's leniency on a trailing ']' or '}': Project rejects it.
-			if pfe == nil || pfe.Reason != ReasonMalformedJSON {
-				t.Fatalf("%q: trailing data: Project error %v, want malformed_json", data, perr)
-			}
-			return
+		return
+	}
+	if (perr == nil) != (derr == nil) {
+		t.Fatalf("%q: Project error %v, Decode error %v", data, perr, derr)
+	}
+	if derr != nil {
+		if pfe.Reason != dfe.Reason {
+			t.Fatalf("%q: Project reason %q (%v), Decode %q (%v)", data, pfe.Reason, perr, dfe.Reason, derr)
 		}
-		if (perr == nil) != (derr == nil) {
-			t.Fatalf("%q: Project error %v, Decode error %v", data, perr, derr)
-		}
-		if derr != nil {
-			if pfe.Reason != dfe.Reason {
-				t.Fatalf("%q: Project reason %q (%v), Decode %q (%v)", data, pfe.Reason, perr, dfe.Reason, derr)
-			}
-			if pfe.Field != dfe.Field {
-				// With several wrong-typed fields Decode reports one at
-				// random (it ranges over a map): Project's must be one of them.
-				for range 64 {
-					if _, err := Decode(data); errors.As(err, &dfe) && dfe.Field == pfe.Field {
-						return
-					}
+		if pfe.Field != dfe.Field {
+			// With several wrong-typed fields Decode reports one at
+			// random (it ranges over a map): Project's must be one of them.
+			for range 64 {
+				if _, err := Decode(data); errors.As(err, &dfe) && dfe.Field == pfe.Field {
+					return
 				}
-				t.Fatalf("%q: Project field %q (%v), Decode %q (%v)", data, pfe.Field, perr, dfe.Field, derr)
 			}
-			return
+			t.Fatalf("%q: Project field %q (%v), Decode %q (%v)", data, pfe.Field, perr, dfe.Field, derr)
 		}
-		deref := func(s *string) string {
-			if s == nil {
-				return ""
-			}
-			return *s
+		return
+	}
+	deref := func(s *string) string {
+		if s == nil {
+			return ""
 		}
-		want := Projection{
-			MessageID:  m.MessageID,
-			AuthorID:   deref(m.AuthorID),
-			AuthorName: deref(m.AuthorName),
-			ChannelID:  m.ChannelID,
-			GuildID:    deref(m.GuildID),
-			Has:        p.Has & (HasMessageID | HasChannelID), // Decode cannot tell these
-			Timestamp:  m.Timestamp.UnixMicro(),
-			Kind:       m.Kind,
+		return *s
+	}
+	want := Projection{
+		MessageID:  m.MessageID,
+		AuthorID:   deref(m.AuthorID),
+		AuthorName: deref(m.AuthorName),
+		ChannelID:  m.ChannelID,
+		GuildID:    deref(m.GuildID),
+		Has:        p.Has & (HasMessageID | HasChannelID), // Decode cannot tell these
+		Timestamp:  m.Timestamp.UnixMicro(),
+		Kind:       m.Kind,
+	}
+	for _, f := range []struct {
+		set bool
+		bit uint8
+	}{{m.AuthorID != nil, HasAuthorID}, {m.AuthorName != nil, HasAuthorName}, {m.GuildID != nil, HasGuildID}} {
+		if f.set {
+			want.Has |= f.bit
 		}
-		for _, f := range []struct {
-			set bool
-			bit uint8
-		}{{m.AuthorID != nil, HasAuthorID}, {m.AuthorName != nil, HasAuthorName}, {m.GuildID != nil, HasGuildID}} {
-			if f.set {
-				want.Has |= f.bit
-			}
-		}
-		if p != want {
-			t.Fatalf("%q:\nProject %+v\nDecode  %+v", data, p, want)
-		}
-		if p.Has&HasMessageID == 0 && p.MessageID != "" || p.Has&HasChannelID == 0 && p.ChannelID != "" {
-			t.Fatalf("%q: value without its Has bit: %+v", data, p)
-		}
-	})
+	}
+	if p != want {
+		t.Fatalf("%q:\nProject %+v\nDecode  %+v", data, p, want)
+	}
+	if p.Has&HasMessageID == 0 && p.MessageID != "" || p.Has&HasChannelID == 0 && p.ChannelID != "" {
+		t.Fatalf("%q: value without its Has bit: %+v", data, p)
+	}
 }
 
 func BenchmarkProject(b *testing.B) {
