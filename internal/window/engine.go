@@ -194,9 +194,11 @@ func floorMod(ts, slide int64) int64 {
 }
 
 // Add counts one event with event time ts (Unix µs) and group-by values keys
-// (len(keys) must equal Config.Keys) into the current micro-batch. keys is not
-// retained: the engine copies the values it keeps, so keys may alias a buffer
-// the caller reuses.
+// into the current micro-batch. keys is not retained: the engine copies the
+// values it keeps, so keys may alias a buffer the caller reuses. Events
+// outside [MinTimestamp, MaxTimestamp] are only counted in Batch.OutOfRange.
+// Add panics if len(keys) != Config.Keys: that is a bug in the caller, not
+// bad input.
 func (e *Engine) Add(ts int64, keys []Value) {
 	e.input++
 	if ts < MinTimestamp || ts > MaxTimestamp {

@@ -69,6 +69,9 @@ func FuzzEngine(f *testing.F) {
 			case op == 0xff:
 				run()
 			case op == 0xfe: // a trigger
+				if g, w := e.NeedsNoDataBatch(), ref.NeedsNoDataBatch(); g != w {
+					t.Fatalf("config %+v: NeedsNoDataBatch = %v, reference %v", cfg, g, w)
+				}
 				if pending || e.NeedsNoDataBatch() {
 					run()
 				}
