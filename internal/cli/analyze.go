@@ -19,6 +19,7 @@ import (
 
 	"github.com/cordstream/cordstream/internal/analyzer"
 	"github.com/cordstream/cordstream/internal/kafka"
+	"github.com/cordstream/cordstream/internal/metrics"
 	"github.com/cordstream/cordstream/internal/sink"
 	"github.com/cordstream/cordstream/internal/window"
 )
@@ -70,6 +71,7 @@ type analyzeOptions struct {
 	replicas int
 	metrics  string
 	logLevel slog.Level
+	registry *metrics.Registry // where the analyzer registers its metrics (a new one when nil)
 }
 
 // analyzeFlags holds the raw flag values.
@@ -256,7 +258,7 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 			}
 		}
 	}()
-	d := analyzer.Deps{Log: log, Stderr: e.stderr, MetricsAddr: o.metrics}
+	d := analyzer.Deps{Log: log, Stderr: e.stderr, MetricsAddr: o.metrics, Metrics: o.registry}
 	for _, out := range o.outputs {
 		switch out {
 		case analyzeOutConsole:
