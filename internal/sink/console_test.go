@@ -240,3 +240,41 @@ func TestConsoleSuccessiveBatches(t *testing.T) {
 		t.Errorf("no Batch: 2 line:\n%s", buf.String())
 	}
 }
+
+// TestConsoleMatchesSpark compares the console with what Spark 4.2.0's
+// Dataset.show(20, truncate=false) printed (session time zone UTC) for the
+// same rows, as the console sink prints it after its "Batch: N" lines:
+// testdata/spark-4.2-show*.txt are Spark's own output, unedited.
+func TestConsoleMatchesSpark(t *testing.T) {
+	tests := []struct {
+		file string
+		rows []window.Row
+	}{
+		{"spark-4.2-show-empty.txt", nil},
+		{"spark-4.2-show.txt", []window.Row{
+			mkRow("2025-11-07 17:59:30", "2025-11-07 18:00:30", 2, val("alice")),
+			mkRow("2025-11-07 17:59:30.5", "2025-11-07 18:00:30.000001", 1, nullVal),
+			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 3, val("日本語")),
+			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 1, val("😀smile")),
+			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 1, val("two\nlines\ttab")),
+			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 1, val("e\u0301")),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			table, err := os.ReadFile(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			c := NewConsole(&buf, []string{"author_name"}, 20, time.UTC)
+			if err := c.WriteBatch(context.Background(), &window.Batch{ID: 9, Rows: tt.rows}); err != nil {
+				t.Fatal(err)
+			}
+			want := consoleRule + "Batch: 9\n" + consoleRule + string(table)
+			if got := buf.String(); got != want {
+				t.Errorf("got:\n%s\nSpark:\n%s", got, want)
+			}
+		})
+	}
+}
