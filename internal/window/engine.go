@@ -124,6 +124,8 @@ type Engine struct {
 	cacheStart int64
 	cache      []*bucket
 	cacheOK    bool
+
+	sortBuf []sortItem // scratch for sortPositions
 }
 
 // bucket is the state of one window: a count per key.
@@ -392,14 +394,13 @@ func (e *Engine) emitDirty() []Row {
 		if len(b.dirty) == 0 {
 			continue
 		}
-		first := len(rows)
+		e.sortPositions(b, b.dirty)
 		for _, pos := range b.dirty {
 			c := &b.cells[pos]
 			c.dirty = false
 			rows = append(rows, Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count})
 		}
 		b.dirty = b.dirty[:0]
-		sortRows(rows[first:])
 	}
 	return rows
 }
@@ -432,11 +433,47 @@ func (e *Engine) order(b *bucket) []int32 {
 		for i := range b.sorted {
 			b.sorted[i] = int32(i)
 		}
-		slices.SortFunc(b.sorted, func(x, y int32) int {
-			return compareKeys(e.keys.values(b.cells[x].key), e.keys.values(b.cells[y].key))
-		})
+		e.sortPositions(b, b.sorted)
 	}
 	return b.sorted
+}
+
+// sortItem is a cell to sort by its single key, the string at hand.
+type sortItem struct {
+	s     string
+	pos   int32
+	valid bool
+}
+
+// sortPositions sorts positions of b's cells by key.
+func (e *Engine) sortPositions(b *bucket, pos []int32) {
+	if e.cfg.Keys != 1 {
+		slices.SortFunc(pos, func(x, y int32) int {
+			return compareKeys(e.keys.values(b.cells[x].key), e.keys.values(b.cells[y].key))
+		})
+		return
+	}
+	// One key: sort copies of the strings, which saves the lookups through
+	// the key table in every comparison.
+	items := e.sortBuf[:0]
+	for _, p := range pos {
+		v := e.keys.infos[b.cells[p].key].vals[0]
+		items = append(items, sortItem{s: v.S, pos: p, valid: v.Valid})
+	}
+	slices.SortFunc(items, func(x, y sortItem) int {
+		if x.valid != y.valid {
+			if x.valid {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(x.s, y.s)
+	})
+	for i := range items {
+		pos[i] = items[i].pos
+	}
+	clear(items) // drop the string references
+	e.sortBuf = items[:0]
 }
 
 // evict removes the buckets whose window ended at or before the watermark
@@ -462,24 +499,6 @@ func (e *Engine) evict(emit bool, rows []Row) []Row {
 		e.buckets = slices.Delete(e.buckets, 0, n)
 	}
 	return rows
-}
-
-// sortRows sorts rows of one window by key.
-func sortRows(rows []Row) {
-	if len(rows) > 0 && len(rows[0].Keys) == 1 {
-		slices.SortFunc(rows, func(a, b Row) int {
-			x, y := &a.Keys[0], &b.Keys[0]
-			if x.Valid != y.Valid {
-				if x.Valid {
-					return 1
-				}
-				return -1
-			}
-			return strings.Compare(x.S, y.S)
-		})
-		return
-	}
-	slices.SortFunc(rows, func(a, b Row) int { return compareKeys(a.Keys, b.Keys) })
 }
 
 // compareKeys orders key tuples column by column, NULL first, then by bytes
