@@ -1,0 +1,416 @@
+//go:build linux
+
+// Command bench measures cordstream against the broker's own limit and
+// against Spark Structured Streaming, side by side in one run, on a real
+// local Kafka broker:
+//
+//	(a) raw consume: a franz-go consumer that only counts records;
+//	(b) cordstream analyze --available-now with the seed's query;
+//	(c) the seed's query in Spark (spark/discord_consumer.py, local[2],
+//	    availableNow);
+//	(d) the bot: simulated Discord -> cordstream bot -> Kafka;
+//	(e) end to end: simulated Discord -> bot -> Kafka -> analyzer.
+//
+// It loads --messages generated messages (bench/workload) into a topic of
+// each --partitions count, measures, and writes a Markdown table and a JSON
+// file. --soak runs the demo-like pipeline at a steady rate instead and
+// samples memory. See docs/BENCHMARKS.md; bench/run is the entry point.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cordstream/cordstream/bench/workload"
+	"github.com/cordstream/cordstream/internal/kafka"
+)
+
+type config struct {
+	brokers      string
+	messages     int64
+	partitions   []int
+	batchRecords int64
+	repeat       int
+	sparkRepeat  int
+	skipSpark    bool
+	skipBot      bool
+	skipE2E      bool
+	skipReplay   bool
+	reuseTopics  bool
+	keepTopics   bool
+	topicPrefix  string
+	seed         uint64
+	authors      int
+	eventRate    float64
+	cordstream   string
+	sparkPython  string
+	sparkMaster  string
+	sparkShuffle int
+	botRate      float64
+	botDuration  time.Duration
+	botBurst     int
+	e2eRate      float64
+	e2eDuration  time.Duration
+	e2eTrigger   time.Duration
+	soak         time.Duration
+	soakRate     float64
+	soakEvery    time.Duration
+	soakWarmup   time.Duration
+	out          string
+	profile      bool
+	kafkaVersion string
+}
+
+// harness holds what every measurement needs.
+type harness struct {
+	cfg     config
+	brokers string
+	kcfg    kafka.Config
+	root    string // repository root
+	self    string // this binary, for the raw consumer child
+	work    string // scratch directory
+	bin     string // the cordstream binary
+	log     *slog.Logger
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "consume" {
+		if err := runRawConsume(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench consume:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usage = `Usage: go run ./bench/cmd/bench [flags]   (bench/run starts a broker and calls this)
+
+Loads --messages generated messages into a real Kafka topic of each
+--partitions count, then measures, side by side: a raw franz-go consumer,
+cordstream analyze --available-now and the Spark job (both with the seed's
+query), the bot (simulated Discord -> bot -> Kafka) and the pipeline end to
+end. Writes <out>/results.md and <out>/results.json.
+
+Quick run:   go run ./bench/cmd/bench --messages 200000 --skip-spark --repeat 1
+Soak:        go run ./bench/cmd/bench --soak 30m
+
+Flags:
+`
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	def := os.Getenv("CORDSTREAM_BENCH_BROKERS")
+	if def == "" {
+		def = "127.0.0.1:9092"
+	}
+	fs.StringVar(&c.brokers, "brokers", def, "Kafka bootstrap brokers (also $CORDSTREAM_BENCH_BROKERS)")
+	fs.Int64Var(&c.messages, "messages", 5_000_000, "messages to load into each topic")
+	parts := fs.String("partitions", "1,4", "partition counts of the loaded topics, comma-separated")
+	fs.Int64Var(&c.batchRecords, "batch-records", 500_000, "records per micro-batch for cordstream (--max-records-per-batch) and Spark (maxOffsetsPerTrigger); 0: one batch for everything")
+	fs.IntVar(&c.repeat, "repeat", 3, "runs of the raw consumer and of cordstream per topic (the median is reported)")
+	fs.IntVar(&c.sparkRepeat, "spark-repeat", 1, "runs of Spark per topic")
+	fs.BoolVar(&c.skipSpark, "skip-spark", false, "do not run Spark")
+	fs.BoolVar(&c.skipBot, "skip-bot", false, "do not measure the bot (d)")
+	fs.BoolVar(&c.skipE2E, "skip-e2e", false, "do not measure end to end (e)")
+	fs.BoolVar(&c.skipReplay, "skip-replay", false, "do not load topics nor measure (a), (b), (c)")
+	fs.BoolVar(&c.reuseTopics, "reuse-topics", false, "keep using loaded topics of the same size (named by --topic-prefix, --messages, --seed) instead of loading them again")
+	fs.BoolVar(&c.keepTopics, "keep-topics", false, "do not delete the loaded topics at the end")
+	fs.StringVar(&c.topicPrefix, "topic-prefix", "cordstream-bench", "prefix of the topics the benchmark creates")
+	fs.Uint64Var(&c.seed, "seed", 1, "workload seed")
+	fs.IntVar(&c.authors, "authors", 10_000, "distinct authors (activity Zipf-skewed)")
+	fs.Float64Var(&c.eventRate, "event-rate", 5_000, "messages per second of event time in the loaded data")
+	fs.StringVar(&c.cordstream, "cordstream", "", "cordstream binary to measure (default: built from this tree)")
+	fs.StringVar(&c.sparkPython, "spark-python", os.Getenv("CORDSTREAM_SPARK_PYTHON"), "Python with pyspark (default $CORDSTREAM_SPARK_PYTHON, set by spark/setup.sh's env file)")
+	fs.StringVar(&c.sparkMaster, "spark-master", "local[2]", "Spark master")
+	fs.IntVar(&c.sparkShuffle, "spark-shuffle-partitions", 2, "spark.sql.shuffle.partitions (Spark's default is 200; 0 keeps it)")
+	fs.Float64Var(&c.botRate, "bot-rate", 1000, "messages/s of the steady phase of (d) (its latency is the target)")
+	fs.DurationVar(&c.botDuration, "bot-duration", 20*time.Second, "length of the steady phase of (d)")
+	fs.IntVar(&c.botBurst, "bot-burst", 100_000, "messages posted as fast as possible in the throughput phase of (d)")
+	fs.Float64Var(&c.e2eRate, "e2e-rate", 1000, "messages/s of (e)")
+	fs.DurationVar(&c.e2eDuration, "e2e-duration", 30*time.Second, "length of (e)")
+	fs.DurationVar(&c.e2eTrigger, "e2e-trigger", 5*time.Second, "analyzer trigger in (e) and --soak (the seed's 5 s)")
+	fs.DurationVar(&c.soak, "soak", 0, "run only the soak: the pipeline at --soak-rate for this long, sampling memory")
+	fs.Float64Var(&c.soakRate, "soak-rate", 500, "messages/s of the soak")
+	fs.DurationVar(&c.soakEvery, "soak-interval", 10*time.Second, "memory sampling interval of the soak")
+	fs.DurationVar(&c.soakWarmup, "soak-warmup", 3*time.Minute, "samples left out of the soak's slope while state fills up")
+	fs.StringVar(&c.out, "out", "bench/results", "directory for results.md, results.json and profiles")
+	fs.BoolVar(&c.profile, "profile", false, "also run the analyzer once per topic under a CPU profile (written to <out>; pprof -top in the results)")
+	fs.StringVar(&c.kafkaVersion, "kafka-version", os.Getenv("CORDSTREAM_KAFKA_VERSION"), "broker version, for the report")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return c, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	for _, p := range strings.Split(*parts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 || n > 64 {
+			return c, usageError{fmt.Sprintf("--partitions %q: want counts from 1 to 64, e.g. 1,4", *parts)}
+		}
+		if !slices.Contains(c.partitions, n) {
+			c.partitions = append(c.partitions, n)
+		}
+	}
+	switch {
+	case c.messages < 1:
+		return c, usageError{"--messages must be at least 1"}
+	case c.repeat < 1 || c.sparkRepeat < 1:
+		return c, usageError{"--repeat and --spark-repeat must be at least 1"}
+	case c.batchRecords < 0:
+		return c, usageError{"--batch-records must not be negative"}
+	case c.botRate <= 0 || c.e2eRate <= 0 || c.soakRate <= 0:
+		return c, usageError{"--bot-rate, --e2e-rate and --soak-rate must be positive"}
+	case c.soak < 0 || c.soakEvery <= 0:
+		return c, usageError{"--soak and --soak-interval must be positive"}
+	}
+	if !c.skipSpark && !c.skipReplay && c.soak == 0 && c.sparkPython == "" {
+		return c, usageError{"no Python with pyspark: run spark/setup.sh and source its env file (. \"$(spark/setup.sh --env-file)\"), pass --spark-python, or --skip-spark"}
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", "bench")
+	h := &harness{cfg: cfg, brokers: cfg.brokers, log: log}
+	h.kcfg = kafka.Config{Brokers: strings.Split(cfg.brokers, ","), ClientID: "cordstream-bench"}
+	if err := h.kcfg.Validate(); err != nil {
+		return usageError{fmt.Sprintf("--brokers: %v", err)}
+	}
+	if h.root, err = repoRoot(); err != nil {
+		return err
+	}
+	if h.self, err = os.Executable(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
+		return err
+	}
+	if h.work, err = os.MkdirTemp("", "cordstream-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(h.work)
+	if h.bin, err = h.buildCordstream(ctx); err != nil {
+		return err
+	}
+
+	rep := &Report{Started: time.Now().UTC().Format(time.RFC3339), Machine: machineInfo(cfg.kafkaVersion), Config: reportConfig(cfg)}
+	if cfg.soak > 0 {
+		s, err := h.runSoak(ctx)
+		rep.Soak = s
+		if werr := h.writeReport(rep, true); werr != nil && err == nil {
+			err = werr
+		}
+		return err
+	}
+	if !cfg.skipReplay {
+		if err := h.runReplays(ctx, rep); err != nil {
+			_ = h.writeReport(rep, true)
+			return err
+		}
+	}
+	if !cfg.skipBot {
+		b, err := h.runBot(ctx)
+		if err != nil {
+			_ = h.writeReport(rep, true)
+			return fmt.Errorf("bot: %w", err)
+		}
+		rep.Bot = b
+	}
+	if !cfg.skipE2E {
+		e, err := h.runE2E(ctx)
+		if err != nil {
+			_ = h.writeReport(rep, true)
+			return fmt.Errorf("end to end: %w", err)
+		}
+		rep.E2E = e
+	}
+	return h.writeReport(rep, true)
+}
+
+// runReplays loads the topics and runs (a), (b) and (c) on each.
+func (h *harness) runReplays(ctx context.Context, rep *Report) error {
+	cfg := h.cfg
+	topics := map[int]string{}
+	var names []string
+	for _, p := range cfg.partitions {
+		t := fmt.Sprintf("%s-n%d-s%d-p%d", cfg.topicPrefix, cfg.messages, cfg.seed, p)
+		if !cfg.reuseTopics {
+			t += fmt.Sprintf("-%d", time.Now().Unix())
+		}
+		topics[p] = t
+		names = append(names, t)
+	}
+	if !cfg.keepTopics && !cfg.reuseTopics {
+		defer deleteTopics(h.kcfg, names, h.log)
+	}
+	h.log.Info("loading", "messages", cfg.messages, "topics", strings.Join(names, ","))
+	ld, err := loadTopics(ctx, h.kcfg, topics, cfg.messages,
+		workload.Config{Seed: cfg.seed, Authors: cfg.authors, EventRate: cfg.eventRate}, cfg.reuseTopics, h.log)
+	if err != nil {
+		return err
+	}
+	rep.Load = &ld
+	h.log.Info("loaded", "seconds", fmt.Sprintf("%.1f", ld.Seconds), "avg_bytes", int(ld.AvgBytes), "reused", ld.Reused)
+
+	for _, p := range cfg.partitions {
+		topic := topics[p]
+		// A first read warms the page cache and the broker; not reported.
+		if _, err := h.runRaw(ctx, topic, p); err != nil {
+			return fmt.Errorf("warm-up read of %s: %w", topic, err)
+		}
+		res := &ReplayResult{Partitions: p, Topic: topic}
+		rep.Replays = append(rep.Replays, res)
+		for i := range cfg.repeat {
+			raw, err := h.runRaw(ctx, topic, p)
+			if err != nil {
+				return fmt.Errorf("raw consume %s: %w", topic, err)
+			}
+			if err := h.check(raw); err != nil {
+				return err
+			}
+			res.Raw = append(res.Raw, raw)
+			h.logRun(raw, i)
+			cs, err := h.runCordstream(ctx, h.bin, topic, p, nil)
+			if err != nil {
+				return fmt.Errorf("cordstream analyze %s: %w", topic, err)
+			}
+			if err := h.check(cs); err != nil {
+				return err
+			}
+			res.Cordstream = append(res.Cordstream, cs)
+			h.logRun(cs, i)
+		}
+		if !cfg.skipSpark {
+			for i := range cfg.sparkRepeat {
+				sp, err := h.runSpark(ctx, topic, p)
+				if err != nil {
+					return fmt.Errorf("spark %s: %w", topic, err)
+				}
+				if err := h.check(sp); err != nil {
+					return err
+				}
+				res.Spark = append(res.Spark, sp)
+				h.logRun(sp, i)
+			}
+		}
+		if cfg.profile {
+			prof, err := h.profileAnalyzer(ctx, topic, p)
+			if err != nil {
+				return fmt.Errorf("profile: %w", err)
+			}
+			res.Profile = prof
+		}
+		if err := h.writeReport(rep, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// check verifies that a run read every record.
+func (h *harness) check(r ConsumeRun) error {
+	if r.Records != h.cfg.messages {
+		return fmt.Errorf("%s on %d partitions processed %d records, want %d", r.Kind, r.Partitions, r.Records, h.cfg.messages)
+	}
+	return nil
+}
+
+func (h *harness) logRun(r ConsumeRun, i int) {
+	h.log.Info("measured", "kind", r.Kind, "partitions", r.Partitions, "run", i+1,
+		"records_per_s", int(r.RecordsPerS), "wall_s", fmt.Sprintf("%.2f", r.WallS), "cpu_s", fmt.Sprintf("%.2f", r.CPUS),
+		"peak_rss_mib", r.PeakRSS>>20, "first_batch_s", fmt.Sprintf("%.3f", r.FirstBatchS), "batches", r.Batches)
+}
+
+// repoRoot finds the module root from the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/cordstream/cordstream\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run the benchmark from inside the cordstream repository")
+		}
+		dir = parent
+	}
+}
+
+// buildCordstream builds the binary to measure, unless --cordstream names one.
+func (h *harness) buildCordstream(ctx context.Context) (string, error) {
+	if h.cfg.cordstream != "" {
+		return h.cfg.cordstream, nil
+	}
+	bin := filepath.Join(h.work, "cordstream")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/cordstream")
+	cmd.Dir = h.root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build cordstream: %w", err)
+	}
+	return bin, nil
+}
+
+// writeReport writes results.json and results.md; the final call also
+// prints the Markdown.
+func (h *harness) writeReport(rep *Report, final bool) error {
+	rep.finish(h.cfg)
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(h.cfg.out, "results.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	md := rep.Markdown()
+	if err := os.WriteFile(filepath.Join(h.cfg.out, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	if final {
+		fmt.Print(md)
+	}
+	return nil
+}

@@ -1,0 +1,352 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Report is everything one run measured; results.json is this as JSON.
+type Report struct {
+	Started  string          `json:"started"`
+	Finished string          `json:"finished"`
+	Machine  Machine         `json:"machine"`
+	Config   map[string]any  `json:"config"`
+	Load     *LoadStats      `json:"load,omitempty"`
+	Replays  []*ReplayResult `json:"replays,omitempty"`
+	Bot      *BotResult      `json:"bot,omitempty"`
+	E2E      *E2EResult      `json:"e2e,omitempty"`
+	Soak     *SoakResult     `json:"soak,omitempty"`
+	Targets  []Target        `json:"targets"`
+}
+
+// ReplayResult holds (a), (b) and (c) on one topic.
+type ReplayResult struct {
+	Partitions int          `json:"partitions"`
+	Topic      string       `json:"topic"`
+	Raw        []ConsumeRun `json:"raw"`
+	Cordstream []ConsumeRun `json:"cordstream"`
+	Spark      []ConsumeRun `json:"spark,omitempty"`
+	// Medians holds, per kind, the median of every metric over the runs.
+	Medians map[string]*ConsumeRun `json:"medians"`
+	// Ratios of the medians.
+	CordstreamVsRaw   float64  `json:"cordstream_vs_raw_throughput"`
+	CordstreamVsSpark float64  `json:"cordstream_vs_spark_throughput,omitempty"`
+	SparkRSSOverCS    float64  `json:"spark_peak_rss_over_cordstream,omitempty"`
+	SparkCPUOverCS    float64  `json:"spark_cpu_over_cordstream,omitempty"`
+	Profile           *Profile `json:"profile,omitempty"`
+}
+
+// Target is one goal of the issue and whether this run met it.
+type Target struct {
+	Goal string `json:"goal"`
+	Got  string `json:"got"`
+	Met  *bool  `json:"met"` // null: not measured in this run
+}
+
+// Machine describes where the numbers come from.
+type Machine struct {
+	CPUs        int    `json:"cpus"`
+	CPUModel    string `json:"cpu_model"`
+	MemTotal    string `json:"mem_total"`
+	Kernel      string `json:"kernel"`
+	Go          string `json:"go"`
+	Java        string `json:"java"`
+	Kafka       string `json:"kafka"`
+	LoadAvg     string `json:"loadavg_at_start"`
+	LoadAvgEnd  string `json:"loadavg_at_end"`
+	SharedNotes string `json:"notes"`
+}
+
+func machineInfo(kafkaVersion string) Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), Kafka: kafkaVersion,
+		SharedNotes: "the broker, the harness and the measured process share these CPUs"}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "MemTotal:") {
+				var kb int64
+				fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "MemTotal:")), "%d", &kb)
+				m.MemTotal = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("java", "-version").CombinedOutput(); err == nil {
+		m.Java = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
+	}
+	m.LoadAvg = loadAvg()
+	return m
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func reportConfig(c config) map[string]any {
+	return map[string]any{
+		"brokers": c.brokers, "messages": c.messages, "partitions": c.partitions,
+		"batch_records": c.batchRecords, "repeat": c.repeat, "spark_repeat": c.sparkRepeat,
+		"seed": c.seed, "authors": c.authors, "event_rate": c.eventRate,
+		"spark_master": c.sparkMaster, "spark_shuffle_partitions": c.sparkShuffle, "skip_spark": c.skipSpark,
+		"bot_rate": c.botRate, "bot_duration_s": c.botDuration.Seconds(), "bot_burst": c.botBurst,
+		"e2e_rate": c.e2eRate, "e2e_duration_s": c.e2eDuration.Seconds(), "e2e_trigger_s": c.e2eTrigger.Seconds(),
+		"soak_s": c.soak.Seconds(), "soak_rate": c.soakRate,
+	}
+}
+
+// medianRun returns a run whose every metric is the median over runs.
+func medianRun(runs []ConsumeRun) *ConsumeRun {
+	if len(runs) == 0 {
+		return nil
+	}
+	m := runs[0]
+	med := func(get func(r *ConsumeRun) float64) float64 {
+		xs := make([]float64, len(runs))
+		for i := range runs {
+			xs[i] = get(&runs[i])
+		}
+		return median(xs)
+	}
+	m.RecordsPerS = med(func(r *ConsumeRun) float64 { return r.RecordsPerS })
+	m.WallS = med(func(r *ConsumeRun) float64 { return r.WallS })
+	m.CPUS = med(func(r *ConsumeRun) float64 { return r.CPUS })
+	m.UserS = med(func(r *ConsumeRun) float64 { return r.UserS })
+	m.SysS = med(func(r *ConsumeRun) float64 { return r.SysS })
+	m.CPUPerRecUS = med(func(r *ConsumeRun) float64 { return r.CPUPerRecUS })
+	m.PeakRSS = int64(med(func(r *ConsumeRun) float64 { return float64(r.PeakRSS) }))
+	m.MaxRSS = int64(med(func(r *ConsumeRun) float64 { return float64(r.MaxRSS) }))
+	m.FirstBatchS = med(func(r *ConsumeRun) float64 { return r.FirstBatchS })
+	return &m
+}
+
+func boolp(b bool) *bool { return &b }
+
+// finish computes medians, ratios and the targets.
+func (r *Report) finish(c config) {
+	r.Finished = time.Now().UTC().Format(time.RFC3339)
+	r.Machine.LoadAvgEnd = loadAvg()
+	r.Targets = nil
+	for _, rr := range r.Replays {
+		rr.Medians = map[string]*ConsumeRun{}
+		for kind, runs := range map[string][]ConsumeRun{KindRaw: rr.Raw, KindCordstream: rr.Cordstream, KindSpark: rr.Spark} {
+			if m := medianRun(runs); m != nil {
+				rr.Medians[kind] = m
+			}
+		}
+		raw, cs, sp := rr.Medians[KindRaw], rr.Medians[KindCordstream], rr.Medians[KindSpark]
+		if raw != nil && cs != nil && raw.RecordsPerS > 0 {
+			rr.CordstreamVsRaw = cs.RecordsPerS / raw.RecordsPerS
+		}
+		if sp != nil && cs != nil && sp.RecordsPerS > 0 {
+			rr.CordstreamVsSpark = cs.RecordsPerS / sp.RecordsPerS
+			rr.SparkRSSOverCS = float64(sp.PeakRSS) / float64(cs.PeakRSS)
+			rr.SparkCPUOverCS = sp.CPUS / cs.CPUS
+		}
+		p := fmt.Sprintf(" (%d partition%s)", rr.Partitions, plural(rr.Partitions))
+		if cs != nil && raw != nil {
+			r.Targets = append(r.Targets, Target{Goal: "analyzer throughput >= 80% of raw consume" + p,
+				Got: fmt.Sprintf("%.0f%% (%s vs %s records/s)", rr.CordstreamVsRaw*100, si(cs.RecordsPerS), si(raw.RecordsPerS)),
+				Met: boolp(rr.CordstreamVsRaw >= 0.8)})
+		}
+		if cs != nil && sp != nil {
+			r.Targets = append(r.Targets, Target{Goal: ">= 20x Spark's throughput" + p,
+				Got: fmt.Sprintf("%.1fx (%s vs %s records/s)", rr.CordstreamVsSpark, si(cs.RecordsPerS), si(sp.RecordsPerS)),
+				Met: boolp(rr.CordstreamVsSpark >= 20)})
+			r.Targets = append(r.Targets, Target{Goal: "peak RSS <= 1/10 of Spark's" + p,
+				Got: fmt.Sprintf("1/%.1f (%s vs %s)", rr.SparkRSSOverCS, mib(cs.PeakRSS), mib(sp.PeakRSS)),
+				Met: boolp(rr.SparkRSSOverCS >= 10)})
+		}
+		if cs != nil {
+			r.Targets = append(r.Targets, Target{Goal: "first batch <= 1 s after start" + p,
+				Got: fmt.Sprintf("%.2f s (batches of %s records)", cs.FirstBatchS, batchLabel(c.batchRecords)),
+				Met: boolp(cs.FirstBatchS <= 1)})
+		}
+	}
+	if r.Bot != nil {
+		s := r.Bot.Steady
+		met := s.HistP99Ms <= 20 && s.External.P99 <= 20 && s.HistP99Ms > 0
+		r.Targets = append(r.Targets, Target{Goal: "bot publish latency p99 <= 20 ms",
+			Got: fmt.Sprintf("%.1f ms (bot's histogram), %.1f ms (post -> broker append), at %.0f msgs/s", s.HistP99Ms, s.External.P99, s.RatePerS),
+			Met: boolp(met)})
+	}
+	if r.Soak != nil {
+		r.Targets = append(r.Targets, Target{Goal: "memory flat over a steady run",
+			Got: r.Soak.Verdict, Met: boolp(r.Soak.Flat)})
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func batchLabel(n int64) string {
+	if n == 0 {
+		return "all"
+	}
+	return si(float64(n))
+}
+
+// si formats a count with k/M suffixes.
+func si(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "-"
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+func ms(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+// Markdown renders the report.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	m := r.Machine
+	w("## Results (%s)\n\n", r.Started)
+	w("Machine: %d CPUs (%s), %s RAM, Linux %s, %s, %s, Kafka %s; load average %s at start, %s at end.\n\n",
+		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.Java, m.Kafka, m.LoadAvg, m.LoadAvgEnd)
+	if r.Load != nil {
+		w("Data: %d messages per topic (avg %.0f bytes, %.0f s of event time, %v authors), %s-compressed%s.\n\n",
+			r.Load.Messages, r.Load.AvgBytes, r.Load.EventSeconds, r.Config["authors"], r.Load.Compression,
+			map[bool]string{true: ", topics reused", false: fmt.Sprintf(", loaded in %.0f s", r.Load.Seconds)}[r.Load.Reused])
+	}
+	if len(r.Replays) > 0 {
+		w("### (a) raw consume, (b) cordstream analyze, (c) Spark: reading the whole topic\n\n")
+		w("Medians over %v runs ((c): %v); micro-batches of %s records.\n\n", r.Config["repeat"], r.Config["spark_repeat"], batchLabel(toInt64(r.Config["batch_records"])))
+		w("| partitions | consumer | records/s | wall s | CPU s | CPU µs/record | peak RSS | first batch s | batches | vs raw | vs Spark |\n")
+		w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, rr := range r.Replays {
+			raw, sp := rr.Medians[KindRaw], rr.Medians[KindSpark]
+			for _, kind := range []string{KindRaw, KindCordstream, KindSpark} {
+				c := rr.Medians[kind]
+				if c == nil {
+					continue
+				}
+				vsRaw, vsSpark := "-", "-"
+				if raw != nil {
+					vsRaw = fmt.Sprintf("%.2f", c.RecordsPerS/raw.RecordsPerS)
+				}
+				if sp != nil {
+					vsSpark = fmt.Sprintf("%.1fx", c.RecordsPerS/sp.RecordsPerS)
+				}
+				w("| %d | %s | %s | %.2f | %.2f | %.2f | %s | %.2f | %d | %s | %s |\n", rr.Partitions, kindLabel(kind),
+					si(c.RecordsPerS), c.WallS, c.CPUS, c.CPUPerRecUS, mib(c.PeakRSS), c.FirstBatchS, c.Batches, vsRaw, vsSpark)
+			}
+		}
+		w("\n")
+		for _, rr := range r.Replays {
+			if rr.Profile != nil {
+				w("CPU profile of `cordstream analyze` on %d partition(s) (%s, `go tool pprof -top`):\n\n```\n%s```\n\n", rr.Partitions, rr.Profile.File, rr.Profile.Top)
+			}
+		}
+	}
+	if r.Bot != nil {
+		bt := r.Bot
+		w("### (d) the bot: simulated Discord -> cordstream bot -> Kafka\n\n")
+		w("| phase | messages | msgs/s | publish latency p50 / p99 (bot's histogram) | post -> broker append p50 / p99 | bot CPU s | CPU µs/msg |\n")
+		w("|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, ph := range []*BotPhase{&bt.Steady, &bt.Burst} {
+			w("| %s | %d | %s | %s / %s ms | %s / %s ms | %.2f | %.1f |\n", ph.Name, ph.Messages, si(ph.RatePerS),
+				ms(ph.HistP50Ms), ms(ph.HistP99Ms), ms(ph.External.P50), ms(ph.External.P99), ph.CPUS, ph.CPUPerMsgUS)
+		}
+		w("\nThe bot process: peak RSS %s, %.2f CPU s over %.1f s, ready (Gateway session up) %.2f s after start.\n\n",
+			mib(bt.Proc.PeakRSS), bt.Proc.CPUS, bt.Proc.WallS, bt.ReadyS)
+	}
+	if r.E2E != nil {
+		e := r.E2E
+		w("### (e) end to end: simulated Discord -> bot -> Kafka -> cordstream analyze\n\n")
+		w("%d messages at %.0f/s, trigger %s; latency of each message until the batch holding it was printed.\n\n", e.Messages, e.RatePerS, e.Trigger)
+		w("| latency (ms) | p50 | p90 | p99 | max |\n|---|---:|---:|---:|---:|\n")
+		for _, row := range []struct {
+			name string
+			d    Dist
+		}{{"total (post -> row printed)", e.Total}, {"trigger wait (in Kafka, waiting for the next trigger)", e.TriggerWait},
+			{"**total without the trigger wait**", e.NoWait}, {"of which post -> broker append", e.Ingest}, {"of which batch start -> row printed", e.Batch}} {
+			w("| %s | %s | %s | %s | %s |\n", row.name, ms(row.d.P50), ms(row.d.P90), ms(row.d.P99), ms(row.d.Max))
+		}
+		w("\nAnalyzer: peak RSS %s, %.2f CPU s; bot: peak RSS %s, %.2f CPU s.\n\n", mib(e.Analyzer.PeakRSS), e.Analyzer.CPUS, mib(e.Bot.PeakRSS), e.Bot.CPUS)
+	}
+	if r.Soak != nil {
+		s := r.Soak
+		w("### Soak: the pipeline at %.0f msgs/s for %s\n\n", s.RatePerS, s.Duration)
+		w("| process | RSS first / last after warm-up | min / max after warm-up | slope after warm-up |\n|---|---:|---:|---:|\n")
+		for _, p := range []*SoakProc{&s.Analyzer, &s.Bot} {
+			w("| %s | %s / %s | %s / %s | %+.2f MiB/h |\n", p.Name, mib(p.First), mib(p.Last), mib(p.Min), mib(p.Max), p.SlopeMiBPerHour)
+		}
+		w("\n%s\n\n", s.Verdict)
+	}
+	if len(r.Targets) > 0 {
+		w("### Targets\n\n| goal | measured | met |\n|---|---|---|\n")
+		for _, t := range r.Targets {
+			met := "not measured"
+			if t.Met != nil {
+				met = map[bool]string{true: "yes", false: "**no**"}[*t.Met]
+			}
+			w("| %s | %s | %s |\n", t.Goal, t.Got, met)
+		}
+		w("\n")
+	}
+	return b.String()
+}
+
+func kindLabel(k string) string {
+	switch k {
+	case KindRaw:
+		return "(a) raw franz-go consume"
+	case KindCordstream:
+		return "(b) cordstream analyze"
+	case KindSpark:
+		return "(c) Spark local[2]"
+	}
+	return k
+}
+
+func toInt64(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case float64:
+		return int64(x)
+	case int:
+		return int64(x)
+	}
+	return 0
+}
