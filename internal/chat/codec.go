@@ -196,10 +196,7 @@ func Decode(data []byte) (Message, error) {
 		}
 		return Message{}, &FieldError{Reason: ReasonMalformedJSON, Err: err}
 	}
-	if dec.More() {
-		return Message{}, &FieldError{Reason: ReasonMalformedJSON, Err: errors.New("data after the JSON object")}
-	}
-	if _, err := dec.Token(); err == nil {
+	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) > 0 {
 		return Message{}, &FieldError{Reason: ReasonMalformedJSON, Err: errors.New("data after the JSON object")}
 	}
 	if w.isNull {
@@ -290,50 +287,90 @@ func (w *wireMessage) UnmarshalJSON(b []byte) error {
 	if len(b) == 0 || b[0] != '{' {
 		return errors.New("record is not a JSON object")
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil {
+	// Gather the fields in input order; a repeated name keeps its first
+	// position and its last value (the last one wins, as in Spark). Then
+	// decode them in that order, so that the first bad field is reported.
+	type field struct {
+		name string
+		raw  json.RawMessage
+	}
+	var fields []field
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil {
 		return err
 	}
-	for name, raw := range fields {
-		var err error
-		switch name {
-		case FieldAuthorID:
-			err = json.Unmarshal(raw, &w.AuthorID)
-		case FieldAuthorName:
-			err = json.Unmarshal(raw, &w.AuthorName)
-		case FieldChannelID:
-			err = json.Unmarshal(raw, &w.ChannelID)
-		case FieldContent:
-			err = json.Unmarshal(raw, &w.Content)
-		case FieldTimestamp:
-			err = json.Unmarshal(raw, &w.Timestamp)
-		case FieldMessageID:
-			err = json.Unmarshal(raw, &w.MessageID)
-		case FieldGuildID:
-			err = json.Unmarshal(raw, &w.GuildID)
-		case FieldAuthorGlobalName:
-			err = json.Unmarshal(raw, &w.AuthorGlobalName)
-		case FieldAuthorIsBot:
-			err = json.Unmarshal(raw, &w.AuthorIsBot)
-		case FieldWebhookID:
-			err = json.Unmarshal(raw, &w.WebhookID)
-		case FieldKind:
-			err = json.Unmarshal(raw, &w.Kind)
-		case FieldEditedTimestamp:
-			err = json.Unmarshal(raw, &w.EditedTimestamp)
-		case FieldSchemaVersion:
-			err = json.Unmarshal(raw, &w.SchemaVersion)
-		default:
-			continue
-		}
+	for dec.More() {
+		tok, err := dec.Token()
 		if err != nil {
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) {
-				te.Field = name
-				return te
-			}
-			return &json.UnmarshalTypeError{Value: "value", Field: name}
+			return err
 		}
+		name, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		dup := false
+		for i := range fields {
+			if fields[i].name == name {
+				fields[i].raw, dup = raw, true
+				break
+			}
+		}
+		if !dup {
+			fields = append(fields, field{name, raw})
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if err := w.set(f.name, f.raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// set decodes one field into w.
+func (w *wireMessage) set(name string, raw json.RawMessage) error {
+	var err error
+	switch name {
+	case FieldAuthorID:
+		err = json.Unmarshal(raw, &w.AuthorID)
+	case FieldAuthorName:
+		err = json.Unmarshal(raw, &w.AuthorName)
+	case FieldChannelID:
+		err = json.Unmarshal(raw, &w.ChannelID)
+	case FieldContent:
+		err = json.Unmarshal(raw, &w.Content)
+	case FieldTimestamp:
+		err = json.Unmarshal(raw, &w.Timestamp)
+	case FieldMessageID:
+		err = json.Unmarshal(raw, &w.MessageID)
+	case FieldGuildID:
+		err = json.Unmarshal(raw, &w.GuildID)
+	case FieldAuthorGlobalName:
+		err = json.Unmarshal(raw, &w.AuthorGlobalName)
+	case FieldAuthorIsBot:
+		err = json.Unmarshal(raw, &w.AuthorIsBot)
+	case FieldWebhookID:
+		err = json.Unmarshal(raw, &w.WebhookID)
+	case FieldKind:
+		err = json.Unmarshal(raw, &w.Kind)
+	case FieldEditedTimestamp:
+		err = json.Unmarshal(raw, &w.EditedTimestamp)
+	case FieldSchemaVersion:
+		err = json.Unmarshal(raw, &w.SchemaVersion)
+	default:
+		return nil
+	}
+	if err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			te.Field = name
+			return te
+		}
+		return &json.UnmarshalTypeError{Value: "value", Field: name}
 	}
 	return nil
 }

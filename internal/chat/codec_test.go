@@ -326,3 +326,27 @@ func TestSchemaFileIsValidJSON(t *testing.T) {
 		t.Fatal("schema is not valid JSON")
 	}
 }
+
+// Pins two past bugs: trailing "]" or "}" after the object was accepted, and
+// with several wrong-typed fields the one reported depended on map order.
+func TestDecodeTrailingAndFirstBadField(t *testing.T) {
+	for _, rec := range []string{
+		`{"message_timestamp":"2025-11-07 18:00:00.000"}]`,
+		`{"message_timestamp":"2025-11-07 18:00:00.000"}}`,
+		`{"message_timestamp":"2025-11-07 18:00:00.000"} {}`,
+	} {
+		if _, err := Decode([]byte(rec)); err == nil {
+			t.Errorf("Decode(%s) accepted trailing data", rec)
+		}
+	}
+	if _, err := Decode([]byte("{\"message_timestamp\":\"2025-11-07 18:00:00.000\"} \n\t")); err != nil {
+		t.Errorf("trailing whitespace rejected: %v", err)
+	}
+	for i := 0; i < 20; i++ {
+		_, err := Decode([]byte(`{"channel_id":1,"author_name":2,"author_id":3,"message_timestamp":"2025-11-07"}`))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != FieldChannelID {
+			t.Fatalf("got %v, want the first bad field, channel_id", err)
+		}
+	}
+}
