@@ -86,13 +86,13 @@ func AppendEncode(b []byte, m *Message) ([]byte, error) {
 	b = append(b, `,"author_name":`...)
 	b = appendNullable(b, m.AuthorName)
 	b = append(b, `,"channel_id":`...)
-	b = appendString(b, m.ChannelID)
+	b = AppendJSONString(b, m.ChannelID)
 	b = append(b, `,"content":`...)
 	b = appendNullable(b, m.Content)
 	b = append(b, `,"message_timestamp":"`...)
 	b = AppendTimestamp(b, m.Timestamp)
 	b = append(b, `","message_id":`...)
-	b = appendString(b, m.MessageID)
+	b = AppendJSONString(b, m.MessageID)
 	b = append(b, `,"guild_id":`...)
 	b = appendNullable(b, m.GuildID)
 	b = append(b, `,"author_global_name":`...)
@@ -125,20 +125,21 @@ func appendNullable(b []byte, s *string) []byte {
 	if s == nil {
 		return append(b, "null"...)
 	}
-	return appendString(b, *s)
+	return AppendJSONString(b, *s)
 }
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// encoding/json does; U+2028/2029 are escaped so the output is safe in JS.
-func appendString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string, escaped exactly as
+// encoding/json escapes it (quotes, backslash, control characters, <, >, &,
+// U+2028, U+2029), with invalid UTF-8 replaced by U+FFFD.
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
 				i++
 				continue
 			}

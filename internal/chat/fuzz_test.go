@@ -89,3 +89,19 @@ func FuzzEncode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendJSONString: the escaper writes exactly what encoding/json writes.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "q\"b\\s/<b>&</b>\n\r\t\x00\x1f\x7f", "é日本\u2028\u2029😀", "\xff\xfe bad"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendJSONString(nil, s); string(got) != string(want) {
+			t.Fatalf("AppendJSONString(%q) = %s, want %s", s, got, want)
+		}
+	})
+}
