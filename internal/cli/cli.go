@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"strings"
 )
 
@@ -122,7 +124,15 @@ func runVersion(_ context.Context, e *env, args []string) error {
 	if err := parse(fs, e, args); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "cordstream %s\n", Version)
+	fmt.Fprintf(e.stdout, "cordstream %s (%s %s/%s", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				fmt.Fprintf(e.stdout, ", commit %s", s.Value[:12])
+			}
+		}
+	}
+	fmt.Fprintln(e.stdout, ")")
 	return nil
 }
 
