@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -33,6 +34,8 @@ type BotResult struct {
 	Burst  BotPhase  `json:"burst"`
 	ReadyS float64   `json:"ready_s"`
 	Proc   ProcStats `json:"process"`
+	// Profile is set when the bot ran under the CPU profiler (--profile).
+	Profile *Profile `json:"profile,omitempty"`
 }
 
 const latencyHist = "cordstream_bot_publish_latency_seconds"
@@ -62,7 +65,16 @@ func (h *harness) runBot(ctx context.Context) (*BotResult, error) {
 		return nil, err
 	}
 	var tail stderrTail
-	p, err := h.startBot(world, topic, addr, &tail, 100*time.Millisecond)
+	var profBin, profile string
+	if h.cfg.profile {
+		if profBin, err = h.profBin(ctx); err != nil {
+			return nil, err
+		}
+		if profile, err = filepath.Abs(filepath.Join(h.cfg.out, "bot.cpu.pprof")); err != nil {
+			return nil, err
+		}
+	}
+	p, err := h.startBot(world, topic, addr, &tail, 100*time.Millisecond, profBin, profile)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +137,11 @@ func (h *harness) runBot(ctx context.Context) (*BotResult, error) {
 	defer cancel()
 	if res.Proc, err = waitProc(wctx, p); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, tail.String())
+	}
+	if profile != "" {
+		if res.Profile, err = h.pprofTop(ctx, profBin, profile); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }

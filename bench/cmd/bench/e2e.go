@@ -31,6 +31,15 @@ type E2EResult struct {
 	Batch       Dist      `json:"batch_start_to_printed"`
 	Analyzer    ProcStats `json:"analyzer"`
 	Bot         ProcStats `json:"bot"`
+	// BatchList is every batch: records read and batch start -> printed.
+	BatchList []E2EBatch `json:"batch_list"`
+}
+
+// E2EBatch is one analyzer batch of (e).
+type E2EBatch struct {
+	ID        int64   `json:"id"`
+	Records   int64   `json:"records"`
+	PrintedMs float64 `json:"start_to_printed_ms"`
 }
 
 // batchSeen is one analyzer batch as the harness saw it.
@@ -84,9 +93,15 @@ func (l *batchLog) stderr(t time.Time, line string) {
 		b := l.get(id)
 		b.start = t.Add(-took)
 		b.records = recs
-		if i := strings.Index(line, `input="`); i >= 0 {
+		if i := strings.Index(line, ` input=`); i >= 0 {
+			// slog quotes the value only when it holds spaces (several ranges).
 			in := line[i+7:]
-			in = in[:strings.IndexByte(in, '"')]
+			if strings.HasPrefix(in, `"`) {
+				in = in[1:]
+				in = in[:max(strings.IndexByte(in, '"'), 0)]
+			} else if j := strings.IndexByte(in, ' '); j >= 0 {
+				in = in[:j]
+			}
 			for _, r := range reInput.FindAllStringSubmatch(in, -1) {
 				p, _ := strconv.ParseInt(r[1], 10, 64)
 				from, _ := strconv.ParseInt(r[2], 10, 64)
@@ -157,7 +172,7 @@ func (h *harness) runE2E(ctx context.Context) (*E2EResult, error) {
 		return nil, err
 	}
 	var botTail stderrTail
-	bot, err := h.startBot(world, topic, addr, &botTail, 100*time.Millisecond)
+	bot, err := h.startBot(world, topic, addr, &botTail, 100*time.Millisecond, "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +224,11 @@ func (h *harness) runE2E(ctx context.Context) (*E2EResult, error) {
 	var total, wait, noWait, ingest, batch []float64
 	bl.mu.Lock()
 	res.Batches = len(bl.batches)
+	for id := range int64(len(bl.batches)) {
+		if b := bl.batches[id]; b != nil {
+			res.BatchList = append(res.BatchList, E2EBatch{ID: id, Records: b.records, PrintedMs: float64(b.printed.Sub(b.start)) / 1e6})
+		}
+	}
 	world.mu.Lock()
 	for id, posted := range world.sent {
 		s, ok := wt.get(id)

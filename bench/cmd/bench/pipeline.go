@@ -329,11 +329,16 @@ func waitMetric(ctx context.Context, url, prefix string, want float64, timeout t
 	}
 }
 
-// botArgs runs the bot against the simulator.
-func (h *harness) startBot(world *simWorld, topic, metricsAddr string, tail *stderrTail, every time.Duration) (*proc, error) {
-	return startProcEvery(h.bin, []string{"bot", "--brokers", h.brokers, "--topic", topic,
+// startBot runs the bot against the simulator; with a profile file, under
+// the CPU profiler.
+func (h *harness) startBot(world *simWorld, topic, metricsAddr string, tail *stderrTail, every time.Duration, profBin, profile string) (*proc, error) {
+	bin, env := h.bin, []string{"DISCORD_TOKEN=" + world.srv.Token()}
+	if profile != "" {
+		bin, env = profBin, append(env, "BENCH_CPUPROFILE="+profile)
+	}
+	return startProcEvery(bin, []string{"bot", "--brokers", h.brokers, "--topic", topic,
 		"--discord-api-url", world.srv.APIURL(), "--metrics", metricsAddr, "--no-create-topic", "--log-level", "warn"},
-		[]string{"DISCORD_TOKEN=" + world.srv.Token()}, nil, func(_ time.Time, l string) { tail.add(l) }, every)
+		env, nil, func(_ time.Time, l string) { tail.add(l) }, every)
 }
 
 // newTopic creates a fresh one-partition topic whose record timestamps are

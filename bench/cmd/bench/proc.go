@@ -19,15 +19,16 @@ import (
 // ProcStats is what one measured process (with every process it started)
 // used, from its start to its exit.
 type ProcStats struct {
-	WallS   float64 `json:"wall_s"`
-	UserS   float64 `json:"user_cpu_s"`
-	SysS    float64 `json:"sys_cpu_s"`
-	CPUS    float64 `json:"cpu_s"`
-	PeakRSS int64   `json:"peak_rss_bytes"`
-	// MaxRSS is the largest maxrss getrusage reports for one process of
-	// the tree; PeakRSS is the largest sum over the tree seen by sampling
-	// (and at least MaxRSS).
-	MaxRSS    int64 `json:"maxrss_rusage_bytes"`
+	WallS float64 `json:"wall_s"`
+	UserS float64 `json:"user_cpu_s"`
+	SysS  float64 `json:"sys_cpu_s"`
+	CPUS  float64 `json:"cpu_s"`
+	// PeakRSS is the largest resident set of the process tree: the largest
+	// sum over the tree seen by sampling, and at least the largest peak
+	// (VmHWM) of one process of the tree. (getrusage's maxrss cannot be
+	// used: after a vfork+exec it starts at the parent's resident set.)
+	PeakRSS   int64 `json:"peak_rss_bytes"`
+	MaxHWM    int64 `json:"max_process_hwm_bytes"`
 	Processes int   `json:"processes"`
 	ExitCode  int   `json:"exit_code"`
 }
@@ -51,6 +52,7 @@ type proc struct {
 
 	mu       sync.Mutex
 	peak     int64         // largest tree RSS sum
+	hwm      int64         // largest VmHWM of one process
 	cur      int64         // last tree RSS sum
 	ticks    map[int]int64 // pid -> last utime+stime seen, in clock ticks
 	children map[int]bool  // every descendant seen (not the root)
@@ -171,6 +173,9 @@ func (p *proc) sampleOnce() {
 	}
 	p.cur = rss
 	p.peak = max(p.peak, rss)
+	for pid := range tree {
+		p.hwm = max(p.hwm, readHWM(pid))
+	}
 }
 
 // RSS returns the tree's resident set at the last sample.
@@ -217,7 +222,6 @@ func (p *proc) Wait() (ProcStats, error) {
 	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		st.UserS = tv(ru.Utime)
 		st.SysS = tv(ru.Stime)
-		st.MaxRSS = ru.Maxrss * 1024
 	}
 	st.ExitCode = p.cmd.ProcessState.ExitCode()
 	// Descendants still around are now the harness's children.
@@ -242,7 +246,6 @@ func (p *proc) Wait() (ProcStats, error) {
 			case got == pid:
 				st.UserS += tv(ru.Utime)
 				st.SysS += tv(ru.Stime)
-				st.MaxRSS = max(st.MaxRSS, ru.Maxrss*1024)
 			default:
 				still = append(still, pid)
 			}
@@ -271,7 +274,8 @@ func (p *proc) Wait() (ProcStats, error) {
 		ticks += v
 	}
 	st.CPUS = max(st.CPUS, float64(ticks)/clockTicks)
-	st.PeakRSS = max(p.peak, st.MaxRSS)
+	st.MaxHWM = p.hwm
+	st.PeakRSS = max(p.peak, p.hwm)
 	st.Processes = 1 + len(p.children)
 	p.mu.Unlock()
 	if werr != nil {
@@ -314,6 +318,25 @@ func readStat(pid int) (procStat, bool) {
 	stt, _ := strconv.ParseInt(f[12], 10, 64)
 	rss, _ := strconv.ParseInt(f[21], 10, 64)
 	return procStat{ppid: ppid, ticks: ut + stt, rss: rss * pageSize}, true
+}
+
+// readHWM returns the peak resident set (VmHWM) of pid, 0 if unknown.
+func readHWM(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.Index(s, "VmHWM:")
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+6:])
+	if len(f) == 0 {
+		return 0
+	}
+	kb, _ := strconv.ParseInt(f[0], 10, 64)
+	return kb * 1024
 }
 
 func parentOf(pid int) int {

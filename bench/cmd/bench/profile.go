@@ -20,14 +20,9 @@ type Profile struct {
 // built with a CPU profiler around it (bench/cmd/cordstream-prof) and
 // returns `go tool pprof -top` of the profile. This run is not timed.
 func (h *harness) profileAnalyzer(ctx context.Context, topic string, parts int) (*Profile, error) {
-	bin := filepath.Join(h.work, "cordstream-prof")
-	if _, err := os.Stat(bin); err != nil {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./bench/cmd/cordstream-prof")
-		cmd.Dir = h.root
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("build the profiling analyzer: %w", err)
-		}
+	bin, err := h.profBin(ctx)
+	if err != nil {
+		return nil, err
 	}
 	out, err := filepath.Abs(filepath.Join(h.cfg.out, fmt.Sprintf("analyze-p%d.cpu.pprof", parts)))
 	if err != nil {
@@ -40,10 +35,34 @@ func (h *harness) profileAnalyzer(ctx context.Context, topic string, parts int) 
 	if err := h.check(run); err != nil {
 		return nil, err
 	}
-	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=35", bin, out).Output()
-	if err != nil {
-		return nil, fmt.Errorf("go tool pprof: %w", err)
+	return h.pprofTop(ctx, bin, out)
+}
+
+// profBin builds cordstream with a CPU profiler around it
+// (bench/cmd/cordstream-prof), once.
+func (h *harness) profBin(ctx context.Context) (string, error) {
+	bin := filepath.Join(h.work, "cordstream-prof")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
 	}
-	rel, _ := filepath.Rel(h.root, out)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./bench/cmd/cordstream-prof")
+	cmd.Dir = h.root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build the profiling cordstream: %w", err)
+	}
+	return bin, nil
+}
+
+// pprofTop returns `go tool pprof -top` of a profile.
+func (h *harness) pprofTop(ctx context.Context, bin, file string) (*Profile, error) {
+	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=35", bin, file).Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool pprof %s: %w", file, err)
+	}
+	rel, err := filepath.Rel(h.root, file)
+	if err != nil {
+		rel = file
+	}
 	return &Profile{File: rel, Top: string(top)}, nil
 }

@@ -138,7 +138,7 @@ func medianRun(runs []ConsumeRun) *ConsumeRun {
 	m.SysS = med(func(r *ConsumeRun) float64 { return r.SysS })
 	m.CPUPerRecUS = med(func(r *ConsumeRun) float64 { return r.CPUPerRecUS })
 	m.PeakRSS = int64(med(func(r *ConsumeRun) float64 { return float64(r.PeakRSS) }))
-	m.MaxRSS = int64(med(func(r *ConsumeRun) float64 { return float64(r.MaxRSS) }))
+	m.MaxHWM = int64(med(func(r *ConsumeRun) float64 { return float64(r.MaxHWM) }))
 	m.FirstBatchS = med(func(r *ConsumeRun) float64 { return r.FirstBatchS })
 	return &m
 }
@@ -289,6 +289,9 @@ func (r *Report) Markdown() string {
 		}
 		w("\nThe bot process: peak RSS %s, %.2f CPU s over %.1f s, ready (Gateway session up) %.2f s after start.\n\n",
 			mib(bt.Proc.PeakRSS), bt.Proc.CPUS, bt.Proc.WallS, bt.ReadyS)
+		if bt.Profile != nil {
+			w("The bot ran under the CPU profiler (%s, `go tool pprof -top`):\n\n```\n%s```\n\n", bt.Profile.File, bt.Profile.Top)
+		}
 	}
 	if r.E2E != nil {
 		e := r.E2E
