@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -86,15 +87,15 @@ def norm(v):
 print(json.dumps(norm(yaml.safe_load(sys.stdin))))
 `
 
+var pyYAMLOK = sync.OnceValue(func() bool {
+	return exec.Command("python3", "-c", "import yaml").Run() == nil
+})
+
 func pyYAML(src string) (any, error) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
+	if !pyYAMLOK() {
 		return nil, errPyYAMLMissing
 	}
-	if exec.Command(py, "-c", "import yaml").Run() != nil {
-		return nil, errPyYAMLMissing
-	}
-	cmd := exec.Command(py, "-c", pyNormalize)
+	cmd := exec.Command("python3", "-c", pyNormalize)
 	cmd.Stdin = strings.NewReader(src)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -125,8 +126,8 @@ func TestComposeParses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", composePath, err)
 		}
-		if got := n.plain(); !reflect.DeepEqual(got, py) {
-			t.Errorf("the subset parser and PyYAML disagree (quote values YAML 1.1 reads as bools or numbers):\nsubset: %v\nPyYAML: %v", got, py)
+		for _, d := range diffPlain("", n.plain(), py) {
+			t.Errorf("the subset parser and PyYAML disagree at %s (quote values YAML 1.1 reads as bools or numbers)", d)
 		}
 	})
 }
@@ -149,6 +150,7 @@ func TestParseYAMLAgreesWithPyYAML(t *testing.T) {
 		"t: ${TOKEN:-}\nr: on-failure:5\nv: data:/var/lib\nw: a#b\n",
 		"a: # comment\n  b: c\n",
 		"l:\n  -\n    a: b\n  - # comment\n    c: d\n",
+		"a: \"no\"\nb: '22:22'\nc: 0\nd: 80:80\n",
 	} {
 		n, err := parseYAML(src)
 		if err != nil {
@@ -160,10 +162,48 @@ func TestParseYAMLAgreesWithPyYAML(t *testing.T) {
 			t.Errorf("PyYAML(%q): %v", src, err)
 			continue
 		}
-		if got := n.plain(); !reflect.DeepEqual(got, py) {
-			t.Errorf("%q: subset parser %v, PyYAML %v", src, got, py)
+		for _, d := range diffPlain("", n.plain(), py) {
+			t.Errorf("%q: the subset parser and PyYAML disagree at %s", src, d)
 		}
 	}
+}
+
+// diffPlain lists where two plain values differ, as "path: a vs b".
+func diffPlain(path string, a, b any) []string {
+	am, aok := a.(map[string]any)
+	bm, bok := b.(map[string]any)
+	if aok && bok {
+		var out []string
+		keys := map[string]bool{}
+		for k := range am {
+			keys[k] = true
+		}
+		for k := range bm {
+			keys[k] = true
+		}
+		sorted := make([]string, 0, len(keys))
+		for k := range keys {
+			sorted = append(sorted, k)
+		}
+		sort.Strings(sorted)
+		for _, k := range sorted {
+			out = append(out, diffPlain(path+"."+k, am[k], bm[k])...)
+		}
+		return out
+	}
+	as, aok := a.([]any)
+	bs, bok := b.([]any)
+	if aok && bok && len(as) == len(bs) {
+		var out []string
+		for i := range as {
+			out = append(out, diffPlain(fmt.Sprintf("%s[%d]", path, i), as[i], bs[i])...)
+		}
+		return out
+	}
+	if reflect.DeepEqual(a, b) {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s: %#v vs %#v", path, a, b)}
 }
 
 // ---------------------------------------------------------------- structure

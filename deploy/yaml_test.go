@@ -15,6 +15,7 @@ package deploy
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -327,8 +328,16 @@ func plainScalar(s string, no int, flow bool) (string, error) {
 	if flow && strings.ContainsAny(s, "[]{},") {
 		return "", fmt.Errorf("line %d: %q in a flow sequence: quote it", no, s)
 	}
+	if yaml11Ambiguous.MatchString(s) {
+		return "", fmt.Errorf("line %d: %q reads differently in YAML 1.1 and 1.2 (boolean, octal or base-60 number): quote it", no, s)
+	}
 	return s, nil
 }
+
+// yaml11Ambiguous matches plain scalars that YAML 1.1 readers (PyYAML, some
+// Compose versions) and YAML 1.2 readers take differently: 1.1 booleans,
+// numbers with a leading zero, base-60 numbers such as 80:80.
+var yaml11Ambiguous = regexp.MustCompile(`^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|[-+]?0[0-9_]+|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)$`)
 
 // isNullWord reports whether a plain scalar is YAML's null.
 func isNullWord(s string) bool { return s == "~" || s == "null" || s == "Null" || s == "NULL" }
@@ -438,6 +447,8 @@ func TestParseYAML(t *testing.T) {
 		{"interpolation and colons", "t: ${TOKEN:-}\nr: on-failure:5\nv: data:/var/lib\n", "map[r:on-failure:5 t:${TOKEN:-} v:data:/var/lib]"},
 		{"comments and blank lines", "# head\n\na: b\n  # indented comment\nc: d\n", "map[a:b c:d]"},
 		{"null words", "a: ~\nb: null\n", "map[a:<nil> b:<nil>]"},
+		{"comment after key", "a: # comment\n  b: c\n", "map[a:map[b:c]]"},
+		{"quoted ambiguous words", "a: \"no\"\nb: '80:80'\nc: 0\nd: 127.0.0.1:9092:9092\n", "map[a:no b:80:80 c:0 d:127.0.0.1:9092:9092]"},
 		{"sequence of mappings", "l:\n  -\n    a: b\n", "map[l:[map[a:b]]]"},
 	}
 	for _, tc := range good {
@@ -478,6 +489,10 @@ func TestParseYAML(t *testing.T) {
 		{"carriage return", "a: b\r\n", "carriage return"},
 		{"unknown escape", "a: \"\\x41\"\n", "escape"},
 		{"bare word", "a\n", "expected \"key: value\""},
+		{"YAML 1.1 boolean", "restart: no\n", "YAML 1.1"},
+		{"YAML 1.1 boolean in flow", "a: [on, b]\n", "YAML 1.1"},
+		{"base-60 port", "ports:\n  - 22:22\n", "YAML 1.1"},
+		{"leading zero", "mode: 0644\n", "YAML 1.1"},
 	}
 	for _, tc := range bad {
 		t.Run("rejects "+tc.name, func(t *testing.T) {
