@@ -40,6 +40,15 @@ type Config struct {
 	Updates bool
 	// Shards overrides the shard count; 0 uses Discord's recommendation.
 	Shards int
+	// OnReady, when set, is called for every new session (READY, not
+	// RESUMED), and OnGuild for every GUILD_CREATE, on the shard's reader
+	// before any later event of that shard reaches the Handler. They must
+	// return quickly.
+	OnReady func(ReadyInfo)
+	OnGuild func(GuildInfo)
+	// RESTGlobalLimit is the global REST limit in requests per second
+	// (DefaultGlobalLimit when zero, none when negative).
+	RESTGlobalLimit int
 
 	Log        *slog.Logger      // scoped with component=discord; discarded when nil
 	Metrics    *metrics.Registry // gateway metrics are registered here when set
@@ -126,6 +135,9 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.RESTGlobalLimit != 0 {
+		rest.SetGlobalLimit(cfg.RESTGlobalLimit)
+	}
 	dialer := cfg.Dialer
 	if dialer == nil {
 		dialer = &websocket.Dialer{HandshakeTimeout: 30 * time.Second, Proxy: http.ProxyFromEnvironment}
@@ -134,11 +146,16 @@ func New(cfg Config) (*Gateway, error) {
 	if reg == nil {
 		reg = metrics.NewRegistry()
 	}
+	rest.SetMetrics(reg)
 	return &Gateway{
 		cfg: cfg, log: log, rest: rest, dialer: dialer, m: newGatewayMetrics(reg),
 		start: cfg.Now(), nextIdentify: map[int]time.Time{}, lastIdentify: map[int]time.Time{},
 	}, nil
 }
+
+// REST returns the Gateway's REST client: use it for every other call with
+// the same token, so that Discord's global rate limit is kept.
+func (g *Gateway) REST() *REST { return g.rest }
 
 // ValidateToken checks that s looks like a bot token: three dot-separated
 // parts, no spaces. Its errors never contain the token.

@@ -64,6 +64,9 @@ type Event struct {
 	Seq   int64
 	// ReceivedAt is when the frame was read (for publish latency).
 	ReceivedAt time.Time
+	// Backfill marks a message fetched through REST after a gap rather
+	// than received from the Gateway (Shard and Seq are then zero).
+	Backfill bool
 
 	// Facts for filters and diagnostics that the record does not carry.
 	MessageType  int  // Discord's message type (0 default, 19 reply, 7 join, ...)

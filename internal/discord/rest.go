@@ -10,9 +10,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cordstream/cordstream/internal/metrics"
 )
 
 // DefaultAPIURL is Discord's REST base for API v10.
@@ -37,7 +40,9 @@ type SessionStartLimit struct {
 }
 
 // REST is a minimal Discord REST client. The token is sent only in the
-// Authorization header.
+// Authorization header. Requests keep within Discord's rate limits (see
+// limiter): one REST value per bot token, shared by everything that calls
+// Discord, keeps the global limit. It is safe for concurrent use.
 type REST struct {
 	base      string
 	token     string
@@ -46,6 +51,10 @@ type REST struct {
 	log       *slog.Logger
 	attempts  int
 	sleep     func(ctx context.Context, d time.Duration) error
+	lim       *limiter
+	m         *restMetrics // nil: not counted
+	// maxLimited bounds consecutive 429s for one call before it fails.
+	maxLimited int
 }
 
 // NewREST returns a client for the REST API at base (e.g. DefaultAPIURL).
@@ -62,8 +71,24 @@ func NewREST(base, token string, client *http.Client, userAgent string, log *slo
 	}
 	return &REST{
 		base: strings.TrimRight(base, "/"), token: token, client: client, userAgent: userAgent,
-		log: log, attempts: 5, sleep: sleepCtx,
+		log: log, attempts: 5, sleep: sleepCtx, lim: newLimiter(DefaultGlobalLimit, time.Now), maxLimited: 100,
 	}, nil
+}
+
+// SetMetrics registers the REST counters (requests by route and status,
+// rate-limit waits) on reg. Call it once, before any request.
+func (r *REST) SetMetrics(reg *metrics.Registry) {
+	r.m = newRESTMetrics(reg)
+	r.lim.m = r.m
+}
+
+// SetGlobalLimit changes the global limit (requests per second, all
+// routes); 0 or less turns the proactive global limit off (429s are still
+// honoured). Discord grants 50 unless it told you otherwise. Call it
+// before any request.
+func (r *REST) SetGlobalLimit(perSecond int) {
+	r.lim = newLimiter(perSecond, r.lim.now)
+	r.lim.m = r.m
 }
 
 // GatewayBot fetches the Gateway URL, the recommended shard count and the
@@ -71,7 +96,7 @@ func NewREST(base, token string, client *http.Client, userAgent string, log *slo
 // network errors a few times; a 401 fails at once with ErrTokenRejected.
 func (r *REST) GatewayBot(ctx context.Context) (GatewayBot, error) {
 	var gb GatewayBot
-	if err := r.get(ctx, "/gateway/bot", &gb); err != nil {
+	if err := r.get(ctx, "GET /gateway/bot", "", "/gateway/bot", &gb); err != nil {
 		return GatewayBot{}, err
 	}
 	u, err := url.Parse(gb.URL)
@@ -87,33 +112,126 @@ func (r *REST) GatewayBot(ctx context.Context) (GatewayBot, error) {
 	return gb, nil
 }
 
-func (r *REST) get(ctx context.Context, path string, out any) error {
+// MessagesPageLimit is the most messages one history request returns.
+const MessagesPageLimit = 100
+
+// ChannelMessages fetches up to limit (1..100) messages of a channel
+// created after the message id after ("0" or "" for the oldest), as raw
+// Discord message objects, oldest first (Discord sends every page newest
+// first; this sorts it). A missing permission is an *HTTPError with Status
+// 403 (see IsMissingAccess); an unknown channel, Status 404.
+func (r *REST) ChannelMessages(ctx context.Context, channelID, after string, limit int) ([]json.RawMessage, error) {
+	if _, err := parseSnowflake(channelID); err != nil {
+		return nil, fmt.Errorf("channel id: %w", err)
+	}
+	if after == "" {
+		after = "0"
+	} else if _, err := strconv.ParseUint(after, 10, 64); err != nil {
+		return nil, fmt.Errorf("after: message id %q is not a snowflake", after)
+	}
+	limit = min(max(limit, 1), MessagesPageLimit)
+	path := "/channels/" + channelID + "/messages?after=" + after + "&limit=" + strconv.Itoa(limit)
+	var page []json.RawMessage
+	if err := r.get(ctx, "GET /channels/{channel.id}/messages", channelID, path, &page); err != nil {
+		return nil, err
+	}
+	type idOnly struct {
+		ID string `json:"id"`
+	}
+	ids := make([]uint64, len(page))
+	for i, raw := range page {
+		var m idOnly
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("GET %s%s: message %d is not a message object: %w", r.base, path, i, err)
+		}
+		n, err := parseSnowflake(m.ID)
+		if err != nil {
+			return nil, fmt.Errorf("GET %s%s: message %d: %w", r.base, path, i, err)
+		}
+		ids[i] = n
+	}
+	idx := make([]int, len(page))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return ids[idx[a]] < ids[idx[b]] })
+	out := make([]json.RawMessage, len(page))
+	for i, j := range idx {
+		out[i] = page[j]
+	}
+	return out, nil
+}
+
+// IsMissingAccess reports whether err is Discord's 403: the bot may not
+// read the channel (View Channel) or its history (Read Message History).
+func IsMissingAccess(err error) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && he.Status == http.StatusForbidden
+}
+
+// IsNotFound reports whether err is Discord's 404 (e.g. Unknown Channel).
+func IsNotFound(err error) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && he.Status == http.StatusNotFound
+}
+
+// get sends GET path and decodes the answer into out. route names the
+// endpoint (rate-limit bucket and metrics label) and major its major
+// parameter (the channel id, or ""). It waits for rate limits before each
+// request; a 429 is retried after Discord's wait (up to maxLimited times in
+// a row); 5xx answers and network errors are retried a few times; a 401
+// fails at once with ErrTokenRejected.
+func (r *REST) get(ctx context.Context, route, major, path string, out any) error {
 	full := r.base + path
+	key := route + " " + major
 	var lastErr error
-	for attempt := 1; attempt <= r.attempts; attempt++ {
-		wait, err := r.try(ctx, full, out)
+	failures, limited := 0, 0
+	for {
+		if err := r.lim.wait(ctx, key); err != nil {
+			return err
+		}
+		res, err := r.try(ctx, full, out)
+		r.lim.update(key, res.header, res.retry, res.global)
+		if r.m != nil {
+			code := "error"
+			if res.status != 0 {
+				code = strconv.Itoa(res.status)
+			}
+			r.m.requests.With(route, code).Inc()
+		}
 		if err == nil {
 			return nil
 		}
 		lastErr = err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if res.status == http.StatusTooManyRequests {
+			limited++
+			if limited > r.maxLimited {
+				return fmt.Errorf("Discord kept answering 429 Too Many Requests (%d times): %w", limited, err)
+			}
+			lvl := slog.LevelDebug
+			if res.global {
+				lvl = slog.LevelWarn
+			}
+			r.log.Log(ctx, lvl, "Discord REST rate limit hit; waiting as told", "route", route, "retry_after", res.retry, "global", res.global)
+			continue // the limiter waits
+		}
 		var he *HTTPError
 		var ue *url.Error
 		switch {
-		case errors.As(err, &he) && (he.Status == http.StatusTooManyRequests || he.Status >= 500):
+		case errors.As(err, &he) && he.Status >= 500:
 		case errors.As(err, &ue):
 		default:
 			return err // a clear answer: retrying cannot change it
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if attempt == r.attempts {
+		failures++
+		if failures >= r.attempts {
 			break
 		}
-		if wait <= 0 {
-			wait = time.Duration(attempt) * time.Second
-		}
-		r.log.Warn("Discord REST request failed, retrying", "path", path, "err", err, "retry_in", wait)
+		wait := time.Duration(failures) * time.Second
+		r.log.Warn("Discord REST request failed, retrying", "route", route, "err", err, "retry_in", wait)
 		if err := r.sleep(ctx, wait); err != nil {
 			return err
 		}
@@ -121,48 +239,62 @@ func (r *REST) get(ctx context.Context, path string, out any) error {
 	return fmt.Errorf("cannot reach Discord after %d attempts: %w", r.attempts, lastErr)
 }
 
-// try makes one request; wait is how long Discord asked us to wait (429).
-func (r *REST) try(ctx context.Context, full string, out any) (wait time.Duration, err error) {
+// answer is what one request learned besides the body.
+type answer struct {
+	status int
+	header http.Header
+	retry  time.Duration // 429: how long Discord asked us to wait
+	global bool          // 429: the limit is global
+}
+
+// try makes one request.
+func (r *REST) try(ctx context.Context, full string, out any) (answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, full, nil)
 	if err != nil {
-		return 0, err
+		return answer{}, err
 	}
 	req.Header.Set("Authorization", "Bot "+r.token)
 	req.Header.Set("User-Agent", r.userAgent)
 	resp, err := r.client.Do(req)
 	if err != nil {
 		// *url.Error carries method and URL, never headers.
-		return 0, err
+		return answer{}, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	a := answer{status: resp.StatusCode, header: resp.Header}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return 0, fmt.Errorf("GET %s: read body: %w", full, err)
+		return a, fmt.Errorf("GET %s: read body: %w", full, err)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
-		return retryAfter(resp, body), &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: snippet(body)}
+		a.retry, a.global = retryAfter(resp, body)
+		return a, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: snippet(body)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: snippet(body)}
+		return a, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: snippet(body)}
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return 0, fmt.Errorf("GET %s: the answer is not Discord's JSON (check --discord-api-url): %w", full, err)
+		return a, fmt.Errorf("GET %s: the answer is not Discord's JSON (check --discord-api-url): %w", full, err)
 	}
-	return 0, nil
+	return a, nil
 }
 
-// retryAfter reads a 429's wait from the JSON body or the Retry-After header.
-func retryAfter(resp *http.Response, body []byte) time.Duration {
+// retryAfter reads a 429's wait from the JSON body or the Retry-After
+// header, and whether the limit is global.
+func retryAfter(resp *http.Response, body []byte) (time.Duration, bool) {
 	var rl struct {
 		RetryAfter float64 `json:"retry_after"`
+		Global     bool    `json:"global"`
 	}
-	if json.Unmarshal(body, &rl) == nil && rl.RetryAfter > 0 {
-		return time.Duration(rl.RetryAfter * float64(time.Second))
+	_ = json.Unmarshal(body, &rl)
+	global := rl.Global || resp.Header.Get("X-RateLimit-Global") == "true"
+	if rl.RetryAfter > 0 {
+		return time.Duration(rl.RetryAfter * float64(time.Second)), global
 	}
 	if s, err := strconv.ParseFloat(resp.Header.Get("Retry-After"), 64); err == nil && s > 0 {
-		return time.Duration(s * float64(time.Second))
+		return time.Duration(s * float64(time.Second)), global
 	}
-	return time.Second
+	return time.Second, global
 }
 
 func snippet(b []byte) string {

@@ -31,6 +31,9 @@ type shard struct {
 	ready      atomic.Bool
 	downSince  atomic.Int64 // unix nanos; valid while !ready
 	shardLabel string
+	// readyGuilds are the guilds READY listed for the current session
+	// (their GUILD_CREATE is part of the session start).
+	readyGuilds map[string]bool
 }
 
 func newShard(g *Gateway, id, count int) *shard {
@@ -357,7 +360,23 @@ func (s *shard) dispatch(ctx context.Context, c *conn, typ string, seq int64, d 
 		s.seq.Store(seq)
 		s.setReady(true)
 		s.log.Info("connected to Discord", "user", r.User.Username, "user_id", r.User.ID, "guilds", len(r.Guilds))
+		ids := parseReadyGuilds(r.Guilds)
+		s.readyGuilds = make(map[string]bool, len(ids))
+		for _, id := range ids {
+			s.readyGuilds[id] = true
+		}
+		if s.g.cfg.OnReady != nil {
+			s.g.cfg.OnReady(ReadyInfo{Shard: s.id, ShardCount: s.count, SelfID: r.User.ID, GuildIDs: ids})
+		}
 		return nil
+	case "GUILD_CREATE":
+		if s.g.cfg.OnGuild != nil {
+			if info, ok := parseGuildCreate(d, s.selfID); ok {
+				info.Shard = s.id
+				info.InReady = s.readyGuilds[info.ID]
+				s.g.cfg.OnGuild(info)
+			}
+		}
 	case "RESUMED":
 		*replaying = false
 		s.seq.Store(max(s.seq.Load(), seq))
