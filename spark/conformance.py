@@ -37,6 +37,7 @@ Dataset files (*.records): one Kafka record value per line, in offset order.
 import argparse
 import collections
 import datetime
+import difflib
 import json
 import os
 import random
@@ -291,7 +292,8 @@ def generate(rng, name):
         if value is None:
             value = json.dumps(rec, ensure_ascii=rng.random() < 0.3, separators=(",", ":")).encode("utf-8")
         records.append(value)
-    batch_size = rng.choice([1, 2, 3, 5, 7, 10, 16, 25, 50])
+    # At most ~30 batches per run: Spark takes a fraction of a second per batch.
+    batch_size = max(rng.choice([1, 2, 3, 5, 7, 10, 16, 25, 50]), -(-len(records) // 30))
     return Dataset(name, records, window, slide, watermark, group_by, batch_size)
 
 
@@ -509,7 +511,7 @@ def start_spark(work, log_path):
     return dc.build_session(a)
 
 
-def run_spark(spark, ds, mode, brokers, topic, out_path, work, show):
+def run_spark(spark, ds, mode, brokers, topic, out_path, console_path, work):
     import discord_consumer as dc
 
     args = [
@@ -518,9 +520,8 @@ def run_spark(spark, ds, mode, brokers, topic, out_path, work, show):
         "--mode", mode, "--window", go_duration(ds.window), "--slide", go_duration(ds.slide),
         "--watermark", go_duration(ds.watermark), "--group-by", ",".join(ds.group_by),
         "--output", "jsonl", "--jsonl-file", out_path,
+        "--output", "console", "--console-file", console_path,
     ]
-    if show:
-        args += ["--output", "console"]
     a = dc.parse_args(args)
     printer = dc.BatchPrinter(a)
     checkpoint = tempfile.mkdtemp(prefix="checkpoint-", dir=work)
@@ -550,7 +551,7 @@ def build_cordstream(work):
     return binary
 
 
-def run_cordstream(binary, ds, mode, brokers, topic, out_path, err_path):
+def run_cordstream(binary, ds, mode, brokers, topic, out_path, console_path, err_path):
     cmd = [
         binary, "analyze", "--brokers", brokers, "--topic", topic,
         "--group", f"conformance-{uuid.uuid4().hex[:12]}",
@@ -558,11 +559,11 @@ def run_cordstream(binary, ds, mode, brokers, topic, out_path, err_path):
         "--max-records-per-batch", str(ds.batch_size), "--mode", mode,
         "--window", go_duration(ds.window), "--slide", go_duration(ds.slide),
         "--watermark", go_duration(ds.watermark), "--group-by", ",".join(ds.group_by),
-        "--output", "jsonl", "--jsonl-file", out_path, "--no-create-topic",
+        "--output", "console,jsonl", "--jsonl-file", out_path, "--no-create-topic",
     ]
-    with open(err_path, "w") as err:
+    with open(err_path, "w") as err, open(console_path, "w") as console:
         try:
-            r = subprocess.run(cmd, stdout=err, stderr=subprocess.STDOUT, timeout=300)
+            r = subprocess.run(cmd, stdout=console, stderr=err, timeout=300)
         except subprocess.TimeoutExpired:
             raise RunError(f"cordstream analyze did not finish within 300 s (log {err_path})")
     if r.returncode != 0:
@@ -628,6 +629,34 @@ def shape_errors(rows, group_by, name):
             f"{json.dumps(bad[0], ensure_ascii=False)}"]
 
 
+def console_batches(path):
+    """Batch id -> the console text of that batch (Spark's console sink format)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    out = {}
+    for part in re.split(r"(?m)^-{43}\nBatch: ", text)[1:]:
+        head, _, body = part.partition("\n")
+        out[head.strip()] = body
+    return out
+
+
+def compare_console(spark_path, cs_path, limit=30):
+    """Differences between the console outputs, batch by batch (rows sorted by
+    window then key on both sides, so the text must be identical)."""
+    want, got = console_batches(spark_path), console_batches(cs_path)
+    diff = []
+    for b in sorted(set(want) | set(got), key=lambda b: int(b) if b.isdigit() else -1):
+        if want.get(b) == got.get(b):
+            continue
+        diff.append(f"  console, batch {b}: the tables differ (spark {spark_path}, cordstream {cs_path})")
+        for line in difflib.unified_diff((want.get(b) or "").splitlines(), (got.get(b) or "").splitlines(),
+                                         "spark", "cordstream", lineterm="", n=1):
+            diff.append("    " + line)
+    if len(diff) > limit:
+        diff = diff[:limit] + [f"  ... {len(diff) - limit} more lines"]
+    return diff
+
+
 def batch_count_errors(progress, log_path):
     """Compare the number of batches Spark ran (empty ones included, which the
     JSON Lines cannot show) with the count cordstream logs at the end of an
@@ -653,7 +682,7 @@ def compare(want_rows, got_rows, want_name, got_name, mode, limit=40):
     diff = []
     shown = {}
     for r in list(want_rows) + list(got_rows):
-        shown.setdefault(row_key(r), json.dumps(r, ensure_ascii=False))
+        shown.setdefault(row_key(r), json.dumps(r, ensure_ascii=False, separators=(",", ":")))
     want, got = by_batch(want_rows), by_batch(got_rows)
     for b in sorted(set(want) | set(got), key=lambda b: (b is None, b if isinstance(b, int) else 0)):
         wc = collections.Counter(row_key(r) for r in want.get(b, []))
@@ -715,8 +744,12 @@ def main(argv=None):
                    help="run Spark and the model only (no cordstream)")
     p.add_argument("--work", default=None, help="keep outputs, logs and datasets in this directory")
     p.add_argument("--keep-topics", action="store_true", help="do not delete the topics afterwards")
-    p.add_argument("--show", action="store_true", help="also print Spark's console tables")
+    p.add_argument("--show", action="store_true", help="also print Spark's console tables here")
+    p.add_argument("--no-console", action="store_true",
+                   help="do not compare the console tables (rows are still compared)")
     a = p.parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(errors="backslashreplace")  # lone surrogates in odd records
 
     modes = [m for m in a.modes.split(",") if m]
     for m in modes:
@@ -787,7 +820,11 @@ def main(argv=None):
             status = "PASS"
             t0 = time.time()
             try:
-                progress = run_spark(spark, ds, mode, a.brokers, topic, spark_out, work, a.show)
+                progress = run_spark(spark, ds, mode, a.brokers, topic, spark_out,
+                                     base + ".spark.console", work)
+                if a.show:
+                    with open(base + ".spark.console", encoding="utf-8") as f:
+                        sys.stdout.write(f.read())
                 with open(base + ".spark-progress.jsonl", "w") as f:
                     for pr in progress:
                         f.write(json.dumps(pr) + "\n")
@@ -798,11 +835,14 @@ def main(argv=None):
                 model_diff = compare(spark_rows, model_rows, "spark", "model", mode)
                 model_diff += shape_errors(spark_rows, ds.group_by, "spark")
                 if binary:
-                    run_cordstream(binary, ds, mode, a.brokers, topic, cs_out, base + ".cordstream.log")
+                    run_cordstream(binary, ds, mode, a.brokers, topic, cs_out, base + ".cordstream.console",
+                                   base + ".cordstream.log")
                     cs_rows = read_rows(cs_out)
                     lines = compare(spark_rows, cs_rows, "spark", "cordstream", mode)
                     lines += shape_errors(cs_rows, ds.group_by, "cordstream")
                     lines += batch_count_errors(progress, base + ".cordstream.log")
+                    if not lines and not a.no_console:
+                        lines += compare_console(base + ".spark.console", base + ".cordstream.console")
                     if lines:
                         status = "FAIL"
                     summary += f"; {len(spark_rows)} rows from spark, {len(cs_rows)} from cordstream"

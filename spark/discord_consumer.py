@@ -29,6 +29,7 @@ On a cluster:
 """
 
 import argparse
+import contextlib
 import datetime
 import glob
 import json
@@ -174,18 +175,32 @@ def connector_jars(spec):
     return jars
 
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+def _civil_from_days(days):
+    """(year, month, day) of the proleptic Gregorian calendar, days since
+    1970-01-01; any year (Python's datetime stops at 9999, Spark does not)."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (1 if month <= 2 else 0), month, day
 
 
 def rfc3339(us):
     """Microseconds since the epoch as RFC 3339 in UTC, with the fraction only
-    when nonzero (Go's RFC3339Nano)."""
+    when nonzero, as Go's time.RFC3339Nano formats it (also past year 9999)."""
     if us is None:
         return None
-    ts = _EPOCH + datetime.timedelta(microseconds=us)
-    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
-    if ts.microsecond:
-        text += ("." + f"{ts.microsecond:06d}").rstrip("0")
+    days, rest = divmod(us, 86400 * 1000_000)
+    secs, frac = divmod(rest, 1000_000)
+    y, mo, d = _civil_from_days(days)
+    year = f"-{-y:04d}" if y < 0 else f"{y:04d}"
+    text = f"{year}-{mo:02d}-{d:02d}T{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
+    if frac:
+        text += ("." + f"{frac:06d}").rstrip("0")
     return text + "Z"
 
 
@@ -225,6 +240,8 @@ def parse_args(argv):
                    help="console (Spark's table, default) or jsonl (one JSON object per row)")
     p.add_argument("--jsonl-file", default="-",
                    help="where --output jsonl writes (default standard output)")
+    p.add_argument("--console-file", default="-",
+                   help="where --output console writes (default standard output)")
     p.add_argument("--rows", type=int, default=20,
                    help="rows shown per batch in the console table (default 20)")
     p.add_argument("--checkpoint-location", default=env("CORDSTREAM_SPARK_CHECKPOINT"),
@@ -339,8 +356,12 @@ class BatchPrinter:
         self.console = "console" in a.output
         self.jsonl = "jsonl" in a.output
         self.out = None
+        self.console_out = None
         if self.jsonl:
             self.out = sys.stdout if a.jsonl_file == "-" else open(a.jsonl_file, "a", encoding="utf-8")
+        if self.console:
+            self.console_out = (sys.stdout if a.console_file == "-"
+                                else open(a.console_file, "a", encoding="utf-8"))
 
     def __call__(self, df, batch_id):
         if self.console and self.jsonl:
@@ -349,12 +370,13 @@ class BatchPrinter:
             F.col("window.start").asc(), *[F.col(k).asc_nulls_first() for k in self.keys]
         )
         if self.console:
-            sys.stdout.write("-------------------------------------------\n")
-            sys.stdout.write(f"Batch: {batch_id}\n")
-            sys.stdout.write("-------------------------------------------\n")
-            sys.stdout.flush()
-            ordered.show(self.rows, truncate=False)
-            sys.stdout.flush()
+            out = self.console_out
+            out.write("-------------------------------------------\n")
+            out.write(f"Batch: {batch_id}\n")
+            out.write("-------------------------------------------\n")
+            with contextlib.redirect_stdout(out):  # DataFrame.show prints to sys.stdout
+                ordered.show(self.rows, truncate=False)
+            out.flush()
         if self.jsonl:
             lines = []
             # Window bounds as epoch microseconds: collect() would turn
@@ -381,8 +403,9 @@ class BatchPrinter:
             df.unpersist()
 
     def close(self):
-        if self.out is not None and self.out is not sys.stdout:
-            self.out.close()
+        for f in (self.out, self.console_out):
+            if f is not None and f is not sys.stdout:
+                f.close()
 
 
 def progress_listener(path):
