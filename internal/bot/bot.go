@@ -28,6 +28,12 @@ type Config struct {
 	// EmptyContentSample is how many consecutive guild messages with empty
 	// content trigger the Message Content intent warning (20 when zero).
 	EmptyContentSample int
+	// Cursors, when set, tracks per channel which creates were handled,
+	// for the REST backfill.
+	Cursors *Cursors
+	// RecentIDs is how many create ids the pipeline remembers to drop a
+	// create it already took in this run (100000 when zero).
+	RecentIDs int
 }
 
 // Bot is the pipeline: Handle is the Gateway's handler; Run drives a Source
@@ -38,6 +44,7 @@ type Bot struct {
 	m     *Metrics
 	log   *slog.Logger
 	watch contentWatch
+	seen  recentIDs
 
 	abortCtx context.Context
 	abort    context.CancelFunc
@@ -54,6 +61,9 @@ func New(cfg Config, sink Sink) *Bot {
 	if cfg.EmptyContentSample <= 0 {
 		cfg.EmptyContentSample = 20
 	}
+	if cfg.RecentIDs <= 0 {
+		cfg.RecentIDs = 100000
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -65,15 +75,17 @@ func New(cfg Config, sink Sink) *Bot {
 	b := &Bot{cfg: cfg, sink: sink, m: cfg.Metrics, log: log}
 	b.abortCtx, b.abort = context.WithCancel(context.Background())
 	b.watch = contentWatch{sample: cfg.EmptyContentSample, log: log, gauge: cfg.Metrics.noContent}
+	b.seen = recentIDs{limit: cfg.RecentIDs, set: map[string]struct{}{}}
 	return b
 }
 
 // Metrics returns the pipeline's counters.
 func (b *Bot) Metrics() *Metrics { return b.m }
 
-// Handle is the discord.Handler: it counts the event, filters it, applies
-// the content mode and publishes it. It blocks while the sink is full and
-// returns an error only when ctx ends first.
+// Handle is the discord.Handler: it counts the event, drops a create
+// already taken in this run, filters it, applies the content mode and
+// publishes it. It blocks while the sink is full and returns an error only
+// when ctx ends first.
 func (b *Bot) Handle(ctx context.Context, ev *discord.Event) error {
 	b.m.addReceived(string(ev.Message.Kind))
 	if ev.Err != nil {
@@ -82,14 +94,65 @@ func (b *Bot) Handle(ctx context.Context, ev *discord.Event) error {
 			"seq", ev.Seq, "message_id", ev.Message.MessageID, "err", ev.Err)
 		return nil
 	}
+	b.cfg.Cursors.Live(&ev.Message)
 	b.watch.observe(ev)
+	return b.take(ctx, ev)
+}
+
+// HandleBackfill takes a message the REST backfill fetched: like Handle,
+// but counted as backfilled (not received) and without the content watch.
+func (b *Bot) HandleBackfill(ctx context.Context, ev *discord.Event) error {
+	b.m.addBackfilled()
+	if ev.Err != nil {
+		b.m.addFailed(FailMalformed)
+		b.log.Error("cannot read a message fetched through REST; not published", "message_id", ev.Message.MessageID,
+			"channel_id", ev.Message.ChannelID, "err", ev.Err)
+		return nil
+	}
+	return b.take(ctx, ev)
+}
+
+func (b *Bot) take(ctx context.Context, ev *discord.Event) error {
+	if ev.Message.Kind == chat.KindCreate && !b.seen.add(ev.Message.MessageID) {
+		b.m.addFiltered(FilterDuplicate)
+		return nil
+	}
 	if reason := b.cfg.Filter.Decide(ev); reason != "" {
 		b.m.addFiltered(reason)
+		b.cfg.Cursors.Done(&ev.Message)
 		return nil
 	}
 	msg := ev.Message
 	b.cfg.Content.Apply(&msg)
+	b.cfg.Cursors.Accept(&msg)
 	return b.sink.Publish(ctx, &msg, ev.ReceivedAt)
+}
+
+// recentIDs remembers the last limit create ids (oldest forgotten first).
+type recentIDs struct {
+	mu    sync.Mutex
+	limit int
+	set   map[string]struct{}
+	ring  []string
+	next  int
+}
+
+// add reports whether id is new, and remembers it.
+func (r *recentIDs) add(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.set[id]; ok {
+		return false
+	}
+	if len(r.ring) < r.limit {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.set, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % r.limit
+	}
+	r.set[id] = struct{}{}
+	return true
 }
 
 var _ discord.Handler = (*Bot)(nil).Handle
@@ -121,8 +184,34 @@ func (b *Bot) Run(ctx context.Context, src Source, monitors ...func(context.Cont
 	wg.Wait()
 	c = b.m.Counts()
 	b.log.Info("bot stopped", "received", c.Received, "published", c.Published, "failed", c.Failed,
-		"filtered", c.Filtered, "backpressure_pauses", c.Backpressure)
+		"filtered", c.Filtered, "backpressure_pauses", c.Backpressure, "backfilled", c.Backfilled,
+		"replayed_from_spool", c.Replayed, "left_in_spool", c.Spooled)
 	return errors.Join(srcErr, sinkErr)
+}
+
+// Sources runs several sources as one (e.g. the Gateway and the REST
+// backfill): until ctx ends, or one fails (then the others are stopped and
+// its error returned).
+func Sources(srcs ...Source) Source { return sources(srcs) }
+
+type sources []Source
+
+func (s sources) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(s))
+	for _, src := range s {
+		go func() { errs <- src.Run(ctx) }()
+	}
+	var first error
+	for range s {
+		err := <-errs
+		if err != nil && first == nil && !(ctx.Err() != nil && errors.Is(err, context.Canceled)) {
+			first = err
+			cancel()
+		}
+	}
+	return first
 }
 
 // Abort cuts the final flush short (a second Ctrl-C): records still

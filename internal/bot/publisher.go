@@ -43,6 +43,9 @@ type PublisherConfig struct {
 	Log      *slog.Logger
 	Metrics  *Metrics
 	Now      func() time.Time
+	// Cursors, when set, learns which creates Kafka acknowledged (or
+	// refused for good), for the REST backfill's per-channel positions.
+	Cursors *Cursors
 }
 
 // Publisher is the Kafka Sink: an idempotent, acks=all franz-go producer
@@ -156,21 +159,59 @@ func (p *Publisher) Publish(ctx context.Context, m *chat.Message, receivedAt tim
 	if err != nil {
 		p.m.addFailed(FailEncode)
 		p.log.Error("cannot encode message; not published", "message_id", m.MessageID, "err", err)
+		p.cfg.Cursors.Done(m)
 		return nil
 	}
+	if err := p.acquire(ctx, true); err != nil {
+		p.m.addFailed(FailShutdown)
+		return err
+	}
+	id := m.MessageID
+	done := *m
+	p.produce(m.Key(), val, receivedAt, func(err error) {
+		if err == nil {
+			p.cfg.Cursors.Done(&done)
+			return
+		}
+		reason := failReason(err)
+		p.m.addFailed(reason)
+		if reason == FailTooLarge {
+			p.cfg.Cursors.Done(&done) // retrying cannot help
+		}
+		p.log.Error("Kafka did not accept a message; it is not published", "message_id", id, "reason", reason, "err", err)
+	})
+	return nil
+}
+
+// acquire takes one of the MaxBuffered slots, blocking while none is free
+// until ctx ends. pause says that waiting stops reading from Discord (it is
+// then counted and logged as back-pressure).
+func (p *Publisher) acquire(ctx context.Context, pause bool) error {
 	select {
 	case p.sem <- struct{}{}:
+		return nil
 	default:
-		if err := p.waitForSpace(ctx); err != nil {
-			return err
+	}
+	if !pause {
+		select {
+		case p.sem <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
+	return p.waitForSpace(ctx)
+}
+
+// produce hands a record to the producer; a slot must have been acquired.
+// done is called once with Kafka's answer (nil: acknowledged, counted as
+// published); it runs on the producer's goroutine and must not block.
+func (p *Publisher) produce(key, val []byte, receivedAt time.Time, done func(error)) {
 	if p.waiting.Add(1) == 1 {
 		p.lastProgress.Store(p.cfg.Now().UnixNano())
 	}
 	p.m.buffered.Add(1)
-	rec := &kgo.Record{Topic: p.cfg.Topic, Key: m.Key(), Value: val}
-	id := m.MessageID
+	rec := &kgo.Record{Topic: p.cfg.Topic, Key: key, Value: val}
 	p.cl.Produce(p.deliverCtx, rec, func(_ *kgo.Record, err error) {
 		now := p.cfg.Now()
 		p.lastProgress.Store(now.UnixNano())
@@ -180,13 +221,9 @@ func (p *Publisher) Publish(ctx context.Context, m *chat.Message, receivedAt tim
 		if err == nil {
 			p.m.addPublished()
 			p.m.latency.Observe(now.Sub(receivedAt).Seconds())
-			return
 		}
-		reason := failReason(err)
-		p.m.addFailed(reason)
-		p.log.Error("Kafka did not accept a message; it is not published", "message_id", id, "reason", reason, "err", err)
+		done(err)
 	})
-	return nil
 }
 
 func failReason(err error) string {
@@ -199,7 +236,8 @@ func failReason(err error) string {
 	return FailKafka
 }
 
-// waitForSpace blocks until a buffer slot frees up or ctx ends.
+// waitForSpace blocks until a buffer slot frees up or ctx ends, counting
+// the pause.
 func (p *Publisher) waitForSpace(ctx context.Context) error {
 	p.m.bpEvents.Inc()
 	p.m.nBackpressd.Add(1)
@@ -214,7 +252,6 @@ func (p *Publisher) waitForSpace(ctx context.Context) error {
 	case p.sem <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		p.m.addFailed(FailShutdown)
 		return ctx.Err()
 	}
 }

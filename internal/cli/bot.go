@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 	"github.com/cordstream/cordstream/internal/discord"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/metrics"
+	"github.com/cordstream/cordstream/internal/spool"
 )
 
 // envDiscordToken holds the bot token; it has no flag on purpose.
@@ -35,23 +38,40 @@ GUILDS, GUILD_MESSAGES and MESSAGE_CONTENT (plus DIRECT_MESSAGES with
 --direct-messages), with as many shards as Discord recommends.
 
 Delivery: a message counts as published once Kafka acknowledged it
-(idempotent producer, acks=all). While Kafka is unreachable the bot keeps
-retrying and says so every few seconds; up to --max-buffered messages wait in
-memory. When that many wait, the bot stops reading from Discord until Kafka
-catches up: nothing is dropped. Discord holds the events meanwhile; if it
-drops the connection, the bot resumes the session and Discord replays them;
-if the session expired (Discord keeps it a few minutes), Discord does not
-replay what was sent in the gap, and the bot logs it and counts it in
-cordstream_discord_sessions_lost_total.
+(idempotent producer, acks=all). Every message is first written to a spool on
+local disk (--spool-dir; by default
+$XDG_STATE_HOME/cordstream/spool/<topic>, else
+~/.local/state/cordstream/spool/<topic>) before the bot reads the next event
+from Discord, and leaves the spool only once Kafka acknowledged it. While
+Kafka is unreachable the bot keeps retrying, says so every few seconds, and
+the spool grows up to --spool-max-bytes; when it is full, the bot stops
+reading from Discord until Kafka catches up (Discord holds the events and
+replays them on resume). After a crash or a restart, what the spool holds is
+published first, in order. With --spool-dir off, up to --max-buffered
+messages wait in memory instead, and a crash loses them.
+
+Backfill: the bot saves, per channel, the last message it published
+(channels.json in the spool directory). When it starts again, or when Discord
+ends a session without replaying it, the bot fetches the messages sent
+meanwhile through the REST API (GET /channels/{id}/messages?after=...,
+within Discord's rate limits) and publishes them like live ones, older than
+--backfill-max-age excepted. It needs the Read Message History permission in
+each channel. The very first start fetches nothing (there is no gap yet).
+
+Duplicates: a message can reach Kafka twice, always with the same
+message_id: when the bot dies after Kafka acknowledged it but before the
+spool or the positions recorded that, or when Discord itself sends an event
+twice across sessions. Consumers de-duplicate by message_id.
 
 Bot and webhook messages are captured by default, as the original producer
 did; every record says author_is_bot and webhook_id, so consumers can filter.
 Use --include-bots=false or --include-webhooks=false to drop them here.
 
 Ctrl-C or SIGTERM stops reading from Discord, waits up to --shutdown-timeout
-for Kafka to acknowledge what is buffered, logs the counts and exits 0 (1 if
-messages could not be delivered; their ids are logged). A second Ctrl-C stops
-waiting.`
+for Kafka to acknowledge what is buffered, logs the counts and exits 0. What
+Kafka did not acknowledge by then stays in the spool for the next start
+(without a spool: the ids are logged and the exit code is 1). A second
+Ctrl-C stops waiting.`
 
 const botExample = `export DISCORD_TOKEN=...   # Developer Portal -> your application -> Bot -> Reset Token
 cordstream bot --brokers localhost:9092 --topic discord_messages
@@ -78,6 +98,12 @@ type botFlags struct {
 	maxBuffered                   int
 	shutdownTimeout               time.Duration
 	metrics, logLevel             string
+	spoolDir                      string
+	spoolMaxBytes                 byteSize
+	spoolSync                     string
+	backfill                      bool
+	backfillMaxAge                time.Duration
+	backfillChannels              int
 }
 
 func addBotFlags(fs *flagSet) *botFlags {
@@ -101,7 +127,46 @@ func addBotFlags(fs *flagSet) *botFlags {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait at exit for Kafka to acknowledge buffered messages")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics and /healthz on this address, e.g. :9091")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.spoolDir, "spool-dir", "", "`directory` of the durable spool and the backfill positions, one per topic and bot; \"off\" keeps messages in memory only (default $XDG_STATE_HOME/cordstream/spool/<topic>, else ~/.local/state/cordstream/spool/<topic>)")
+	f.spoolMaxBytes = 1 << 30
+	fs.Var(&f.spoolMaxBytes, "spool-max-bytes", "bound of the spool on disk, e.g. 512MiB or 2GB; when full, reading from Discord pauses")
+	fs.StringVar(&f.spoolSync, "spool-sync", "always", "when the spool is fsynced: always (before the next Discord event is read; survives power loss) or a period such as 100ms (survives a crash of the bot, not of the machine)")
+	fs.BoolVar(&f.backfill, "backfill", true, "after a gap (the bot was down, or Discord ended a session) fetch the missed messages through the REST API (--backfill=false: do not)")
+	fs.DurationVar(&f.backfillMaxAge, "backfill-max-age", 24*time.Hour, "do not fetch messages older than this")
+	fs.IntVar(&f.backfillChannels, "backfill-channels", 0, "fetch at most this many channels per gap, the most recently active first (0: all)")
 	return f
+}
+
+// byteSize is a flag holding a size in bytes: 1048576, 512KiB, 64MiB, 2GB.
+type byteSize int64
+
+func (b *byteSize) String() string {
+	v := int64(*b)
+	for _, u := range []struct {
+		s string
+		n int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if v >= u.n && v%u.n == 0 {
+			return fmt.Sprintf("%d%s", v/u.n, u.s)
+		}
+	}
+	return fmt.Sprint(v)
+}
+
+func (b *byteSize) Set(s string) error {
+	s = strings.TrimSpace(s)
+	i := len(s)
+	for i > 0 && (s[i-1] < '0' || s[i-1] > '9') {
+		i--
+	}
+	mult, ok := map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[strings.TrimSpace(s[i:])]
+	n, err := strconv.ParseInt(strings.TrimSpace(s[:i]), 10, 64)
+	if !ok || err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a size: use bytes or a unit, e.g. 512MiB, 2GB", s)
+	}
+	*b = byteSize(n * mult)
+	return nil
 }
 
 // botOptions are the checked settings.
@@ -112,6 +177,9 @@ type botOptions struct {
 	intents  discord.Intents
 	logLevel slog.Level
 	token    string
+	// spoolDir is the spool directory ("" off); spoolSync 0 means always.
+	spoolDir  string
+	spoolSync time.Duration
 }
 
 func (f *botFlags) options(e *env) (*botOptions, error) {
@@ -160,6 +228,29 @@ func (f *botFlags) options(e *env) (*botOptions, error) {
 	}
 	if _, err := discord.NewREST(f.apiURL, "", nil, "", nil); err != nil {
 		return nil, usageErrorf("the default is "+discord.DefaultAPIURL, "--discord-api-url: %v", err)
+	}
+	switch f.spoolDir {
+	case "off", "none":
+	case "":
+		o.spoolDir = defaultSpoolDir(e, f.topic)
+	default:
+		o.spoolDir = f.spoolDir
+	}
+	if f.spoolMaxBytes < 1<<20 {
+		return nil, usageErrorf("e.g. --spool-max-bytes 1GiB", "--spool-max-bytes %s: must be at least 1MiB", f.spoolMaxBytes.String())
+	}
+	if f.spoolSync != "always" {
+		d, err := time.ParseDuration(f.spoolSync)
+		if err != nil || d <= 0 || d > time.Minute {
+			return nil, usageErrorf("use always, or a period such as 100ms", "--spool-sync %q: not always nor a period up to 1m", f.spoolSync)
+		}
+		o.spoolSync = d
+	}
+	if f.backfillMaxAge <= 0 {
+		return nil, usageErrorf("e.g. --backfill-max-age 24h", "--backfill-max-age must be positive, not %s", f.backfillMaxAge)
+	}
+	if f.backfillChannels < 0 {
+		return nil, usageErrorf("use 0 for no limit", "--backfill-channels %d: must not be negative", f.backfillChannels)
 	}
 	if o.token, err = f.readToken(e); err != nil {
 		return nil, err
@@ -219,6 +310,19 @@ func runBot(ctx context.Context, e *env, args []string) error {
 	return redactErr(botError(err), o.token)
 }
 
+// defaultSpoolDir is $XDG_STATE_HOME/cordstream/spool/<topic>, else
+// $HOME/.local/state/cordstream/spool/<topic>; "" (no spool) when neither
+// variable is set.
+func defaultSpoolDir(e *env, topic string) string {
+	if d := e.getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "cordstream", "spool", topic)
+	}
+	if h := e.getenv("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "cordstream", "spool", topic)
+	}
+	return ""
+}
+
 // botRun connects to Kafka, then to Discord, and runs until ctx ends or a
 // fatal error. Metrics are registered on reg (a new registry when nil).
 func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Logger, reg *metrics.Registry) error {
@@ -227,17 +331,69 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		reg = metrics.NewRegistry()
 	}
 	m := bot.NewMetrics(reg)
-	pub, err := bot.NewPublisher(bot.PublisherConfig{Topic: f.topic, MaxBuffered: f.maxBuffered, Log: log, Metrics: m},
+
+	// The spool first: it is the one thing another bot may hold.
+	var sp *spool.Spool
+	var recovered int64
+	cursorsPath := ""
+	if o.spoolDir != "" {
+		var rec spool.Recovery
+		var err error
+		sp, rec, err = spool.Open(o.spoolDir, spool.Options{MaxBytes: int64(f.spoolMaxBytes), SyncEvery: o.spoolSync, Log: log.With("component", "spool")})
+		if err != nil {
+			return &botHintError{err: err, hint: "give each bot its own --spool-dir (or --spool-dir off to keep messages in memory only)"}
+		}
+		m.SpoolRecovered(rec.Damaged + rec.Corrupt + map[bool]int{true: 1}[rec.TornBytes > 0])
+		recovered = rec.Entries
+		sync := "always (fsync before the next Discord event is read)"
+		if o.spoolSync > 0 {
+			sync = "every " + o.spoolSync.String()
+		}
+		log.Info("spool opened", "dir", o.spoolDir, "max_bytes", f.spoolMaxBytes.String(), "fsync", sync,
+			"messages_from_previous_run", rec.Entries)
+		cursorsPath = filepath.Join(o.spoolDir, bot.CursorsFile)
+	} else {
+		log.Warn("no spool: messages wait for Kafka in memory only and a crash loses them (set --spool-dir)")
+	}
+	closeSpool := func() {
+		if sp != nil {
+			sp.Close()
+		}
+	}
+	cursors, err := bot.LoadCursors(cursorsPath, nil, log)
+	if err != nil {
+		closeSpool()
+		return err
+	}
+	pcfg := bot.PublisherConfig{Topic: f.topic, MaxBuffered: f.maxBuffered, Log: log, Metrics: m}
+	if sp == nil {
+		pcfg.Cursors = cursors
+	}
+	pub, err := bot.NewPublisher(pcfg,
 		func(opts ...kgo.Opt) (*kgo.Client, error) { return kafka.NewClient(ctx, kcfg, log, opts...) })
 	if err != nil {
+		closeSpool()
 		return err
 	}
 	if err := botTopic(ctx, pub.Client(), o, log); err != nil {
 		pub.Close(context.Background())
+		closeSpool()
 		return err
 	}
-	b := bot.New(bot.Config{Filter: o.filter, Content: o.content, Log: log, Metrics: m, ShutdownTimeout: f.shutdownTimeout}, pub)
-	gw, err := discord.New(discord.Config{
+	var sink bot.Sink = pub
+	monitors := []func(context.Context) error{pub.Run}
+	if sp != nil {
+		if recovered > 0 {
+			log.Info("publishing the messages the previous run left in the spool first", "messages", recovered)
+		}
+		spooled := bot.NewSpooled(bot.SpooledConfig{Spool: sp, Publisher: pub, Replayed: recovered, Cursors: cursors, Log: log, Metrics: m})
+		sink = spooled
+		monitors = append(monitors, spooled.Run)
+	}
+	monitors = append(monitors, func(ctx context.Context) error { return cursors.Run(ctx, time.Second) })
+	b := bot.New(bot.Config{Filter: o.filter, Content: o.content, Log: log, Metrics: m, ShutdownTimeout: f.shutdownTimeout, Cursors: cursors}, sink)
+	var bf *bot.Backfiller
+	gcfg := discord.Config{
 		Token:     o.token,
 		APIURL:    f.apiURL,
 		Intents:   o.intents,
@@ -246,10 +402,22 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		Log:       log,
 		Metrics:   reg,
 		UserAgent: "DiscordBot (https://github.com/cordstream/cordstream, " + Version + ")",
-	})
+	}
+	if f.backfill {
+		// The hooks run only once the Gateway runs, after bf is set.
+		gcfg.OnReady = func(r discord.ReadyInfo) { bf.OnReady(r) }
+		gcfg.OnGuild = func(g discord.GuildInfo) { bf.OnGuild(g) }
+	}
+	gw, err := discord.New(gcfg)
 	if err != nil {
-		pub.Close(context.Background())
+		sink.Close(context.Background())
 		return err
+	}
+	var src bot.Source = gw
+	if f.backfill {
+		bf = bot.NewBackfiller(bot.BackfillConfig{REST: gw.REST(), Cursors: cursors, Handle: b.HandleBackfill,
+			MaxAge: f.backfillMaxAge, MaxChannels: f.backfillChannels, Log: log, Metrics: m})
+		src = bot.Sources(gw, bf)
 	}
 
 	var wg sync.WaitGroup
@@ -264,7 +432,7 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		}
 		srv, err := bot.ListenHTTP(f.metrics, reg.Handler(healthy), log)
 		if err != nil {
-			pub.Close(context.Background())
+			sink.Close(context.Background())
 			return usageErrorf("use a free host:port, e.g. --metrics :9091 (or :0 for any free port)", "--metrics: %v", err)
 		}
 		wg.Go(func() {
@@ -294,7 +462,7 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		case <-runDone:
 		}
 	})
-	err = b.Run(ctx, gw, pub.Run)
+	err = b.Run(ctx, src, monitors...)
 	close(runDone)
 	return err
 }

@@ -1,0 +1,360 @@
+package bot
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/spool"
+)
+
+// SpooledConfig configures a Spooled sink.
+type SpooledConfig struct {
+	// Spool receives every record before Publish returns. Required; the
+	// Spooled sink closes it.
+	Spool *spool.Spool
+	// Publisher delivers the records to Kafka. Required; the Spooled sink
+	// closes it.
+	Publisher *Publisher
+	// Replayed is how many entries the spool held when it was opened
+	// (spool.Recovery.Entries): they are counted as replayed.
+	Replayed int64
+	Cursors  *Cursors
+	Log      *slog.Logger
+	Metrics  *Metrics
+	// RetryBackoff bounds the wait before a record Kafka refused with a
+	// retriable-looking error is sent again (30 s when zero).
+	RetryBackoff time.Duration
+}
+
+// Spooled is the Sink that loses nothing when Kafka is down or the bot
+// dies: Publish appends the record to the durable spool and returns; a
+// forwarder reads the spool in order and hands the records to the
+// Publisher; an entry leaves the spool only once Kafka acknowledged it.
+// When the spool is full, Publish blocks: reading from Discord pauses
+// (back-pressure, counted like the in-memory buffer's).
+type Spooled struct {
+	cfg SpooledConfig
+	sp  *spool.Spool
+	pub *Publisher
+	m   *Metrics
+	log *slog.Logger
+
+	fctx    context.Context // the forwarder's
+	fcancel context.CancelFunc
+	fwg     sync.WaitGroup // the forwarder and retry timers
+
+	replayLeft atomic.Int64 // entries from before Open still to count as replayed
+	retries    atomic.Int64 // consecutive retriable failures: the backoff grows with them
+	fullLogged atomic.Int64 // unix nanos of the last "spool full" line
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// NewSpooled starts the forwarder: the spool's entries from a previous run
+// go to Kafka first, in their order.
+func NewSpooled(cfg SpooledConfig) *Spooled {
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 30 * time.Second
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Spooled{cfg: cfg, sp: cfg.Spool, pub: cfg.Publisher, m: cfg.Metrics, log: log.With("component", "spool")}
+	s.replayLeft.Store(cfg.Replayed)
+	s.fctx, s.fcancel = context.WithCancel(context.Background())
+	s.updateGauges()
+	s.fwg.Go(s.forward)
+	return s
+}
+
+// Publish appends m to the spool. It blocks while the spool is full, and
+// returns ctx's error if ctx ends first (the record is then counted as
+// failed, reason shutdown: Discord did not see it acknowledged and a
+// resumed session replays it). A record that can never be stored (too
+// large) is counted as failed; a write error is retried every second,
+// pausing reads from Discord meanwhile.
+func (s *Spooled) Publish(ctx context.Context, m *chat.Message, receivedAt time.Time) error {
+	val, err := chat.Encode(m)
+	if err != nil {
+		s.m.addFailed(FailEncode)
+		s.log.Error("cannot encode message; not published", "message_id", m.MessageID, "err", err)
+		s.cfg.Cursors.Done(m)
+		return nil
+	}
+	entry := encodeEntry(m, receivedAt, val)
+	lastErrLog := time.Time{}
+	for {
+		if st := s.sp.Stats(); st.Bytes+int64(len(entry))+64 > st.MaxBytes {
+			s.logFull(st)
+		}
+		_, blocked, err := s.sp.Append(ctx, entry)
+		if blocked > 0 {
+			s.m.bpEvents.Inc()
+			s.m.nBackpressd.Add(1)
+			s.m.bpSeconds.Add(blocked.Seconds())
+		}
+		switch {
+		case err == nil:
+			s.m.spoolAppended.Inc()
+			return nil
+		case errors.Is(err, spool.ErrTooLarge):
+			s.m.addFailed(FailTooLarge)
+			s.log.Error("message too large for the spool; not published", "message_id", m.MessageID, "bytes", len(entry))
+			s.cfg.Cursors.Done(m)
+			return nil
+		case ctx.Err() != nil:
+			s.m.addFailed(FailShutdown)
+			return ctx.Err()
+		case errors.Is(err, spool.ErrClosed):
+			s.m.addFailed(FailShutdown)
+			return err
+		}
+		s.m.spoolErrors.Inc()
+		if time.Since(lastErrLog) > 5*time.Second {
+			lastErrLog = time.Now()
+			s.log.Error("cannot write to the spool; pausing reads from Discord and retrying every second", "dir", s.sp.Dir(), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			s.m.addFailed(FailShutdown)
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Spooled) logFull(st spool.Stats) {
+	now := time.Now().UnixNano()
+	if last := s.fullLogged.Load(); now-last < int64(5*time.Second) || !s.fullLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("spool full: pausing reads from Discord until Kafka acknowledges records",
+		"dir", s.sp.Dir(), "bytes", st.Bytes, "max_bytes", st.MaxBytes, "entries", st.Entries)
+}
+
+// forward reads the spool in order and hands each record to the
+// publisher, until Close.
+func (s *Spooled) forward() {
+	for {
+		e, err := s.sp.Next(s.fctx)
+		if err != nil {
+			if s.fctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
+				return
+			}
+			s.log.Error("cannot read the spool; retrying in a second", "err", err)
+			select {
+			case <-s.fctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		rec, err := decodeEntry(e.Data)
+		if err != nil {
+			// Only a bug or a foreign file gets here: the CRC matched.
+			s.log.Error("unreadable spool entry skipped", "id", e.ID, "err", err)
+			s.m.addFailed(FailSpoolEntry)
+			s.sp.Ack(e.ID)
+			continue
+		}
+		if s.replayLeft.Load() > 0 && s.replayLeft.Add(-1) >= 0 {
+			s.m.addReplayed()
+		}
+		if err := s.send(e.ID, rec); err != nil {
+			return
+		}
+	}
+}
+
+// send waits for a publisher slot, then produces the record.
+func (s *Spooled) send(id uint64, rec entryRecord) error {
+	if err := s.pub.acquire(s.fctx, false); err != nil {
+		return err
+	}
+	s.pub.produce(rec.key, rec.value, rec.receivedAt, func(err error) { s.delivered(id, rec, err) })
+	return nil
+}
+
+// delivered handles Kafka's answer for spool entry id.
+func (s *Spooled) delivered(id uint64, rec entryRecord, err error) {
+	msg := rec.message()
+	if err == nil {
+		s.sp.Ack(id)
+		s.cfg.Cursors.Done(msg)
+		s.retries.Store(0)
+		return
+	}
+	switch reason := failReason(err); reason {
+	case FailTooLarge:
+		// Kafka will never take it: drop it from the spool, counted.
+		s.m.addFailed(reason)
+		s.log.Error("Kafka refused a message as too large; it is not published", "message_id", rec.messageID, "err", err)
+		s.sp.Ack(id)
+		s.cfg.Cursors.Done(msg)
+	case FailShutdownTimeout:
+		// Shutting down: the entry stays in the spool for the next start.
+	default:
+		// Anything else (authorization, an unexpected broker answer): keep
+		// the entry and send it again later; it stays in the spool until
+		// Kafka takes it.
+		n := s.retries.Add(1)
+		s.m.retries.Inc()
+		wait := min(time.Duration(n)*time.Second, s.cfg.RetryBackoff)
+		s.log.Error("Kafka did not accept a message; it stays in the spool and is sent again", "message_id", rec.messageID,
+			"err", err, "retry_in", wait)
+		s.fwg.Go(func() {
+			select {
+			case <-s.fctx.Done():
+			case <-time.After(wait):
+				_ = s.send(id, rec)
+			}
+		})
+	}
+}
+
+// Run updates the spool gauges until ctx ends.
+func (s *Spooled) Run(ctx context.Context) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.updateGauges()
+		}
+	}
+}
+
+func (s *Spooled) updateGauges() {
+	st := s.sp.Stats()
+	s.m.spoolBytes.Set(float64(st.Bytes))
+	s.m.spoolEntries.Set(float64(st.Entries))
+}
+
+// Pending is how many records wait in the spool for Kafka.
+func (s *Spooled) Pending() int64 { return s.sp.Stats().Entries }
+
+// Healthy returns the publisher's health (Kafka acknowledging).
+func (s *Spooled) Healthy(maxStall time.Duration) error { return s.pub.Healthy(maxStall) }
+
+// Close waits until Kafka acknowledged every spooled record or ctx's
+// deadline passes, then stops forwarding, closes the publisher (records in
+// flight are abandoned, not lost: they stay in the spool) and the spool. It
+// reports an error only if the spool could not be closed cleanly; records
+// left in the spool are logged and counted (Counts.Spooled), and the next
+// start publishes them first.
+func (s *Spooled) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		t := time.NewTicker(20 * time.Millisecond)
+	wait:
+		for s.sp.Stats().Entries > 0 {
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-t.C:
+			}
+		}
+		t.Stop()
+		s.fcancel()
+		s.fwg.Wait()
+		// Give what is in flight the rest of the deadline.
+		_ = s.pub.Close(ctx)
+		s.updateGauges()
+		left := s.sp.Stats().Entries
+		s.m.spooledLeft.Store(left)
+		if err := s.sp.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close the spool: %w", err)
+		}
+		if left > 0 {
+			s.log.Warn("messages not yet acknowledged by Kafka stay in the spool; the next start publishes them first",
+				"messages", left, "dir", s.sp.Dir())
+		}
+	})
+	return s.closeErr
+}
+
+var _ Sink = (*Spooled)(nil)
+
+// Spool entry payload, version 1:
+//
+//	byte     1 (version)
+//	byte     kind: 'c' create, 'u' update, 'd' delete
+//	int64 LE received at, Unix nanoseconds
+//	uvarint+bytes  channel id, guild id ("" for DMs), message id, Kafka key
+//	rest     the Kafka record value (the wire format)
+type entryRecord struct {
+	kind                          chat.Kind
+	receivedAt                    time.Time
+	channelID, guildID, messageID string
+	key, value                    []byte
+}
+
+func (r entryRecord) message() *chat.Message {
+	m := &chat.Message{Kind: r.kind, ChannelID: r.channelID, MessageID: r.messageID}
+	if r.guildID != "" {
+		m.GuildID = &r.guildID
+	}
+	return m
+}
+
+var kindByte = map[chat.Kind]byte{chat.KindCreate: 'c', chat.KindUpdate: 'u', chat.KindDelete: 'd'}
+
+func encodeEntry(m *chat.Message, receivedAt time.Time, value []byte) []byte {
+	key := m.Key()
+	guild := ""
+	if m.GuildID != nil {
+		guild = *m.GuildID
+	}
+	b := make([]byte, 0, 10+4*binary.MaxVarintLen16+len(m.ChannelID)+len(guild)+len(m.MessageID)+len(key)+len(value))
+	b = append(b, 1, kindByte[m.Kind])
+	b = binary.LittleEndian.AppendUint64(b, uint64(receivedAt.UnixNano()))
+	for _, f := range [][]byte{[]byte(m.ChannelID), []byte(guild), []byte(m.MessageID), key} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return append(b, value...)
+}
+
+func decodeEntry(b []byte) (entryRecord, error) {
+	var r entryRecord
+	if len(b) < 10 || b[0] != 1 {
+		return r, errors.New("unknown spool entry version")
+	}
+	switch b[1] {
+	case 'c':
+		r.kind = chat.KindCreate
+	case 'u':
+		r.kind = chat.KindUpdate
+	case 'd':
+		r.kind = chat.KindDelete
+	default:
+		return r, fmt.Errorf("unknown kind %q", b[1])
+	}
+	r.receivedAt = time.Unix(0, int64(binary.LittleEndian.Uint64(b[2:10])))
+	b = b[10:]
+	var fields [4][]byte
+	for i := range fields {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return r, errors.New("truncated spool entry")
+		}
+		fields[i] = b[k : k+int(n)]
+		b = b[k+int(n):]
+	}
+	r.channelID, r.guildID, r.messageID = string(fields[0]), string(fields[1]), string(fields[2])
+	r.key = fields[3]
+	r.value = b
+	return r, nil
+}
