@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/window"
 )
 
 // rawConsumeResult is what the raw consumer prints last, as JSON.
@@ -30,6 +33,8 @@ func runRawConsume(args []string) error {
 	brokers := flags.String("brokers", "127.0.0.1:9092", "bootstrap brokers")
 	topic := flags.String("topic", "", "topic to read")
 	want := flags.Int64("records", 0, "stop after this many records")
+	process := flags.Bool("process", false, "also decode every record and count it in the seed's windows (chat.Project + window.Engine.Add), a batch end every --batch records, in the polling goroutine")
+	batch := flags.Int64("batch", 500_000, "records per batch end with --process")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -48,6 +53,14 @@ func runRawConsume(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	var res rawConsumeResult
+	var eng *window.Engine
+	if *process {
+		if eng, err = window.New(window.Config{Size: time.Minute, Slide: 30 * time.Second, Delay: time.Minute, Mode: window.Update, Keys: 1}); err != nil {
+			return err
+		}
+	}
+	var p chat.Projection
+	key := make([]window.Value, 1)
 	for res.Records < *want {
 		fetches := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -62,6 +75,16 @@ func runRawConsume(args []string) error {
 		fetches.EachRecord(func(r *kgo.Record) {
 			res.Records++
 			res.Bytes += int64(len(r.Value))
+			if eng == nil {
+				return
+			}
+			if chat.Project(r.Value, &p) == nil {
+				key[0] = window.Value{S: p.AuthorName, Valid: p.Has&chat.HasAuthorName != 0}
+				eng.Add(p.Timestamp, key)
+			}
+			if res.Records%*batch == 0 {
+				eng.RunBatch()
+			}
 		})
 		if before == 0 && res.Records > 0 {
 			fmt.Println("first")

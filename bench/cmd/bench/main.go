@@ -49,6 +49,7 @@ type config struct {
 	skipBot      bool
 	skipE2E      bool
 	skipReplay   bool
+	skipDiagnose bool
 	reuseTopics  bool
 	keepTopics   bool
 	topicPrefix  string
@@ -142,6 +143,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.skipSpark, "skip-spark", false, "do not run Spark")
 	fs.BoolVar(&c.skipBot, "skip-bot", false, "do not measure the bot (d)")
 	fs.BoolVar(&c.skipE2E, "skip-e2e", false, "do not measure end to end (e)")
+	fs.BoolVar(&c.skipDiagnose, "skip-diagnose", false, "do not run the raw consumer with decode + window in its loop (the cost of the per-record work alone)")
 	fs.BoolVar(&c.skipReplay, "skip-replay", false, "do not load topics nor measure (a), (b), (c)")
 	fs.BoolVar(&c.reuseTopics, "reuse-topics", false, "keep using loaded topics of the same size (named by --topic-prefix, --messages, --seed) instead of loading them again")
 	fs.BoolVar(&c.keepTopics, "keep-topics", false, "do not delete the loaded topics at the end")
@@ -233,7 +235,8 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	rep := &Report{Started: time.Now().UTC().Format(time.RFC3339), Machine: machineInfo(cfg.kafkaVersion), Config: reportConfig(cfg)}
+	rep := &Report{Started: time.Now().UTC().Format(time.RFC3339), Machine: machineInfo(cfg.kafkaVersion), Config: reportConfig(cfg),
+		Build: h.buildInfo()}
 	if cfg.soak > 0 {
 		s, err := h.runSoak(ctx)
 		rep.Soak = s
@@ -292,16 +295,32 @@ func (h *harness) runReplays(ctx context.Context, rep *Report) error {
 	rep.Load = &ld
 	h.log.Info("loaded", "seconds", fmt.Sprintf("%.1f", ld.Seconds), "avg_bytes", int(ld.AvgBytes), "reused", ld.Reused)
 
+	// Time to the first batch with the seed's live settings.
+	for range cfg.repeat {
+		st, err := h.runStartup(ctx, KindCordstream, topics[cfg.partitions[0]])
+		if err != nil {
+			return fmt.Errorf("startup of cordstream: %w", err)
+		}
+		rep.Startup = append(rep.Startup, st)
+	}
+	if !cfg.skipSpark {
+		st, err := h.runStartup(ctx, KindSpark, topics[cfg.partitions[0]])
+		if err != nil {
+			return fmt.Errorf("startup of Spark: %w", err)
+		}
+		rep.Startup = append(rep.Startup, st)
+	}
+
 	for _, p := range cfg.partitions {
 		topic := topics[p]
 		// A first read warms the page cache and the broker; not reported.
-		if _, err := h.runRaw(ctx, topic, p); err != nil {
+		if _, err := h.runRaw(ctx, topic, p, false); err != nil {
 			return fmt.Errorf("warm-up read of %s: %w", topic, err)
 		}
 		res := &ReplayResult{Partitions: p, Topic: topic}
 		rep.Replays = append(rep.Replays, res)
 		for i := range cfg.repeat {
-			raw, err := h.runRaw(ctx, topic, p)
+			raw, err := h.runRaw(ctx, topic, p, false)
 			if err != nil {
 				return fmt.Errorf("raw consume %s: %w", topic, err)
 			}
@@ -310,6 +329,17 @@ func (h *harness) runReplays(ctx context.Context, rep *Report) error {
 			}
 			res.Raw = append(res.Raw, raw)
 			h.logRun(raw, i)
+			if !cfg.skipDiagnose {
+				rp, err := h.runRaw(ctx, topic, p, true)
+				if err != nil {
+					return fmt.Errorf("raw consume with processing %s: %w", topic, err)
+				}
+				if err := h.check(rp); err != nil {
+					return err
+				}
+				res.RawProcess = append(res.RawProcess, rp)
+				h.logRun(rp, i)
+			}
 			cs, err := h.runCordstream(ctx, h.bin, topic, p, nil)
 			if err != nil {
 				return fmt.Errorf("cordstream analyze %s: %w", topic, err)
@@ -392,6 +422,23 @@ func (h *harness) buildCordstream(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("build cordstream: %w", err)
 	}
 	return bin, nil
+}
+
+// buildInfo describes the measured cordstream: a given binary, or the
+// commit it was built from.
+func (h *harness) buildInfo() string {
+	if h.cfg.cordstream != "" {
+		return "cordstream binary " + h.cfg.cordstream
+	}
+	out, err := exec.Command("git", "-C", h.root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "cordstream built from a tree outside git"
+	}
+	s := "cordstream built from commit " + strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", h.root, "status", "--porcelain", "--", "cmd", "internal", "go.mod").Output(); err == nil && len(st) > 0 {
+		s += " with uncommitted changes"
+	}
+	return s
 }
 
 // writeReport writes results.json and results.md; the final call also

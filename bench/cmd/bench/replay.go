@@ -21,6 +21,11 @@ const (
 	KindRaw        = "raw"
 	KindCordstream = "cordstream"
 	KindSpark      = "spark"
+	// KindRawProcess is the raw consumer that also decodes each record and
+	// counts it in the seed's windows, in its polling loop: what the
+	// analyzer's per-record work costs on top of consuming, without its
+	// consumer group, batches, output and commits.
+	KindRawProcess = "raw+process"
 )
 
 // ConsumeRun is one measured read of a whole topic.
@@ -79,12 +84,20 @@ func (t *stderrTail) String() string {
 
 // runRaw measures (a): the raw franz-go consumer, a child process of this
 // binary.
-func (h *harness) runRaw(ctx context.Context, topic string, parts int) (ConsumeRun, error) {
+func (h *harness) runRaw(ctx context.Context, topic string, parts int, process bool) (ConsumeRun, error) {
 	run := ConsumeRun{Kind: KindRaw, Partitions: parts}
+	args := []string{"consume", "--brokers", h.brokers, "--topic", topic, "--records", strconv.FormatInt(h.cfg.messages, 10)}
+	if process {
+		run.Kind = KindRawProcess
+		args = append(args, "--process")
+		if h.cfg.batchRecords > 0 {
+			args = append(args, "--batch", strconv.FormatInt(h.cfg.batchRecords, 10))
+		}
+	}
 	var first time.Time
 	var result string
 	var tail stderrTail
-	p, err := startProc(h.self, []string{"consume", "--brokers", h.brokers, "--topic", topic, "--records", strconv.FormatInt(h.cfg.messages, 10)}, nil,
+	p, err := startProc(h.self, args, nil,
 		func(t time.Time, line string) {
 			if line == "first" {
 				first = t
