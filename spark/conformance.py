@@ -26,7 +26,8 @@ Run it with spark/conformance.sh (installs Spark, checks the broker), or after
 Dataset files (*.records): one Kafka record value per line, in offset order.
   # text            a comment
   #! key=value ...  settings: window, slide, watermark (Go durations), group_by
-                    (comma list), batch_size, modes (comma list)
+                    (comma list), batch_size, modes (comma list), model=off (records
+                    the reference model cannot read: skip it)
   @null             a record with a null value (a tombstone)
   @empty            a record with an empty value
   @hex:HEX          a record with these raw bytes
@@ -68,7 +69,7 @@ class Dataset:
     settings to run them with."""
 
     def __init__(self, name, records, window=MINUTE, slide=30 * SECOND, watermark=MINUTE,
-                 group_by=("author_name",), batch_size=3, modes=ALL_MODES, source=None):
+                 group_by=("author_name",), batch_size=3, modes=ALL_MODES, source=None, model=True):
         self.name = name
         self.records = records
         self.window = window
@@ -78,6 +79,7 @@ class Dataset:
         self.batch_size = batch_size
         self.modes = list(modes)
         self.source = source
+        self.model = model
 
     def settings(self):
         return (f"window={go_duration(self.window)} slide={go_duration(self.slide)} "
@@ -87,7 +89,8 @@ class Dataset:
     def dump(self, path):
         """Write the dataset as a .records file that load_dataset reads back."""
         with open(path, "w", encoding="utf-8") as f:
-            f.write(f"# {self.name}\n#! {self.settings()} modes={','.join(self.modes)}\n")
+            f.write(f"# {self.name}\n#! {self.settings()} modes={','.join(self.modes)}"
+                    f"{'' if self.model else ' model=off'}\n")
             for r in self.records:
                 f.write(encode_record_line(r) + "\n")
 
@@ -162,8 +165,10 @@ def load_dataset(path):
             ds.batch_size = int(v)
         elif k == "modes":
             ds.modes = [m for m in v.split(",") if m]
+        elif k == "model":
+            ds.model = v not in ("off", "false", "0")
         else:
-            raise SystemExit(f"{path}: unknown setting {k!r} (window, slide, watermark, group_by, batch_size, modes)")
+            raise SystemExit(f"{path}: unknown setting {k!r} (window, slide, watermark, group_by, batch_size, modes, model)")
     return ds
 
 
@@ -831,9 +836,10 @@ def main(argv=None):
                 spark_rows = read_rows(spark_out)
                 t_spark = time.time() - t0
                 summary = f"spark {t_spark:.1f}s {spark_batches_summary(progress)}"
-                model_rows = [r for rows in model_run(ds, mode).values() for r in rows]
-                model_diff = compare(spark_rows, model_rows, "spark", "model", mode)
-                model_diff += shape_errors(spark_rows, ds.group_by, "spark")
+                model_diff = shape_errors(spark_rows, ds.group_by, "spark")
+                if ds.model:
+                    model_rows = [r for rows in model_run(ds, mode).values() for r in rows]
+                    model_diff += compare(spark_rows, model_rows, "spark", "model", mode)
                 if binary:
                     run_cordstream(binary, ds, mode, a.brokers, topic, cs_out, base + ".cordstream.console",
                                    base + ".cordstream.log")
@@ -869,15 +875,23 @@ def main(argv=None):
     failed = [r for r in results if r[2] in ("FAIL", "ERROR")]
     passed = [r for r in results if r[2] == "PASS"]
     spark_only = len([r for r in results if r[2] == "SPARK"])
+    keep = a.work is not None or bool(failed)
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            made = f.read().count("Streaming query made progress")
+        print(f"conformance: Spark's log reports {made} micro-batches ('Streaming query made progress')",
+              flush=True)
+    except OSError:
+        pass
     print(f"conformance: {len(results)} runs in {time.time() - started:.0f} s"
           + (f", {spark_only} of them Spark only (not compared)" if spark_only else "")
-          + f"; outputs in {work}", flush=True)
+          + (f"; outputs in {work}" if keep else "; outputs deleted (--work DIR keeps them)"), flush=True)
     print(f"conformance: {len(passed)} passed, {len(failed)} failed", flush=True)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
     if failed:
         print("failed: " + ", ".join(f"{n} {m}" for n, m, _, _ in failed), flush=True)
         return 1
-    if a.work is None and not failed:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
