@@ -190,7 +190,9 @@ func (b *Backfiller) OnGuild(g discord.GuildInfo) {
 			b.m.bfChannels.With("nothing_new").Inc()
 			continue
 		}
-		gen := b.cfg.Cursors.Hold(ch.ID, g.ID)
+		// Held since READY if it has a position; hold it now otherwise
+		// (before any message of the guild arrives).
+		gen := b.cfg.Cursors.Keep(ch.ID, g.ID)
 		b.enqueueLocked(&bfJob{channel: ch.ID, guild: g.ID, shard: g.Shard, last: last, gen: gen})
 	}
 	// Saved channels of this guild that GUILD_CREATE no longer lists

@@ -262,6 +262,22 @@ func (c *Cursors) Hold(ch, guild string) uint64 {
 	return cc.gen
 }
 
+// Keep holds a channel unless it is held already (then the hold, its
+// generation and its floor stay as they are), and returns the generation.
+func (c *Cursors) Keep(ch, guild string) uint64 {
+	c.mu.Lock()
+	held := c.chans[ch] != nil && c.chans[ch].held
+	var gen uint64
+	if held {
+		gen = c.chans[ch].gen
+	}
+	c.mu.Unlock()
+	if held {
+		return gen
+	}
+	return c.Hold(ch, guild)
+}
+
 // Held reports whether the channel is held, and its generation.
 func (c *Cursors) Held(ch string) (bool, uint64) {
 	c.mu.Lock()
