@@ -80,13 +80,13 @@ func TestBackfillerPagesHoldsAndStops(t *testing.T) {
 	base := snow(now.Add(-time.Hour), 0)
 	c, _ := LoadCursors("", func() time.Time { return now.Add(-2 * time.Hour) }, nil)
 	// Positions as a previous run left them.
-	c.Done(create("10", fmt.Sprint(base+5)))  // busy channel
-	c.Done(create("20", fmt.Sprint(base+1)))  // the live stream takes over at base+30
-	c.Done(create("30", fmt.Sprint(base+9)))  // nothing new
-	c.Done(create("40", fmt.Sprint(base+1)))  // no permission
-	c.Done(create("50", fmt.Sprint(base+1)))  // deleted
-	c.Done(create("60", fmt.Sprint(base+1)))  // fails, then works
-	c.Done(create("70", fmt.Sprint(base+1)))  // a DM, not in any guild
+	c.Done(create("10", fmt.Sprint(base+5))) // busy channel
+	c.Done(create("20", fmt.Sprint(base+1))) // the live stream takes over at base+30
+	c.Done(create("30", fmt.Sprint(base+9))) // nothing new
+	c.Done(create("40", fmt.Sprint(base+1))) // no permission
+	c.Done(create("50", fmt.Sprint(base+1))) // deleted
+	c.Done(create("60", fmt.Sprint(base+1))) // fails, then works
+	c.Done(create("70", fmt.Sprint(base+1))) // a DM, not in any guild
 	c.existed = true
 	hist := &fakeHistory{
 		msgs: map[string][]uint64{
