@@ -193,6 +193,53 @@ func TestComposeSettingsAgree(t *testing.T) {
 	}
 }
 
+// TestComposeStateOnVolumes checks that every directory a cordstream
+// service writes (the flags whose usage names a directory, such as the
+// bot's --spool-dir) is set explicitly to a path on one of the service's
+// volumes: the containers have a read-only root file system, and state kept
+// in a container's own layer would be lost with it.
+func TestComposeStateOnVolumes(t *testing.T) {
+	bin := dockerBuild(t).bin
+	c := loadCompose(t)
+	dirFlag := regexp.MustCompile(`(?m)^  --([a-z0-9-]+) (directory|dir)$`)
+	checked := 0
+	for _, s := range cordstreamServices(t) {
+		help := []string{s.args[0], "--help"}
+		if s.args[0] == "topics" {
+			help = []string{s.args[0], s.args[1], "--help"}
+		}
+		out, err := exec.Command(bin, help...).Output()
+		if err != nil {
+			t.Fatalf("cordstream %s: %v", strings.Join(help, " "), err)
+		}
+		var targets []string
+		vols, _ := c.get("services", s.service, "volumes").scalars()
+		for _, v := range vols {
+			if parts := strings.Split(v, ":"); len(parts) >= 2 {
+				targets = append(targets, parts[1])
+			}
+		}
+		if ro := c.get("services", s.service, "read_only"); ro == nil || ro.str != "true" {
+			t.Errorf("service %s: read_only: true expected (nothing is written outside volumes)", s.service)
+		}
+		args := append(slices.Clone(s.args), envFlags(s.env)...)
+		for _, m := range dirFlag.FindAllStringSubmatch(string(out), -1) {
+			checked++
+			v, ok := flagValue(args, m[1])
+			if !ok {
+				t.Errorf("service %s: --%s is not set: its default is not on a volume of the read-only container", s.service, m[1])
+				continue
+			}
+			if !slices.ContainsFunc(targets, func(tg string) bool { return v == tg || strings.HasPrefix(v, strings.TrimSuffix(tg, "/")+"/") }) {
+				t.Errorf("service %s: --%s %s is not on one of its volumes %v", s.service, m[1], v, targets)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Errorf("no directory flag found in any usage text: the bot's --spool-dir at least was expected; has the usage format changed?")
+	}
+}
+
 // ---------------------------------------------------------------- live run
 
 // syncBuffer collects a process's output for polling while it runs.
@@ -321,6 +368,9 @@ func TestComposeServicesRun(t *testing.T) {
 		if args[0] == "analyze" {
 			args = withFlag(args, "group", topic)
 		}
+		if _, ok := flagValue(args, "spool-dir"); ok {
+			args = withFlag(args, "spool-dir", t.TempDir())
+		}
 		c.args = append(args, envFlags(c.env)...)
 		cmds[c.service] = c
 	}
@@ -371,6 +421,7 @@ func TestComposeServicesRun(t *testing.T) {
 		t.Errorf("the analyzer's table lacks the window and author_name columns:\n%s", tail(analyzer.stdout.String()))
 	}
 
+	t.Logf("analyzer output:\n%s", tail(analyzer.stdout.String()))
 	if err := bot.stop(t, 30*time.Second); err != nil {
 		t.Errorf("bot: %v", err)
 	}
@@ -389,4 +440,5 @@ func TestComposeServicesRun(t *testing.T) {
 		}
 		t.Errorf("the bot's exit summary shows no published messages; last log line: %s", last)
 	}
+	t.Logf("bot log:\n%s", tail(bot.stderr.String()))
 }
