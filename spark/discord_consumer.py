@@ -461,16 +461,25 @@ def main(argv=None):
         spark.streams.addListener(progress_listener(a.progress_file))
     query = start_query(spark, a, printer, checkpoint)
 
-    def stop(signum, frame):
-        print("discord_consumer: stopping", file=sys.stderr)
-        query.stop()
+    # Signal handlers only set a flag: calling into the JVM from a handler would
+    # interrupt the py4j call the main thread is blocked in. A second signal aborts.
+    stopping = []
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    def on_signal(signum, frame):
+        if stopping:
+            os._exit(130)
+        stopping.append(signum)
+        os.write(2, b"discord_consumer: stopping (again to abort)\n")
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     failed = None
     try:
-        query.awaitTermination()
-    except Exception as e:  # StreamingQueryException
+        while not query.awaitTermination(1):
+            if stopping:
+                query.stop()
+                break
+    except Exception as e:  # StreamingQueryException: the query failed
         failed = e
     finally:
         printer.close()
