@@ -8,8 +8,8 @@
 #   docker run --rm cordstream:local version
 #   docker run --rm -it cordstream:local demo --duration 30s
 #
-# deploy/deploy_test.go runs this file's go build command (with the build
-# context .dockerignore leaves) and checks the binary is static and the final
+# deploy/docker_test.go replays the build stage (in the build context
+# .dockerignore leaves) and checks the binary is static, and that the final
 # stage runs as non-root.
 
 FROM golang:1.26 AS build
