@@ -25,7 +25,8 @@ import (
 // widest shown cell (at least 3), counting East Asian wide characters as two
 // columns the way Spark's Utils.stringHalfWidth does; NULL keys print as
 // NULL; control characters print escaped (\n, \t, ...); at most maxRows rows
-// are shown, then "only showing top N rows". Timestamps print in the
+// are shown, then "only showing top N rows" (and, as in Spark 4, no blank
+// line after it; a complete table is followed by one). Timestamps print in the
 // console's time zone as yyyy-MM-dd HH:mm:ss, with a fraction only when it
 // is not zero.
 type Console struct {
@@ -131,11 +132,11 @@ func (c *Console) appendBatch(buf []byte, b *window.Batch) []byte {
 	if len(b.Rows) > shown {
 		buf = append(buf, "only showing top "...)
 		buf = strconv.AppendInt(buf, int64(shown), 10)
+		// Spark 4 prints no blank line after this one (Spark 3.5 did).
 		if shown == 1 {
-			buf = append(buf, " row\n"...)
-		} else {
-			buf = append(buf, " rows\n"...)
+			return append(buf, " row\n"...)
 		}
+		return append(buf, " rows\n"...)
 	}
 	return append(buf, '\n')
 }
