@@ -86,7 +86,7 @@ func TestBackfillerPagesHoldsAndStops(t *testing.T) {
 	c.Done(create("40", fmt.Sprint(base+1))) // no permission
 	c.Done(create("50", fmt.Sprint(base+1))) // deleted
 	c.Done(create("60", fmt.Sprint(base+1))) // fails, then works
-	dm := create("70", fmt.Sprint(base+1)) // a DM, not in any guild
+	dm := create("70", fmt.Sprint(base+1))   // a DM, not in any guild
 	dm.GuildID = nil
 	c.Done(dm)
 	c.existed = true

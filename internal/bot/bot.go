@@ -31,9 +31,10 @@ type Config struct {
 	// Cursors, when set, tracks per channel which creates were handled,
 	// for the REST backfill.
 	Cursors *Cursors
-	// RecentIDs is how many create ids the pipeline remembers to drop a
-	// create it already took in this run (100000 when zero).
-	RecentIDs int
+	// Recent remembers the create ids taken in this run, to drop a second
+	// copy (NewRecentIDs(100000) when nil). Share it with the Spooled sink
+	// so that records replayed from the spool count as taken.
+	Recent *RecentIDs
 }
 
 // Bot is the pipeline: Handle is the Gateway's handler; Run drives a Source
@@ -44,7 +45,7 @@ type Bot struct {
 	m     *Metrics
 	log   *slog.Logger
 	watch contentWatch
-	seen  recentIDs
+	seen  *RecentIDs
 
 	abortCtx context.Context
 	abort    context.CancelFunc
@@ -61,8 +62,8 @@ func New(cfg Config, sink Sink) *Bot {
 	if cfg.EmptyContentSample <= 0 {
 		cfg.EmptyContentSample = 20
 	}
-	if cfg.RecentIDs <= 0 {
-		cfg.RecentIDs = 100000
+	if cfg.Recent == nil {
+		cfg.Recent = NewRecentIDs(100000)
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
@@ -75,7 +76,7 @@ func New(cfg Config, sink Sink) *Bot {
 	b := &Bot{cfg: cfg, sink: sink, m: cfg.Metrics, log: log}
 	b.abortCtx, b.abort = context.WithCancel(context.Background())
 	b.watch = contentWatch{sample: cfg.EmptyContentSample, log: log, gauge: cfg.Metrics.noContent}
-	b.seen = recentIDs{limit: cfg.RecentIDs, set: map[string]struct{}{}}
+	b.seen = cfg.Recent
 	return b
 }
 
@@ -113,7 +114,7 @@ func (b *Bot) HandleBackfill(ctx context.Context, ev *discord.Event) error {
 }
 
 func (b *Bot) take(ctx context.Context, ev *discord.Event) error {
-	if ev.Message.Kind == chat.KindCreate && !b.seen.add(ev.Message.MessageID) {
+	if ev.Message.Kind == chat.KindCreate && !b.seen.Add(ev.Message.MessageID) {
 		b.m.addFiltered(FilterDuplicate)
 		return nil
 	}
@@ -128,8 +129,9 @@ func (b *Bot) take(ctx context.Context, ev *discord.Event) error {
 	return b.sink.Publish(ctx, &msg, ev.ReceivedAt)
 }
 
-// recentIDs remembers the last limit create ids (oldest forgotten first).
-type recentIDs struct {
+// RecentIDs remembers the last limit message ids (oldest forgotten first).
+// It is safe for concurrent use.
+type RecentIDs struct {
 	mu    sync.Mutex
 	limit int
 	set   map[string]struct{}
@@ -137,8 +139,16 @@ type recentIDs struct {
 	next  int
 }
 
-// add reports whether id is new, and remembers it.
-func (r *recentIDs) add(id string) bool {
+// NewRecentIDs remembers up to limit ids (at least 1).
+func NewRecentIDs(limit int) *RecentIDs {
+	return &RecentIDs{limit: max(limit, 1), set: map[string]struct{}{}}
+}
+
+// Add reports whether id is new, and remembers it.
+func (r *RecentIDs) Add(id string) bool {
+	if r == nil {
+		return true
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.set[id]; ok {

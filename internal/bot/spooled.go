@@ -26,8 +26,11 @@ type SpooledConfig struct {
 	// (spool.Recovery.Entries): they are counted as replayed.
 	Replayed int64
 	Cursors  *Cursors
-	Log      *slog.Logger
-	Metrics  *Metrics
+	// Recent, when set, learns the ids of the creates replayed from the
+	// spool: the pipeline then drops a copy the backfill fetches again.
+	Recent  *RecentIDs
+	Log     *slog.Logger
+	Metrics *Metrics
 	// RetryBackoff bounds the wait before a record Kafka refused with a
 	// retriable-looking error is sent again (30 s when zero).
 	RetryBackoff time.Duration
@@ -170,6 +173,9 @@ func (s *Spooled) forward() {
 		}
 		if s.replayLeft.Load() > 0 && s.replayLeft.Add(-1) >= 0 {
 			s.m.addReplayed()
+			if rec.kind == chat.KindCreate {
+				s.cfg.Recent.Add(rec.messageID)
+			}
 		}
 		if err := s.send(e.ID, rec); err != nil {
 			return

@@ -382,16 +382,17 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	}
 	var sink bot.Sink = pub
 	monitors := []func(context.Context) error{pub.Run}
+	recent := bot.NewRecentIDs(100000)
 	if sp != nil {
 		if recovered > 0 {
 			log.Info("publishing the messages the previous run left in the spool first", "messages", recovered)
 		}
-		spooled := bot.NewSpooled(bot.SpooledConfig{Spool: sp, Publisher: pub, Replayed: recovered, Cursors: cursors, Log: log, Metrics: m})
+		spooled := bot.NewSpooled(bot.SpooledConfig{Spool: sp, Publisher: pub, Replayed: recovered, Cursors: cursors, Recent: recent, Log: log, Metrics: m})
 		sink = spooled
 		monitors = append(monitors, spooled.Run)
 	}
 	monitors = append(monitors, func(ctx context.Context) error { return cursors.Run(ctx, time.Second) })
-	b := bot.New(bot.Config{Filter: o.filter, Content: o.content, Log: log, Metrics: m, ShutdownTimeout: f.shutdownTimeout, Cursors: cursors}, sink)
+	b := bot.New(bot.Config{Filter: o.filter, Content: o.content, Log: log, Metrics: m, ShutdownTimeout: f.shutdownTimeout, Cursors: cursors, Recent: recent}, sink)
 	var bf *bot.Backfiller
 	gcfg := discord.Config{
 		Token:     o.token,
