@@ -352,12 +352,25 @@ func (h *harness) runReplays(ctx context.Context, rep *Report) error {
 		}
 		if !cfg.skipSpark {
 			for i := range cfg.sparkRepeat {
-				sp, err := h.runSpark(ctx, topic, p)
-				if err != nil {
-					return fmt.Errorf("spark %s: %w", topic, err)
+				// A failed Spark run is retried once, then reported, and
+				// the benchmark goes on without it.
+				var sp ConsumeRun
+				var err error
+				for try := range 2 {
+					if sp, err = h.runSpark(ctx, topic, p); err == nil {
+						err = h.check(sp)
+					}
+					if err == nil || ctx.Err() != nil {
+						break
+					}
+					h.log.Warn("spark run failed", "topic", topic, "try", try+1, "err", lastLines(err.Error(), 5))
 				}
-				if err := h.check(sp); err != nil {
-					return err
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err != nil {
+					res.SparkErrors = append(res.SparkErrors, lastLines(err.Error(), 20))
+					continue
 				}
 				res.Spark = append(res.Spark, sp)
 				h.logRun(sp, i)
@@ -375,6 +388,15 @@ func (h *harness) runReplays(ctx context.Context, rep *Report) error {
 		}
 	}
 	return nil
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append(lines[:1], lines[len(lines)-n+1:]...)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // check verifies that a run read every record.

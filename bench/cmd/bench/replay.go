@@ -200,10 +200,16 @@ type sparkProgress struct {
 // from Spark's progress reports.
 func (h *harness) runSpark(ctx context.Context, topic string, parts int) (ConsumeRun, error) {
 	run := ConsumeRun{Kind: KindSpark, Partitions: parts}
-	progress := filepath.Join(h.work, fmt.Sprintf("spark-progress-%s-%d.jsonl", topic, time.Now().UnixNano()))
+	id := fmt.Sprintf("%s-%d", topic, time.Now().UnixNano())
+	progress := filepath.Join(h.work, "spark-progress-"+id+".jsonl")
+	// The checkpoint lives in the harness's own directory: a temporary one
+	// in /tmp can be swept away by other programs during a long run.
+	checkpoint := filepath.Join(h.work, "spark-checkpoint-"+id)
+	defer os.RemoveAll(checkpoint)
 	args := []string{filepath.Join(h.root, "spark", "discord_consumer.py"),
 		"--brokers", h.brokers, "--topic", topic, "--starting-offsets", "earliest", "--available-now",
-		"--master", h.cfg.sparkMaster, "--output", "console", "--progress-file", progress}
+		"--master", h.cfg.sparkMaster, "--output", "console", "--progress-file", progress,
+		"--checkpoint-location", checkpoint}
 	if h.cfg.sparkShuffle > 0 {
 		args = append(args, "--shuffle-partitions", strconv.Itoa(h.cfg.sparkShuffle))
 	}

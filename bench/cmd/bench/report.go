@@ -37,6 +37,8 @@ type ReplayResult struct {
 	RawProcess []ConsumeRun `json:"raw_process,omitempty"`
 	Cordstream []ConsumeRun `json:"cordstream"`
 	Spark      []ConsumeRun `json:"spark,omitempty"`
+	// SparkErrors are Spark runs that failed twice (the end of their output).
+	SparkErrors []string `json:"spark_errors,omitempty"`
 	// Medians holds, per kind, the median of every metric over the runs.
 	Medians map[string]*ConsumeRun `json:"medians"`
 	// Ratios of the medians.
@@ -304,6 +306,11 @@ func (r *Report) Markdown() string {
 				}
 				w("| %d | %s | %s | %.2f | %.2f | %.2f | %s | %.2f | %d | %s | %s |\n", rr.Partitions, kindLabel(kind),
 					si(c.RecordsPerS), c.WallS, c.CPUS, c.CPUPerRecUS, mib(c.PeakRSS), c.FirstBatchS, c.Batches, vsRaw, vsSpark)
+			}
+		}
+		for _, rr := range r.Replays {
+			for _, e := range rr.SparkErrors {
+				w("\nSpark failed on %d partition(s), twice:\n\n```\n%s\n```\n", rr.Partitions, e)
 			}
 		}
 		w("\n(a+) is a diagnostic, not a product: the raw consumer with the analyzer's per-record work (chat.Project, window.Engine.Add, a batch end every batch) in its polling loop, without consumer group, planning, output or commits.\n\n")
