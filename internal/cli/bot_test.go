@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -79,6 +80,12 @@ func TestBotUsageErrors(t *testing.T) {
 		{"topic", tok, []string{"--topic", "bad topic"}, []string{"--topic"}},
 		{"log level", tok, []string{"--log-level", "loud"}, []string{"--log-level"}},
 		{"token as a flag", tok, []string{"--token", botTestToken}, []string{"flag provided but not defined: -token"}},
+		{"spool too small", tok, []string{"--spool-max-bytes", "64KiB"}, []string{"--spool-max-bytes 64KiB: must be at least 1MiB"}},
+		{"spool size unit", tok, []string{"--spool-max-bytes", "12 parsecs"}, []string{"is not a size", "512MiB"}},
+		{"spool sync", tok, []string{"--spool-sync", "sometimes"}, []string{"--spool-sync", "always, or a period"}},
+		{"spool sync zero", tok, []string{"--spool-sync", "0s"}, []string{"--spool-sync"}},
+		{"backfill max age", tok, []string{"--backfill-max-age", "0s"}, []string{"--backfill-max-age must be positive"}},
+		{"backfill channels", tok, []string{"--backfill-channels", "-1"}, []string{"--backfill-channels -1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +126,9 @@ func TestBotHelpNamesDefaults(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d", code)
 	}
-	for _, w := range []string{"DISCORD_TOKEN", "--token-file", "Message Content Intent", "--include-bots", "(default true)", "--max-buffered", "cordstream bot --brokers"} {
+	for _, w := range []string{"DISCORD_TOKEN", "--token-file", "Message Content Intent", "--include-bots", "(default true)", "--max-buffered", "cordstream bot --brokers",
+		"--spool-dir", "$XDG_STATE_HOME/cordstream/spool/<topic>", "--spool-max-bytes", "(default 1GiB)", "--spool-sync", "(default always)",
+		"--backfill", "--backfill-max-age", "(default 24h0m0s)", "--backfill-channels", "Read Message History", "message_id"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("help does not mention %q", w)
 		}
@@ -408,5 +417,166 @@ func TestRedaction(t *testing.T) {
 	plain := errors.New("nothing secret")
 	if redactErr(plain, botTestToken) != plain {
 		t.Error("redactErr wrapped an error without the token")
+	}
+}
+
+func TestBotSpoolDirDefault(t *testing.T) {
+	tests := []struct {
+		name string
+		vars map[string]string
+		flag string
+		want string
+	}{
+		{"XDG_STATE_HOME", map[string]string{"XDG_STATE_HOME": "/var/state", "HOME": "/home/u"}, "", "/var/state/cordstream/spool/t"},
+		{"HOME", map[string]string{"HOME": "/home/u"}, "", "/home/u/.local/state/cordstream/spool/t"},
+		{"relative XDG_STATE_HOME ignored", map[string]string{"XDG_STATE_HOME": "state", "HOME": "/home/u"}, "", "/home/u/.local/state/cordstream/spool/t"},
+		{"neither", nil, "", ""},
+		{"off", map[string]string{"HOME": "/home/u"}, "off", ""},
+		{"given", map[string]string{"HOME": "/home/u"}, "/srv/spool", "/srv/spool"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{envDiscordToken: botTestToken}
+			for k, v := range tt.vars {
+				vars[k] = v
+			}
+			e, _, _ := testEnv(vars)
+			fs := newFlagSet("bot", e, "", "")
+			f := addBotFlags(fs)
+			args := []string{"--topic", "t"}
+			if tt.flag != "" {
+				args = append(args, "--spool-dir", tt.flag)
+			}
+			if err := parse(fs, e, args); err != nil {
+				t.Fatal(err)
+			}
+			o, err := f.options(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.spoolDir != tt.want {
+				t.Errorf("spool dir = %q, want %q", o.spoolDir, tt.want)
+			}
+		})
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"1048576", 1 << 20, true}, {"512KiB", 512 << 10, true}, {"64MiB", 64 << 20, true}, {"2GB", 2e9, true},
+		{"1 GiB", 1 << 30, true}, {"3TiB", 3 << 40, true}, {"10B", 10, true},
+		{"", 0, false}, {"MiB", 0, false}, {"-1", 0, false}, {"1.5GiB", 0, false}, {"7 parsecs", 0, false}, {"99999999999TiB", 0, false},
+	}
+	for _, tt := range tests {
+		var b byteSize
+		err := b.Set(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && int64(b) != tt.want) {
+			t.Errorf("Set(%q) = %d, %v; want %d, ok %v", tt.in, b, err, tt.want, tt.ok)
+		}
+	}
+	for v, want := range map[byteSize]string{1 << 30: "1GiB", 3 << 20: "3MiB", 1000: "1000", 1536: "1536"} {
+		if got := v.String(); got != want {
+			t.Errorf("String(%d) = %q, want %q", int64(v), got, want)
+		}
+	}
+}
+
+// TestBotSpoolAndBackfill runs the command with a spool: it reports the
+// spool, saves the channel positions, and after a restart fetches what was
+// sent while it was stopped; a second bot on the same spool is refused.
+func TestBotSpoolAndBackfill(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	topic := kafkatest.TopicName(t)
+	t.Cleanup(func() { dropTopic(t, topic) })
+	srv := botSim(t, nil)
+	g := srv.AddGuild("g")
+	ch := srv.AddChannel(g.ID, "general")
+	alice := srv.AddUser(sim.User{Username: "alice"})
+	dir := t.TempDir()
+	args := []string{"--brokers", brokers, "--topic", topic, "--discord-api-url", srv.APIURL(), "--spool-dir", dir, "--spool-sync", "50ms"}
+	vars := map[string]string{envDiscordToken: srv.Token()}
+	type result struct {
+		code int
+		errb *lockedBuffer
+	}
+	start := func() (context.CancelFunc, chan result) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan result, 1)
+		go func() {
+			code, _, errb := runBotCLI(ctx, vars, args...)
+			done <- result{code, errb}
+		}()
+		return cancel, done
+	}
+	stop := func(cancel context.CancelFunc, done chan result) result {
+		t.Helper()
+		cancel()
+		select {
+		case r := <-done:
+			if r.code != exitOK {
+				t.Fatalf("exit %d:\n%s", r.code, r.errb)
+			}
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatal("the bot did not stop")
+		}
+		return result{}
+	}
+	post := func(n int) []string {
+		var ids []string
+		for i := range n {
+			m, err := srv.Post(sim.MessageSpec{ChannelID: ch.ID, AuthorID: alice.ID, Content: fmt.Sprint("m", i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, m.ID.String())
+		}
+		return ids
+	}
+
+	cancel, done := start()
+	waitUntil(t, 20*time.Second, func() bool { return srv.Stats().Identifies == 1 })
+	// A second bot on the same spool directory is refused at once.
+	code, _, errb := runBotCLI(context.Background(), vars, args...)
+	if code != exitFailure || !strings.Contains(errb.String(), "in use by another process") || !strings.Contains(errb.String(), "own --spool-dir") {
+		t.Errorf("second bot on the same spool: exit %d\n%s", code, errb)
+	}
+	first := post(5)
+	consumeN(t, topic, 5)
+	r := stop(cancel, done)
+	for _, w := range []string{"spool opened", "dir=" + dir, "fsync=\"every 50ms\"", "messages_from_previous_run=0", "left_in_spool=0"} {
+		if !strings.Contains(r.errb.String(), w) {
+			t.Errorf("first run's log lacks %q:\n%s", w, r.errb)
+		}
+	}
+	state, err := os.ReadFile(filepath.Join(dir, "channels.json"))
+	if err != nil || !strings.Contains(string(state), first[4]) {
+		t.Errorf("channels.json = %s, %v; want the last published id %s", state, err, first[4])
+	}
+
+	gap := post(7) // the bot is down
+	cancel, done = start()
+	waitUntil(t, 20*time.Second, func() bool { return srv.Stats().Identifies == 2 })
+	recs := consumeN(t, topic, 12)
+	r = stop(cancel, done)
+	seen := map[string]int{}
+	for _, rec := range recs {
+		m, err := chat.Decode(rec.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[m.MessageID]++
+	}
+	for _, id := range append(first, gap...) {
+		if seen[id] != 1 {
+			t.Errorf("message %s in Kafka %d times, want 1", id, seen[id])
+		}
+	}
+	if !strings.Contains(r.errb.String(), "backfilled=7") {
+		t.Errorf("second run does not report 7 backfilled messages:\n%s", r.errb)
 	}
 }
