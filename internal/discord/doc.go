@@ -24,6 +24,19 @@
 //     session-start budget from /gateway/bot.
 //   - The token is sent only in IDENTIFY, RESUME and the REST Authorization
 //     header; it is never logged, put in an error, or exposed in a metric.
+//   - Every new session (READY, not RESUMED) is reported to Config.OnReady,
+//     and every GUILD_CREATE to Config.OnGuild with the channels that hold
+//     messages and whether the bot may read their history (computed from
+//     the guild's roles and the channels' permission overwrites), before any
+//     later event of that shard reaches the Handler: a caller can mark the
+//     gap before live events arrive.
+//   - REST calls keep within Discord's rate limits without waiting to be
+//     told (rate-limits.mdx): per bucket from X-RateLimit-Remaining and
+//     X-RateLimit-Reset-After, the global 50 requests per second across
+//     routes, and after a 429 the wait in retry_after (for every route when
+//     Discord says the limit is global). ChannelMessages pages a channel's
+//     history after a message id and returns it oldest first, although
+//     Discord sends every page newest first.
 //
 // The wire protocol follows Discord's documentation (discord-api-docs:
 // gateway.mdx, gateway-events.mdx, opcodes-and-status-codes.mdx) and is
