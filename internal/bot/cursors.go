@@ -19,12 +19,13 @@ import (
 
 // Cursors keeps, per channel, the position up to which every message has
 // been handled: published (Kafka acknowledged it), filtered, or refused by
-// Kafka for good; or, with a spool, written to the spool. After a gap (the
-// bot was down, or Discord ended a session without replaying it) the REST
-// backfill fetches each channel's messages after its cursor.
+// Kafka for good. After a gap (the bot was down, or Discord ended a session
+// without replaying it) the REST backfill fetches each channel's messages
+// after its cursor.
 //
 // Invariant: every message of a channel with an id at or below its cursor
-// is handled or waits in the spool. Three rules keep it:
+// is handled, or (records a previous run left) waits in the spool. Three
+// rules keep it:
 //
 //   - messages accepted but not yet handled hold the cursor below them
 //     (acknowledgements arrive out of order across partitions);
@@ -191,9 +192,8 @@ func (c *Cursors) Accept(m *chat.Message) {
 	cc.inflight[id]++
 }
 
-// Done records that m (a create) is handled: acknowledged by Kafka (or
-// written to the spool, whose replay delivers it), filtered, or refused
-// for good.
+// Done records that m (a create) is handled: acknowledged by Kafka,
+// filtered, or refused for good.
 func (c *Cursors) Done(m *chat.Message) {
 	ch, guild, id, ok := createIDs(m)
 	if c == nil || !ok {

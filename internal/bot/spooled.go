@@ -53,6 +53,8 @@ type Spooled struct {
 	fcancel context.CancelFunc
 	fwg     sync.WaitGroup // the forwarder and retry timers
 
+	retryMu    sync.Mutex
+	closing    bool         // no new retry timers once Close began
 	replayLeft atomic.Int64 // entries from before Open still to count as replayed
 	retries    atomic.Int64 // consecutive retriable failures: the backoff grows with them
 	fullLogged atomic.Int64 // unix nanos of the last "spool full" line
@@ -101,7 +103,7 @@ func (s *Spooled) Publish(ctx context.Context, m *chat.Message, receivedAt time.
 		if st := s.sp.Stats(); st.Bytes+int64(len(entry))+64 > st.MaxBytes {
 			s.logFull(st)
 		}
-		_, blocked, err := s.sp.Append(ctx, entry)
+		id, blocked, err := s.sp.Append(ctx, entry)
 		if blocked > 0 {
 			s.m.bpEvents.Inc()
 			s.m.nBackpressd.Add(1)
@@ -111,6 +113,11 @@ func (s *Spooled) Publish(ctx context.Context, m *chat.Message, receivedAt time.
 		case err == nil:
 			s.m.spoolAppended.Inc()
 			return nil
+		case id != 0:
+			// Written, but ctx ended while waiting for fsync: the record is
+			// in the spool (Close fsyncs it) and will be published.
+			s.m.spoolAppended.Inc()
+			return err
 		case errors.Is(err, spool.ErrTooLarge):
 			s.m.addFailed(FailTooLarge)
 			s.log.Error("message too large for the spool; not published", "message_id", m.MessageID, "bytes", len(entry))
@@ -219,6 +226,11 @@ func (s *Spooled) delivered(id uint64, rec entryRecord, err error) {
 		wait := min(time.Duration(n)*time.Second, s.cfg.RetryBackoff)
 		s.log.Error("Kafka did not accept a message; it stays in the spool and is sent again", "message_id", rec.messageID,
 			"err", err, "retry_in", wait)
+		s.retryMu.Lock()
+		defer s.retryMu.Unlock()
+		if s.closing {
+			return // stays in the spool for the next start
+		}
 		s.fwg.Go(func() {
 			select {
 			case <-s.fctx.Done():
@@ -273,6 +285,9 @@ func (s *Spooled) Close(ctx context.Context) error {
 			}
 		}
 		t.Stop()
+		s.retryMu.Lock()
+		s.closing = true
+		s.retryMu.Unlock()
 		s.fcancel()
 		s.fwg.Wait()
 		// Give what is in flight the rest of the deadline.
