@@ -75,6 +75,11 @@ type Analyzer struct {
 
 	batches int64 // batches run so far
 
+	// dur is the state beyond the engine: de-duplication, and with a
+	// Durable source the partitions owned and what goes to other instances.
+	// Nil without either.
+	dur *durableState
+
 	// abortCtx bounds all output and commit work; Abort cancels it.
 	abortCtx context.Context
 	abort    context.CancelFunc
@@ -127,6 +132,14 @@ func New(cfg Config, d Deps) (*Analyzer, error) {
 	}
 	for _, c := range cfg.GroupBy {
 		a.fields = append(a.fields, keyFields[c])
+	}
+	if ds, ok := d.Source.(Durable); ok {
+		if ds.ShufflePartitions() < 1 {
+			return nil, errors.New("analyzer: durable source without shuffle partitions")
+		}
+		a.dur = newDurableState(ds, cfg)
+	} else if cfg.Dedup {
+		a.dur = newMemoryState(cfg)
 	}
 	a.abortCtx, a.abort = context.WithCancel(context.Background())
 	return a, nil
@@ -227,45 +240,89 @@ func (e *planError) Unwrap() error { return e.err }
 // when it is the first batch, or when the engine needs a no-data batch to
 // evict state (and emit, in append mode) after the watermark moved. It
 // reports whether a batch ran.
+//
+// With a Durable source the batch is a transaction: the plan's ownership
+// changes are applied first (state restored, or dropped), and the batch's
+// state records are written before the commit; a batch rolled back because
+// the group rebalanced is run again from the restored state.
 func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	start := a.d.Now()
 	plan, err := a.d.Source.Plan(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
+		var se *StateError
+		switch {
+		case ctx.Err() != nil:
 			return false, errStopped
+		case errors.As(err, &se):
+			return false, err
 		}
 		return false, &planError{fmt.Errorf("plan batch %d: %w", a.batches, err)}
 	}
+	if a.dur != nil && a.dur.src != nil && !plan.Changes.Empty() {
+		eng, err := a.dur.apply(plan.Changes, a.engine)
+		if err != nil {
+			return false, err
+		}
+		if eng != a.engine {
+			a.m.restores.Inc()
+		}
+		a.engine = eng
+	}
 	a.m.lag.Set(float64(plan.Lag))
-	if plan.Empty() && a.batches > 0 && !a.engine.NeedsNoDataBatch() {
+	if plan.Empty() && a.engine.Progress().Ran && !a.engine.NeedsNoDataBatch() {
 		return false, nil
 	}
 
+	var txn Durable
+	if a.dur != nil && a.dur.src != nil {
+		txn = a.dur.src
+		if err := txn.Begin(ctx); err != nil {
+			return false, err
+		}
+	}
+	abort := func(cause error) error {
+		if txn == nil {
+			return cause
+		}
+		if err := txn.Abort(ctx); err != nil && !errors.Is(cause, errStopped) {
+			return errors.Join(cause, err)
+		}
+		return cause
+	}
+
 	stats := newBatchStats()
+	stats.wmLate = a.engine.Progress().WatermarkForLate
 	if !plan.Empty() {
 		err := a.d.Source.Read(ctx, plan, func(r *Record) { a.process(r, stats) })
 		if err != nil {
 			if ctx.Err() != nil {
 				a.log.Info("stopping: abandoned the batch being read; its input will be read again", "batch", a.batches, "input", plan.String())
-				return false, errStopped
+				return false, abort(errStopped)
 			}
-			return false, fmt.Errorf("read batch %d: %w", a.batches, err)
+			return false, abort(fmt.Errorf("read batch %d: %w", a.batches, err))
 		}
+	}
+	if stats.corrupt != nil {
+		return false, abort(stats.corrupt)
 	}
 
 	// The input is read: from here on the batch completes even when a stop
 	// is requested, bounded by the drain timeout.
 	dctx, done := a.drainContext(ctx)
 	defer done()
+	var updated, evicted []window.Row
+	if txn != nil {
+		updated, evicted = a.engine.PendingChanges()
+	}
 	b := a.engine.RunBatch()
 	fail := func(what string, err error) error {
 		switch {
 		case a.abortCtx.Err() != nil:
-			return ErrAborted
+			return abort(ErrAborted)
 		case dctx.Err() != nil && ctx.Err() != nil:
-			return fmt.Errorf("batch %d did not %s within the drain timeout (%v) after the stop; its input was not committed and is read again on the next start", b.ID, what, a.cfg.drainTimeout())
+			return abort(fmt.Errorf("batch %d did not %s within the drain timeout (%v) after the stop; its input was not committed and is read again on the next start", b.ID, what, a.cfg.drainTimeout()))
 		}
-		return fmt.Errorf("batch %d: %s: %w", b.ID, what, err)
+		return abort(fmt.Errorf("batch %d: %s: %w", b.ID, what, err))
 	}
 	for _, o := range a.d.Outputs {
 		if err := o.WriteBatch(dctx, &b); err != nil {
@@ -276,10 +333,25 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 		if err := a.d.DeadLetters.Flush(dctx); err != nil {
 			return false, fail("write dead letters", err)
 		}
-		a.m.deadLettered.Add(float64(stats.badTotal()))
+	}
+	if txn != nil {
+		recs, err := a.dur.records(a.engine, updated, evicted)
+		if err != nil {
+			return false, fail("encode state", err)
+		}
+		txn.Write(recs...)
+	} else if a.dur != nil {
+		a.dur.advance()
 	}
 	if err := a.d.Source.Commit(dctx, plan); err != nil {
+		if errors.Is(err, ErrRolledBack) {
+			a.m.rollbacks.Inc()
+			return true, nil
+		}
 		return false, fail("commit input offsets", err)
+	}
+	if a.d.DeadLetters != nil && stats.badTotal() > 0 {
+		a.m.deadLettered.Add(float64(stats.badTotal()))
 	}
 	a.batches++
 	a.record(&b, plan, stats, a.d.Now().Sub(start))
@@ -296,6 +368,10 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 	a.m.batchDuration.Observe(took.Seconds())
 	a.m.recordsIn.Add(float64(s.records))
 	a.m.counted.Add(float64(s.counted))
+	a.m.duplicates.Add(float64(s.duplicates))
+	a.m.lateRecords.Add(float64(s.lateRecords))
+	a.m.repartOut.Add(float64(s.repartitioned))
+	a.m.repartIn.Add(float64(s.fromOthers))
 	for k, n := range s.skipped {
 		a.m.skipped.With(k).Add(float64(n))
 	}
@@ -312,13 +388,19 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 		fmt.Fprintln(a.d.Stderr, line)
 	}
 	a.log.Debug("batch done", "batch", b.ID, "kind", kind, "input", plan.String(),
-		"records", s.records, "counted", s.counted, "bad", s.badTotal(), "rows", len(b.Rows),
+		"records", s.records, "counted", s.counted, "bad", s.badTotal(), "duplicates", s.duplicates,
+		"sent_to_others", s.repartitioned, "from_others", s.fromOthers, "rows", len(b.Rows),
 		"late_rows", b.Late, "watermark_us", a.engine.Watermark(), "state_rows", a.engine.StateRows(),
 		"took", took)
 }
 
-// process feeds one record to the engine, or accounts for it as skipped or bad.
+// process feeds one record to the engine, or accounts for it as skipped,
+// bad, a duplicate, or sent to the instance that owns its key.
 func (a *Analyzer) process(r *Record, s *batchStats) {
+	if r.Repartitioned {
+		a.processPartial(r, s)
+		return
+	}
 	s.records++
 	if r.Value == nil {
 		a.bad(r, s, ReasonNullValue, "", "record value is null (a tombstone), want a JSON message")
@@ -335,8 +417,47 @@ func (a *Analyzer) process(r *Record, s *batchStats) {
 		return
 	}
 	keysOf(&a.proj, a.fields, a.keys)
-	a.engine.Add(a.proj.Timestamp, a.keys)
+	ts := a.proj.Timestamp
+	if d := a.dur; d != nil {
+		v := d.admit(r.Partition, a.proj.MessageID, a.proj.Has&chat.HasMessageID != 0, ts)
+		q, local := d.route(a.keys)
+		switch v {
+		case duplicate:
+			s.duplicates++
+			return
+		case tooLate:
+			// Its id may be forgotten: only the engine may take it, and
+			// only when it drops it as late anyway.
+			if !local || s.wmLate < d.horizon(r.Partition) {
+				s.lateRecords++
+				return
+			}
+		}
+		if !local {
+			d.addPartial(q, ts, a.keys)
+			s.counted++
+			s.repartitioned++
+			return
+		}
+	}
+	a.engine.Add(ts, a.keys)
 	s.counted++
+}
+
+// processPartial adds a partial count another instance sent.
+func (a *Analyzer) processPartial(r *Record, s *batchStats) {
+	p, err := decodePartial(r.Value, len(a.fields))
+	if err != nil {
+		if s.corrupt == nil {
+			s.corrupt = &StateError{What: fmt.Sprintf("%s/%d@%d", r.Topic, r.Partition, r.Offset), Err: err}
+		}
+		return
+	}
+	keys := valueKeys(p.Keys)
+	for range p.Count {
+		a.engine.Add(p.TS, keys)
+	}
+	s.fromOthers += p.Count
 }
 
 func (a *Analyzer) bad(r *Record, s *batchStats, reason, field, detail string) {

@@ -48,6 +48,12 @@ type Config struct {
 	// DrainTimeout bounds the wait for the batch in flight on shutdown
 	// (DefaultDrainTimeout when zero).
 	DrainTimeout time.Duration
+	// Dedup counts a message_id once within the watermark horizon: with a
+	// Durable source, a record whose message_id was counted before and whose
+	// windows are still open is dropped as a duplicate. Records without a
+	// message_id are never de-duplicated. Without a Durable source it has no
+	// effect (there is no state to remember ids in).
+	Dedup bool
 }
 
 // Validate checks the query before anything starts. Its errors name the

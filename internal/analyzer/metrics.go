@@ -27,6 +27,12 @@ type analyzerMetrics struct {
 	watermark     metrics.Gauge
 	stateRows     metrics.Gauge
 	lag           metrics.Gauge
+	duplicates    metrics.Counter
+	lateRecords   metrics.Counter
+	repartOut     metrics.Counter
+	repartIn      metrics.Counter
+	restores      metrics.Counter
+	rollbacks     metrics.Counter
 }
 
 func newAnalyzerMetrics(reg *metrics.Registry) *analyzerMetrics {
@@ -44,6 +50,12 @@ func newAnalyzerMetrics(reg *metrics.Registry) *analyzerMetrics {
 		watermark:     reg.NewGauge("cordstream_analyze_watermark_seconds", "Event-time watermark, Unix seconds (0 until the first data)."),
 		stateRows:     reg.NewGauge("cordstream_analyze_state_rows", "Window rows held in state."),
 		lag:           reg.NewGauge("cordstream_analyze_consumer_lag_records", "Records available in the input beyond the last planned batch, from the partitions' high watermarks."),
+		duplicates:    reg.NewCounter("cordstream_analyze_duplicates_dropped_total", "Records not counted because a record with the same message_id was counted within the watermark horizon."),
+		lateRecords:   reg.NewCounter("cordstream_analyze_late_records_dropped_total", "Records dropped before counting because every window they belong to had closed (beyond the de-duplication horizon)."),
+		repartOut:     reg.NewCounter("cordstream_analyze_repartitioned_records_total", "Records counted by the instance that owns their group-by key, sent through the repartition topic."),
+		repartIn:      reg.NewCounter("cordstream_analyze_records_from_other_instances_total", "Records other instances counted for keys this instance owns, received through the repartition topic."),
+		restores:      reg.NewCounter("cordstream_analyze_state_restores_total", "Times the window state was rebuilt from the state topics (start, rebalance, rolled-back batch)."),
+		rollbacks:     reg.NewCounter("cordstream_analyze_batches_rolled_back_total", "Batches whose transaction was rolled back because the group rebalanced; their input is read again."),
 	}
 }
 

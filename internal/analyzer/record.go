@@ -30,10 +30,17 @@ var keyFields = map[string]keyField{
 
 // batchStats counts what happened to the records of one batch.
 type batchStats struct {
-	records int64            // data records read
-	counted int64            // records added to the engine
-	skipped map[string]int64 // records not counted, by event kind
-	bad     map[string]int64 // bad records, by reason
+	records       int64            // data records read
+	counted       int64            // records counted (here or by the instance owning their key)
+	skipped       map[string]int64 // records not counted, by event kind
+	bad           map[string]int64 // bad records, by reason
+	duplicates    int64            // records whose message_id was counted before
+	lateRecords   int64            // records dropped before the engine: too late for every window
+	repartitioned int64            // records sent to the instance owning their key
+	fromOthers    int64            // records other instances sent here
+
+	wmLate  int64 // the watermark the batch drops late rows against
+	corrupt error // an internal record that could not be read
 }
 
 func newBatchStats() *batchStats {

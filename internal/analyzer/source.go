@@ -15,6 +15,9 @@ type Record struct {
 	Offset    int64
 	Key       []byte
 	Value     []byte
+	// Repartitioned marks a record of a durable query's repartition topic:
+	// partial counts another instance sent (see Durable).
+	Repartitioned bool
 }
 
 // Range is the offsets [From, To) of one partition that a batch reads.
@@ -33,6 +36,10 @@ type Plan struct {
 	// Lag is how many records are available in the source beyond this plan
 	// (what the next batches will read); it feeds the consumer lag metric.
 	Lag int64
+	// Changes are the partitions a Durable source gained (with their state)
+	// and lost since the previous plan; the analyzer applies them before
+	// reading. Nil for other sources.
+	Changes *StateChanges
 }
 
 // Empty reports whether the plan has nothing to read: a batch for it would

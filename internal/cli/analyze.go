@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"time"
 	_ "time/tzdata" // --time-zone works where the system has no zoneinfo
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cordstream/cordstream/internal/analyzer"
@@ -30,8 +33,24 @@ Structured Streaming query, with Spark's semantics, in one process.
 By default: windows of 1m sliding every 30s on message_timestamp, a 1m
 watermark, a count per author_name, update output mode, a batch every 5s
 (processing time, aligned to the wall clock), printed as Spark's console sink
-prints. Offsets are committed to the consumer group after each batch's output
-is written (at-least-once), so Kafka's tooling shows the lag.
+prints.
+
+State survives restarts (--state kafka, the default): every batch is one Kafka
+transaction that commits the input offsets, the changed window counts (to
+compacted internal topics named after --application-id), the results topic
+records and the dead letters together. After a crash, even kill -9, the next
+start restores the counts and continues where the last committed batch ended:
+nothing is lost, nothing is counted twice. Several instances with the same
+--group (each with its own --instance-id) share the partitions; a partition's
+state moves with it. The console and jsonl outputs are not transactional: a
+batch interrupted by a crash may be printed again when it is re-run (with the
+same counts for the same input). --state none keeps state in memory only and
+commits offsets after each batch's output is written (at-least-once, Spark's
+console query without a checkpoint); --reset deletes a query's state and
+offsets (stop every instance first).
+
+Records with a message_id already counted within the watermark horizon are
+dropped as duplicates (--dedup=false counts them again, as Spark does).
 
 Records whose event_kind is update or delete are not counted (they are edits
 and deletions of messages already counted). Bad records (malformed JSON, a
@@ -45,9 +64,19 @@ Trigger.AvailableNow with maxOffsetsPerTrigger does: with one partition read
 from offset S and a cap K, batch N holds offsets [S+N*K, S+(N+1)*K).`
 
 const analyzeExample = `cordstream analyze --brokers localhost:9092 --topic discord_messages
+# a second instance of the same query on another machine (or with its own id):
+cordstream analyze --brokers localhost:9092 --topic discord_messages --instance-id analyzer-2
+# forget the query's state and offsets (every instance stopped), then start over:
+cordstream analyze --brokers localhost:9092 --reset
 # replay the whole topic as JSON Lines, 1000 records per batch, then exit:
 cordstream analyze --brokers localhost:9092 --group replay-1 --starting-offsets earliest \
     --available-now --max-records-per-batch 1000 --output jsonl --jsonl-file counts.jsonl`
+
+// State kinds for --state.
+const (
+	analyzeStateKafka = "kafka"
+	analyzeStateNone  = "none"
+)
 
 // Output names for --output.
 const (
@@ -72,6 +101,12 @@ type analyzeOptions struct {
 	metrics  string
 	logLevel slog.Level
 	registry *metrics.Registry // where the analyzer registers its metrics (a new one when nil)
+
+	state          string // analyzeStateKafka or analyzeStateNone
+	appID          string
+	instanceID     string
+	sessionTimeout time.Duration
+	reset          bool
 }
 
 // analyzeFlags holds the raw flag values.
@@ -87,6 +122,9 @@ type analyzeFlags struct {
 	outputs                                stringList
 	jsonlFile, resultsTopic, deadTopic, tz string
 	metrics, logLevel                      string
+	state, appID, instanceID               string
+	dedup, reset                           bool
+	sessionTimeout                         time.Duration
 	given                                  map[string]bool
 }
 
@@ -114,6 +152,12 @@ func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
 	fs.StringVar(&f.tz, "time-zone", "UTC", "time zone of the console's window times (an IANA name such as Europe/Lisbon, or Local)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics and /healthz on this address, e.g. :9090")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.state, "state", analyzeStateKafka, "where state lives: kafka (internal topics, exactly-once across restarts and instances) or none (memory only, at-least-once)")
+	fs.StringVar(&f.appID, "application-id", "", "names the query's internal topics (<id>-input-state, <id>-window-state, <id>-repartition) and transactional ids (default: --group)")
+	fs.StringVar(&f.instanceID, "instance-id", "", "this instance's id among the query's instances, stable across its restarts; unique per running instance (default: the host name)")
+	fs.BoolVar(&f.dedup, "dedup", true, "count a message_id once within the watermark horizon (false: count duplicates, as Spark does)")
+	fs.BoolVar(&f.reset, "reset", false, "delete the query's state (internal topics) and committed offsets, then exit; stop every instance first")
+	fs.DurationVar(&f.sessionTimeout, "session-timeout", analyzer.DefaultSessionTimeout, "with --state kafka: how long the group waits for a silent instance before moving its partitions")
 	return f
 }
 
@@ -136,7 +180,7 @@ func (f *analyzeFlags) options() (*analyzeOptions, error) {
 	}
 	o.query = analyzer.Config{
 		Window: f.window, Slide: f.slide, Watermark: f.watermark, GroupBy: cols,
-		Mode: mode, Trigger: f.trigger, AvailableNow: f.availableNow,
+		Mode: mode, Trigger: f.trigger, AvailableNow: f.availableNow, Dedup: f.dedup,
 	}
 	if err := o.query.Validate(); err != nil {
 		return nil, usageErrorf("check --window, --slide, --watermark and --trigger", "%v", err)
@@ -150,6 +194,9 @@ func (f *analyzeFlags) options() (*analyzeOptions, error) {
 	}
 	if f.rows < 1 {
 		return nil, usageErrorf("e.g. --rows 20", "--rows %d: must be at least 1", f.rows)
+	}
+	if err := f.stateOptions(o); err != nil {
+		return nil, err
 	}
 	if o.loc, err = time.LoadLocation(f.tz); err != nil || f.tz == "" {
 		return nil, usageErrorf("use an IANA time zone name such as UTC, Europe/Lisbon or America/Sao_Paulo",
@@ -211,6 +258,47 @@ func (f *analyzeFlags) options() (*analyzeOptions, error) {
 	return o, nil
 }
 
+// stateOptions checks --state, --application-id, --instance-id,
+// --session-timeout and --reset.
+func (f *analyzeFlags) stateOptions(o *analyzeOptions) error {
+	o.state, o.reset, o.sessionTimeout = f.state, f.reset, f.sessionTimeout
+	switch f.state {
+	case analyzeStateKafka, analyzeStateNone:
+	default:
+		return usageErrorf("use --state kafka (durable, exactly-once) or --state none (memory only)", "--state %q: unknown", f.state)
+	}
+	o.appID = f.appID
+	if o.appID == "" {
+		o.appID = f.group
+	}
+	for _, n := range analyzer.StateTopicNames(o.appID) {
+		if err := kafka.ValidTopicName(n); err != nil {
+			return usageErrorf("use letters, digits, '.', '_' and '-', e.g. --application-id discord-counts",
+				"--application-id %q: it names internal topics: %v", o.appID, err)
+		}
+	}
+	for _, n := range analyzer.StateTopicNames(o.appID) {
+		if n == f.topic || n == f.resultsTopic || n == f.deadTopic {
+			return usageErrorf("use another --application-id", "--application-id %q: its internal topic %s is a topic this command reads or writes", o.appID, n)
+		}
+	}
+	o.instanceID = f.instanceID
+	if o.instanceID == "" {
+		h, err := os.Hostname()
+		if err != nil || kafka.ValidTopicName(h) != nil {
+			h = "analyzer"
+		}
+		o.instanceID = h
+	}
+	if err := kafka.ValidTopicName(o.instanceID); err != nil {
+		return usageErrorf("use letters, digits, '.', '_' and '-', e.g. --instance-id analyzer-1", "--instance-id %q: invalid", o.instanceID)
+	}
+	if f.sessionTimeout < 6*time.Second || f.sessionTimeout > 30*time.Minute {
+		return usageErrorf("e.g. --session-timeout 10s (Kafka accepts 6s to 30m by default)", "--session-timeout %v: out of range", f.sessionTimeout)
+	}
+	return nil
+}
+
 func parseLogLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	err := l.UnmarshalText([]byte(s))
@@ -235,6 +323,9 @@ func runAnalyze(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	log := newLogger(e, o.logLevel).With("command", "analyze")
+	if o.reset {
+		return analyzeReset(ctx, e, o, kcfg, log)
+	}
 	return analyzeRun(ctx, e, o, kcfg, log)
 }
 
@@ -274,20 +365,33 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 				w = fh
 			}
 			d.Outputs = append(d.Outputs, sink.NewJSONLines(w, o.query.GroupBy))
-		case analyzeOutKafka:
-			d.Outputs = append(d.Outputs, sink.NewKafkaResults(cl, o.results, o.query.GroupBy))
+		case analyzeOutKafka: // below, once the producing client is known
 		}
 	}
+	// With durable state the results and dead letters are produced in each
+	// batch's transaction, by the transactional client.
+	producer := cl
+	if o.state == analyzeStateKafka {
+		st, err := analyzeState(ctx, cl, o, kcfg, log)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		d.Source, producer = st, st.Client()
+	} else {
+		src, err := analyzer.NewKafkaSource(ctx, kcfg, o.source, log)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		d.Source = src
+	}
+	if o.results != "" {
+		d.Outputs = append(d.Outputs, sink.NewKafkaResults(producer, o.results, o.query.GroupBy))
+	}
 	if o.dead != "" {
-		d.DeadLetters = sink.NewDeadLetter(cl, o.dead)
+		d.DeadLetters = sink.NewDeadLetter(producer, o.dead)
 	}
-
-	src, err := analyzer.NewKafkaSource(ctx, kcfg, o.source, log)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	d.Source = src
 	a, err := analyzer.New(o.query, d)
 	if err != nil {
 		return err
@@ -364,4 +468,72 @@ func analyzeTopics(ctx context.Context, cl *kgo.Client, o *analyzeOptions, log *
 		}
 	}
 	return nil
+}
+
+// analyzeState prepares the internal topics and joins the group with the
+// transactional state backend.
+func analyzeState(ctx context.Context, cl *kgo.Client, o *analyzeOptions, kcfg kafka.Config, log *slog.Logger) (*analyzer.KafkaState, error) {
+	info, err := kafka.DescribeTopic(ctx, cl, o.source.Topic)
+	if err != nil {
+		return nil, err
+	}
+	shuffle, err := analyzer.EnsureStateTopics(ctx, cl, o.appID, int32(len(info.Partitions)), int16(o.replicas), log)
+	if err != nil {
+		return nil, err
+	}
+	return analyzer.NewKafkaState(ctx, kcfg, analyzer.KafkaStateConfig{
+		KafkaSourceConfig: o.source,
+		ApplicationID:     o.appID,
+		InstanceID:        o.instanceID,
+		Shuffle:           shuffle,
+		SessionTimeout:    o.sessionTimeout,
+	}, log)
+}
+
+// analyzeReset deletes a query's committed offsets (the consumer group) and
+// its internal topics.
+func analyzeReset(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Config, log *slog.Logger) error {
+	cl, err := kafka.NewClient(ctx, kcfg, log)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.DeleteGroup(ctx, o.source.Group)
+	switch {
+	case err == nil:
+		fmt.Fprintf(e.stdout, "deleted the consumer group %s (its committed offsets)\n", o.source.Group)
+	case errors.Is(err, kerr.GroupIDNotFound):
+		fmt.Fprintf(e.stdout, "no consumer group %s (no committed offsets)\n", o.source.Group)
+	case errors.Is(err, kerr.NonEmptyGroup):
+		return &resetError{fmt.Errorf("consumer group %s still has members: an instance of the query is running", o.source.Group)}
+	default:
+		if resp.Err != nil {
+			err = resp.Err
+		}
+		return fmt.Errorf("delete consumer group %s: %w", o.source.Group, err)
+	}
+	names := analyzer.StateTopicNames(o.appID)
+	for _, t := range []analyzer.StateTopic{analyzer.InputState, analyzer.WindowState, analyzer.Repartition} {
+		err := kafka.DeleteTopic(ctx, cl, names[t])
+		var nf *kafka.TopicNotFoundError
+		switch {
+		case err == nil:
+			fmt.Fprintf(e.stdout, "deleted the internal topic %s\n", names[t])
+		case errors.As(err, &nf):
+		default:
+			return err
+		}
+	}
+	fmt.Fprintf(e.stdout, "the query %s starts over at its next start (from --starting-offsets); its results and dead-letter topics are kept\n", o.appID)
+	return nil
+}
+
+// resetError is a reset refused because the query runs.
+type resetError struct{ err error }
+
+func (e *resetError) Error() string { return e.err.Error() }
+func (e *resetError) Unwrap() error { return e.err }
+func (e *resetError) Hint() string {
+	return "stop every instance of the query (same --group), wait for the session timeout, then run --reset again"
 }

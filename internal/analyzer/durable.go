@@ -1,0 +1,661 @@
+package analyzer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cordstream/cordstream/internal/window"
+)
+
+// A durable query keeps its state in three internal topics, written only in
+// the transaction of the batch that changes them:
+//
+//   - InputState has one partition per input partition: the input offset the
+//     next batch starts at, and the de-duplication state (the message ids
+//     seen within the watermark horizon, and the horizon).
+//   - WindowState has one partition per shuffle partition: the window rows
+//     whose group-by key hashes to it, the engine's progress (batch id,
+//     watermarks) and the offset of the shuffle partition.
+//   - Repartition has the same partitions: partial counts sent by an
+//     instance that read them to the instance that owns their key.
+//
+// A group-by key belongs to shuffle partition hash(key) mod the number of
+// shuffle partitions, whoever reads the input record. The instance that owns
+// a shuffle partition counts its keys: records of its own input partitions
+// directly, others through the repartition topic. One instance owns every
+// partition and never writes to the repartition topic.
+
+// StateTopic names an internal topic of a durable query.
+type StateTopic uint8
+
+// The internal topics.
+const (
+	InputState StateTopic = iota + 1
+	WindowState
+	Repartition
+)
+
+func (t StateTopic) String() string {
+	switch t {
+	case InputState:
+		return "input-state"
+	case WindowState:
+		return "window-state"
+	case Repartition:
+		return "repartition"
+	}
+	return fmt.Sprintf("StateTopic(%d)", uint8(t))
+}
+
+// StateRecord is a record the analyzer writes to an internal topic in a
+// batch's transaction. A nil Value is a tombstone.
+type StateRecord struct {
+	Topic      StateTopic
+	Partition  int32
+	Key, Value []byte
+}
+
+// PartitionState is the committed content of one partition of a compacted
+// internal topic: the latest value of every key, tombstones applied.
+type PartitionState map[string][]byte
+
+// StateChanges are the changes in ownership a plan brings: the partitions
+// this instance lost and gained since the previous plan, with the committed
+// state of those it gained.
+type StateChanges struct {
+	// Reset drops all state held before the gained partitions are loaded:
+	// after a rolled-back batch Gained* hold every partition owned.
+	Reset         bool
+	LostInput     []int32
+	LostShuffle   []int32
+	GainedInput   map[int32]PartitionState
+	GainedShuffle map[int32]PartitionState
+}
+
+// Empty reports whether nothing changed.
+func (c *StateChanges) Empty() bool {
+	return c == nil || !c.Reset && len(c.LostInput)+len(c.LostShuffle)+len(c.GainedInput)+len(c.GainedShuffle) == 0
+}
+
+// Durable is a Source whose batches are transactions and whose partitions
+// carry state. Per batch the analyzer calls Plan (whose Changes it applies
+// before reading), Begin, Read, Write for the batch's state records (and the
+// outputs and dead letters produce into the same transaction), then Commit,
+// or Abort when the batch fails.
+type Durable interface {
+	Source
+	// ShufflePartitions is the number of shuffle partitions (fixed).
+	ShufflePartitions() int32
+	// Begin starts the transaction of a batch.
+	Begin(ctx context.Context) error
+	// Write adds records to the transaction; a failure is reported by
+	// Commit.
+	Write(recs ...StateRecord)
+	// Abort rolls the transaction back; the next plan reloads every owned
+	// partition's state (Changes.Reset).
+	Abort(ctx context.Context) error
+}
+
+// ErrRolledBack is Commit's error when the transaction was rolled back
+// instead of committed (the group rebalanced during the batch): nothing of
+// the batch is stored, its input is read again, and the next plan reloads
+// the state of every partition still owned.
+var ErrRolledBack = errors.New("the batch's transaction was rolled back (the group rebalanced); its input is read again")
+
+// Keys of the internal topics' records. Window rows are "w/<start µs>/<keys
+// as a JSON array>", de-duplication sets "d/<window end µs>/<sequence>".
+const (
+	keyProgress = "p" // WindowState: the engine's progress and the query
+	keyHorizon  = "h" // InputState: the de-duplication horizon
+	// KeyOffset is the key of the offset record a Durable keeps in every
+	// partition of InputState and WindowState: the offset of the input or
+	// shuffle partition the next batch starts at.
+	KeyOffset = "o"
+)
+
+// progressValue is the value of the progress record.
+type progressValue struct {
+	Query            string `json:"query"`
+	NextBatchID      int64  `json:"next_batch_id"`
+	WatermarkForLate int64  `json:"watermark_for_late_us"`
+	Watermark        int64  `json:"watermark_us"`
+	LastRunWatermark int64  `json:"last_run_watermark_us"`
+	Ran              bool   `json:"ran"`
+}
+
+// horizonValue is the value of an input partition's de-duplication horizon:
+// records whose last window ends at or before Drop are too late for every
+// window, Next is what Drop becomes after the next batch, Seq numbers the
+// partition's de-duplication records.
+type horizonValue struct {
+	Drop int64 `json:"drop_us"`
+	Next int64 `json:"next_us"`
+	Seq  int64 `json:"seq"`
+}
+
+// partial is the count of one batch's records of one key whose event times
+// fall in the same set of windows, sent through the repartition topic. Its
+// event time is the latest of them: every event of the set lies in the same
+// windows, and the latest one is what moves the watermark.
+type partial struct {
+	TS    int64     `json:"ts_us"`
+	Count int64     `json:"count"`
+	Keys  []*string `json:"keys"`
+}
+
+// inputPart is the de-duplication state of one owned input partition.
+type inputPart struct {
+	ids   map[string]int64 // message id -> end of its last window
+	byEnd map[int64]*dedupSlot
+	hz    horizonValue
+	// This batch.
+	maxTs int64
+	hasTs bool
+	added map[int64][]string // new ids by window end
+}
+
+type dedupSlot struct {
+	ids  []string
+	seqs []int64 // the records holding them: "d/<end>/<seq>"
+}
+
+// durableState is the analyzer's state beyond the engine when it runs on a
+// Durable: which partitions it owns, their de-duplication sets, and this
+// batch's partial counts for other instances.
+type durableState struct {
+	src      Durable
+	cfg      window.Config
+	query    string
+	dedup    bool
+	nShuffle int32
+
+	shuffle  map[int32]bool
+	inputs   map[int32]*inputPart
+	partials map[int32]map[string]*partial // by shuffle partition, then slot and key
+	buf      []byte
+}
+
+func newDurableState(src Durable, cfg Config) *durableState {
+	return &durableState{
+		src:      src,
+		cfg:      cfg.engineConfig(),
+		query:    cfg.fingerprint(),
+		dedup:    cfg.Dedup,
+		nShuffle: src.ShufflePartitions(),
+		shuffle:  map[int32]bool{},
+		inputs:   map[int32]*inputPart{},
+		partials: map[int32]map[string]*partial{},
+	}
+}
+
+// newMemoryState is de-duplication without a Durable source: the ids are
+// remembered in memory only (forgotten on restart), every partition is
+// owned, every key counted here.
+func newMemoryState(cfg Config) *durableState {
+	return &durableState{
+		cfg:      cfg.engineConfig(),
+		query:    cfg.fingerprint(),
+		dedup:    cfg.Dedup,
+		nShuffle: 1,
+		shuffle:  map[int32]bool{0: true},
+		inputs:   map[int32]*inputPart{},
+		partials: map[int32]map[string]*partial{},
+	}
+}
+
+func newInputPart() *inputPart {
+	return &inputPart{ids: map[string]int64{}, byEnd: map[int64]*dedupSlot{}, added: map[int64][]string{}}
+}
+
+// route returns the shuffle partition of a key tuple and whether this
+// instance owns it.
+func (d *durableState) route(keys []window.Value) (int32, bool) {
+	if len(d.shuffle) == int(d.nShuffle) {
+		return 0, true // every partition is ours: no need to hash
+	}
+	q := d.shuffleOf(keys)
+	return q, d.shuffle[q]
+}
+
+// advance ends a batch without a Durable source: the horizons move and ids
+// beyond them are forgotten.
+func (d *durableState) advance() {
+	d.endBatch(false)
+}
+
+// fingerprint names what the state depends on; state written by another
+// query is refused.
+func (c Config) fingerprint() string {
+	return fmt.Sprintf("window=%v slide=%v watermark=%v group_by=%s mode=%v",
+		c.Window, c.Slide, c.Watermark, strings.Join(c.GroupBy, ","), c.Mode)
+}
+
+// shuffleOf returns the shuffle partition of a key tuple.
+func (d *durableState) shuffleOf(keys []window.Value) int32 {
+	d.buf = window.AppendKeys(d.buf[:0], keys)
+	h := fnv.New64a()
+	h.Write(d.buf)
+	return int32(h.Sum64() % uint64(d.nShuffle))
+}
+
+// StateError says the committed state cannot be used.
+type StateError struct {
+	What string
+	Err  error
+}
+
+func (e *StateError) Error() string { return fmt.Sprintf("state of %s: %v", e.What, e.Err) }
+func (e *StateError) Unwrap() error { return e.Err }
+
+// Hint says how to get going again.
+func (e *StateError) Hint() string {
+	return "the internal topics hold state of another query or are damaged: run this query under a new --application-id, or delete its state with --reset (it then starts over from --starting-offsets)"
+}
+
+// apply brings the state in line with a plan's ownership changes and
+// returns the engine to run the batch with: eng itself when no shuffle
+// partition changed hands, else a new engine holding the rows of every
+// shuffle partition now owned.
+func (d *durableState) apply(ch *StateChanges, eng *window.Engine) (*window.Engine, error) {
+	if ch.Empty() {
+		return eng, nil
+	}
+	if ch.Reset {
+		clear(d.inputs)
+		clear(d.shuffle)
+		clear(d.partials)
+	}
+	for _, p := range ch.LostInput {
+		delete(d.inputs, p)
+	}
+	for p, st := range ch.GainedInput {
+		part, err := d.loadInput(st)
+		if err != nil {
+			return nil, &StateError{What: fmt.Sprintf("input partition %d", p), Err: err}
+		}
+		d.inputs[p] = part
+	}
+	if !ch.Reset && len(ch.LostShuffle) == 0 && len(ch.GainedShuffle) == 0 {
+		return eng, nil
+	}
+	for _, q := range ch.LostShuffle {
+		delete(d.shuffle, q)
+	}
+	for q := range ch.GainedShuffle {
+		delete(d.shuffle, q) // its rows come from the state topic
+	}
+	// Rebuild the engine: the rows of the shuffle partitions kept, plus
+	// those of the gained ones; the progress of all of them.
+	var rows []window.Row
+	progress := window.Progress{}
+	if !ch.Reset {
+		progress = eng.Progress()
+		for _, r := range eng.Rows() {
+			if d.shuffle[d.shuffleOf(r.Keys)] {
+				rows = append(rows, r)
+			}
+		}
+	}
+	for q, st := range ch.GainedShuffle {
+		p, rs, err := d.loadShuffle(st)
+		if err != nil {
+			return nil, &StateError{What: fmt.Sprintf("shuffle partition %d", q), Err: err}
+		}
+		for _, r := range rs {
+			if got := d.shuffleOf(r.Keys); got != q {
+				return nil, &StateError{What: fmt.Sprintf("shuffle partition %d", q),
+					Err: fmt.Errorf("holds a row of shuffle partition %d: the number of shuffle partitions changed", got)}
+			}
+		}
+		rows = append(rows, rs...)
+		progress = progress.Merge(p)
+		d.shuffle[q] = true
+	}
+	next, err := window.New(d.cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := next.Restore(progress, rows); err != nil {
+		return nil, &StateError{What: "the window state", Err: err}
+	}
+	return next, nil
+}
+
+// loadShuffle decodes a shuffle partition's committed window rows and
+// progress.
+func (d *durableState) loadShuffle(st PartitionState) (window.Progress, []window.Row, error) {
+	var p window.Progress
+	if v, ok := st[keyProgress]; ok {
+		var pv progressValue
+		if err := json.Unmarshal(v, &pv); err != nil {
+			return p, nil, fmt.Errorf("progress record: %w", err)
+		}
+		if pv.Query != d.query {
+			return p, nil, fmt.Errorf("it was written by the query %q; this one is %q", pv.Query, d.query)
+		}
+		p = window.Progress{NextBatchID: pv.NextBatchID, WatermarkForLate: pv.WatermarkForLate,
+			Watermark: pv.Watermark, LastRunWatermark: pv.LastRunWatermark, Ran: pv.Ran}
+	}
+	var rows []window.Row
+	for k, v := range st {
+		if !strings.HasPrefix(k, "w/") {
+			continue
+		}
+		r, err := decodeRow(k, v, d.cfg)
+		if err != nil {
+			return p, nil, err
+		}
+		rows = append(rows, r)
+	}
+	return p, rows, nil
+}
+
+// loadInput decodes an input partition's committed de-duplication state.
+func (d *durableState) loadInput(st PartitionState) (*inputPart, error) {
+	part := newInputPart()
+	if v, ok := st[keyHorizon]; ok {
+		if err := json.Unmarshal(v, &part.hz); err != nil {
+			return nil, fmt.Errorf("horizon record: %w", err)
+		}
+	}
+	for k, v := range st {
+		rest, ok := strings.CutPrefix(k, "d/")
+		if !ok {
+			continue
+		}
+		endS, seqS, ok := strings.Cut(rest, "/")
+		end, err1 := strconv.ParseInt(endS, 10, 64)
+		seq, err2 := strconv.ParseInt(seqS, 10, 64)
+		var ids []string
+		err3 := json.Unmarshal(v, &ids)
+		if !ok || err1 != nil || err2 != nil || err3 != nil {
+			return nil, fmt.Errorf("de-duplication record %q: malformed", k)
+		}
+		slot := part.slot(end)
+		slot.seqs = append(slot.seqs, seq)
+		for _, id := range ids {
+			part.ids[id] = end
+			slot.ids = append(slot.ids, id)
+		}
+	}
+	return part, nil
+}
+
+func (p *inputPart) slot(end int64) *dedupSlot {
+	s := p.byEnd[end]
+	if s == nil {
+		s = &dedupSlot{}
+		p.byEnd[end] = s
+	}
+	return s
+}
+
+// verdict is what de-duplication decides about a record.
+type verdict uint8
+
+const (
+	admitted  verdict = iota // count it
+	duplicate                // seen before within the horizon
+	tooLate                  // beyond the horizon: too late for every window
+)
+
+// admit de-duplicates a record of input partition p with event time ts:
+// the first record of a message id within the horizon is admitted and
+// remembered. A record whose every window ended at or before the horizon is
+// too late: its id may have been forgotten, so it cannot be checked. The
+// caller decides what to do with it (the engine drops such a record as late
+// anyway when its watermark is at least the horizon). Records without a
+// message id are always admitted.
+func (d *durableState) admit(p int32, msgID string, hasID bool, ts int64) verdict {
+	part := d.inputs[p]
+	if part == nil {
+		if d.src != nil {
+			return admitted // not owned: the source does not deliver such records
+		}
+		part = newInputPart()
+		d.inputs[p] = part
+	}
+	if (!part.hasTs || ts > part.maxTs) && ts >= window.MinTimestamp && ts <= window.MaxTimestamp {
+		part.maxTs, part.hasTs = ts, true
+	}
+	if !d.dedup || !hasID || msgID == "" {
+		return admitted
+	}
+	end := d.cfg.WindowEnd(ts)
+	if end <= part.hz.Drop {
+		return tooLate
+	}
+	if _, seen := part.ids[msgID]; seen {
+		return duplicate
+	}
+	id := strings.Clone(msgID) // msgID aliases the record
+	part.ids[id] = end
+	part.added[end] = append(part.added[end], id)
+	return admitted
+}
+
+// horizon returns input partition p's de-duplication horizon.
+func (d *durableState) horizon(p int32) int64 {
+	if part := d.inputs[p]; part != nil {
+		return part.hz.Drop
+	}
+	return 0
+}
+
+// addPartial counts a record for shuffle partition q, owned elsewhere.
+func (d *durableState) addPartial(q int32, ts int64, keys []window.Value) {
+	m := d.partials[q]
+	if m == nil {
+		m = map[string]*partial{}
+		d.partials[q] = m
+	}
+	last, k := d.slotOf(ts)
+	b := strconv.AppendInt(d.buf[:0], last, 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(k), 10)
+	b = append(b, '/')
+	b = window.AppendKeys(b, keys)
+	d.buf = b
+	if pt, ok := m[string(b)]; ok {
+		pt.Count++
+		pt.TS = max(pt.TS, ts)
+		return
+	}
+	m[string(b)] = &partial{TS: ts, Count: 1, Keys: jsonKeys(keys)}
+}
+
+// slotOf identifies the set of windows an event at ts belongs to: the start
+// of the latest one and how many there are.
+func (d *durableState) slotOf(ts int64) (lastStart int64, n int) {
+	size, slide := int64(d.cfg.Size/time.Microsecond), int64(d.cfg.Slide/time.Microsecond)
+	end := d.cfg.WindowEnd(ts)
+	lastStart = end - size
+	n = int((end - ts + slide - 1) / slide) // windows whose end is after ts
+	return lastStart, n
+}
+
+// records returns the state records of a batch: the window rows it changed
+// (evicted ones as tombstones) and the progress, for each owned shuffle
+// partition; the new de-duplication sets, the forgotten ones and the
+// horizon, for each owned input partition; and the partial counts for
+// shuffle partitions owned elsewhere. It advances the horizons. eng has run
+// the batch; updated and evicted are what PendingChanges reported before.
+func (d *durableState) records(eng *window.Engine, updated, evicted []window.Row) ([]StateRecord, error) {
+	var out []StateRecord
+	for _, r := range updated {
+		out = append(out, StateRecord{Topic: WindowState, Partition: d.shuffleOf(r.Keys), Key: rowKey(r), Value: strconv.AppendInt(nil, r.Count, 10)})
+	}
+	for _, r := range evicted {
+		out = append(out, StateRecord{Topic: WindowState, Partition: d.shuffleOf(r.Keys), Key: rowKey(r)})
+	}
+	p := eng.Progress()
+	pv, err := json.Marshal(progressValue{Query: d.query, NextBatchID: p.NextBatchID, WatermarkForLate: p.WatermarkForLate,
+		Watermark: p.Watermark, LastRunWatermark: p.LastRunWatermark, Ran: p.Ran})
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range slices.Sorted(maps.Keys(d.shuffle)) {
+		out = append(out, StateRecord{Topic: WindowState, Partition: q, Key: []byte(keyProgress), Value: pv})
+	}
+
+	in, err := d.endBatch(true)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, in...)
+
+	for _, q := range slices.Sorted(maps.Keys(d.partials)) {
+		for _, k := range slices.Sorted(maps.Keys(d.partials[q])) {
+			v, err := json.Marshal(d.partials[q][k])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, StateRecord{Topic: Repartition, Partition: q, Value: v})
+		}
+	}
+	clear(d.partials)
+	return out, nil
+}
+
+// endBatch ends a batch for the input partitions: it moves the horizons,
+// forgets the ids beyond them and, with emit, returns the records that
+// store the new ids, drop the forgotten ones and keep the horizons.
+func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
+	var out []StateRecord
+	delayMs := int64(d.cfg.Delay / time.Millisecond)
+	for _, p := range slices.Sorted(maps.Keys(d.inputs)) {
+		part := d.inputs[p]
+		if d.dedup && emit {
+			if len(part.added) > 0 {
+				part.hz.Seq++
+			}
+			for _, end := range slices.Sorted(maps.Keys(part.added)) {
+				ids := part.added[end]
+				v, err := json.Marshal(ids)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, StateRecord{Topic: InputState, Partition: p, Key: dedupKey(end, part.hz.Seq), Value: v})
+			}
+		}
+		for end, ids := range part.added {
+			slot := part.slot(end)
+			slot.ids = append(slot.ids, ids...)
+			if emit {
+				slot.seqs = append(slot.seqs, part.hz.Seq)
+			}
+		}
+		clear(part.added)
+		// The horizon moves as the engine's watermark does, from this
+		// partition's own event times: the next batch drops what the
+		// watermark computed a batch ago passed; forget those ids now.
+		part.hz.Drop = part.hz.Next
+		if part.hasTs {
+			if cand := (part.maxTs/1000 - delayMs) * 1000; cand > part.hz.Next {
+				part.hz.Next = cand
+			}
+		}
+		part.hasTs, part.maxTs = false, 0
+		if !d.dedup {
+			continue
+		}
+		for end, slot := range part.byEnd {
+			if end > part.hz.Drop {
+				continue
+			}
+			for _, id := range slot.ids {
+				delete(part.ids, id)
+			}
+			for _, seq := range slot.seqs {
+				out = append(out, StateRecord{Topic: InputState, Partition: p, Key: dedupKey(end, seq)})
+			}
+			delete(part.byEnd, end)
+		}
+		if !emit {
+			continue
+		}
+		hv, err := json.Marshal(part.hz)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, StateRecord{Topic: InputState, Partition: p, Key: []byte(keyHorizon), Value: hv})
+	}
+
+	return out, nil
+}
+
+// decodePartial reads a record of the repartition topic.
+func decodePartial(v []byte, keys int) (partial, error) {
+	var p partial
+	if err := json.Unmarshal(v, &p); err != nil {
+		return p, fmt.Errorf("repartition record: %w", err)
+	}
+	if len(p.Keys) != keys || p.Count <= 0 {
+		return p, fmt.Errorf("repartition record: %d keys and count %d, want %d keys and a positive count", len(p.Keys), p.Count, keys)
+	}
+	return p, nil
+}
+
+func dedupKey(end, seq int64) []byte {
+	b := append([]byte("d/"), strconv.FormatInt(end, 10)...)
+	b = append(b, '/')
+	return strconv.AppendInt(b, seq, 10)
+}
+
+// rowKey is a window row's key: "w/<start>/<keys as a JSON array>".
+func rowKey(r window.Row) []byte {
+	b := append([]byte("w/"), strconv.FormatInt(r.Start, 10)...)
+	b = append(b, '/')
+	k, _ := json.Marshal(jsonKeys(r.Keys)) // strings and nulls only
+	return append(b, k...)
+}
+
+func decodeRow(k string, v []byte, cfg window.Config) (window.Row, error) {
+	bad := func() (window.Row, error) { return window.Row{}, fmt.Errorf("window row %q = %q: malformed", k, v) }
+	startS, keysS, ok := strings.Cut(strings.TrimPrefix(k, "w/"), "/")
+	if !ok {
+		return bad()
+	}
+	start, err := strconv.ParseInt(startS, 10, 64)
+	if err != nil {
+		return bad()
+	}
+	var ks []*string
+	if err := json.Unmarshal([]byte(keysS), &ks); err != nil {
+		return bad()
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return bad()
+	}
+	return window.Row{Start: start, End: start + int64(cfg.Size/time.Microsecond), Keys: valueKeys(ks), Count: n}, nil
+}
+
+func jsonKeys(keys []window.Value) []*string {
+	out := make([]*string, len(keys))
+	for i, v := range keys {
+		if v.Valid {
+			s := v.S
+			out[i] = &s
+		}
+	}
+	return out
+}
+
+func valueKeys(ks []*string) []window.Value {
+	out := make([]window.Value, len(ks))
+	for i, s := range ks {
+		if s != nil {
+			out[i] = window.Value{S: *s, Valid: true}
+		}
+	}
+	return out
+}

@@ -1,0 +1,1084 @@
+package analyzer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cordstream/cordstream/internal/kafka"
+)
+
+// Defaults of a durable query's group membership and transactions.
+const (
+	// DefaultSessionTimeout is how long the group waits for a silent
+	// instance (killed, or cut off) before giving its partitions to the
+	// others.
+	DefaultSessionTimeout = 10 * time.Second
+	// DefaultTransactionTimeout is how long the broker lets a transaction
+	// stay open: after an instance died mid-batch, its partitions can be
+	// taken over by another instance once this has passed (an instance
+	// restarted with the same instance id takes over at once).
+	DefaultTransactionTimeout = 15 * time.Second
+)
+
+// StateTopicNames returns the internal topics of the query named appID:
+// input state, window state and repartition.
+func StateTopicNames(appID string) map[StateTopic]string {
+	return map[StateTopic]string{
+		InputState:  appID + "-input-state",
+		WindowState: appID + "-window-state",
+		Repartition: appID + "-repartition",
+	}
+}
+
+// TransactionalID returns the transactional id of an instance of the query.
+func TransactionalID(appID, instanceID string) string { return appID + "-" + instanceID }
+
+// Configs of the internal topics. The state topics are compacted (the latest
+// value of each key is the state); the repartition topic keeps records until
+// the owner of their partition has committed them (then they are deleted).
+var (
+	stateTopicConfigs = map[string]string{
+		"cleanup.policy":            "compact",
+		"segment.ms":                "600000",
+		"min.cleanable.dirty.ratio": "0.1",
+	}
+	repartitionTopicConfigs = map[string]string{
+		"cleanup.policy": "delete",
+		"retention.ms":   "-1",
+	}
+)
+
+// EnsureStateTopics creates the internal topics of appID that are missing,
+// for an input topic of inputParts partitions (the shuffle partitions are as
+// many as the input had when the query first ran), grows the input state
+// topic when the input grew, and returns the number of shuffle partitions.
+func EnsureStateTopics(ctx context.Context, cl *kgo.Client, appID string, inputParts int32, replicas int16, log *slog.Logger) (int32, error) {
+	names := StateTopicNames(appID)
+	for _, t := range []StateTopic{InputState, WindowState, Repartition} {
+		if err := kafka.ValidTopicName(names[t]); err != nil {
+			return 0, fmt.Errorf("application id %q: %w", appID, err)
+		}
+	}
+	parts := func(name string) (int32, error) {
+		info, err := kafka.DescribeTopic(ctx, cl, name)
+		var nf *kafka.TopicNotFoundError
+		if errors.As(err, &nf) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		return int32(len(info.Partitions)), nil
+	}
+	create := func(name string, n int32, configs map[string]string) error {
+		created, err := kafka.EnsureTopic(ctx, cl, kafka.TopicSpec{Name: name, Partitions: n, ReplicationFactor: replicas, Configs: configs})
+		if created {
+			log.Info("created internal topic", "topic", name, "partitions", n)
+		}
+		return err
+	}
+
+	shuffle, err := parts(names[WindowState])
+	if err != nil {
+		return 0, err
+	}
+	if shuffle == 0 {
+		shuffle = inputParts
+		if err := create(names[WindowState], shuffle, stateTopicConfigs); err != nil {
+			return 0, err
+		}
+	}
+	rp, err := parts(names[Repartition])
+	if err != nil {
+		return 0, err
+	}
+	if rp == 0 {
+		if err := create(names[Repartition], shuffle, repartitionTopicConfigs); err != nil {
+			return 0, err
+		}
+	} else if rp != shuffle {
+		return 0, &StateError{What: "the internal topics", Err: fmt.Errorf("%s has %d partitions and %s %d: they must be equal",
+			names[Repartition], rp, names[WindowState], shuffle)}
+	}
+	in, err := parts(names[InputState])
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case in == 0:
+		if err := create(names[InputState], inputParts, stateTopicConfigs); err != nil {
+			return 0, err
+		}
+	case in < inputParts:
+		resp, err := kadm.NewClient(cl).CreatePartitions(ctx, int(inputParts-in), names[InputState])
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			return 0, fmt.Errorf("grow %s to the input's %d partitions: %w", names[InputState], inputParts, err)
+		}
+		log.Info("grew the input state topic with the input topic", "topic", names[InputState], "partitions", inputParts)
+	}
+	return shuffle, nil
+}
+
+// KafkaStateConfig says what a KafkaState reads and where it keeps state.
+type KafkaStateConfig struct {
+	KafkaSourceConfig
+	// ApplicationID names the internal topics and prefixes the
+	// transactional id.
+	ApplicationID string
+	// InstanceID identifies this instance among those of the query (and
+	// across its restarts): it is the group's static member id and the
+	// suffix of the transactional id. Two live instances must not share it.
+	InstanceID string
+	// Shuffle is the number of shuffle partitions (EnsureStateTopics).
+	Shuffle int32
+	// SessionTimeout and TransactionTimeout: DefaultSessionTimeout and
+	// DefaultTransactionTimeout when zero.
+	SessionTimeout, TransactionTimeout time.Duration
+}
+
+// Validate checks the settings.
+func (c KafkaStateConfig) Validate() error {
+	errs := []error{c.KafkaSourceConfig.Validate()}
+	if c.ApplicationID == "" {
+		errs = append(errs, errors.New("application id: empty"))
+	} else {
+		for _, n := range StateTopicNames(c.ApplicationID) {
+			if err := kafka.ValidTopicName(n); err != nil {
+				errs = append(errs, fmt.Errorf("application id %q: %w", c.ApplicationID, err))
+				break
+			}
+		}
+	}
+	if err := kafka.ValidTopicName(c.InstanceID); err != nil {
+		errs = append(errs, fmt.Errorf("instance id %q: use letters, digits, '.', '_' and '-' (1-249 of them)", c.InstanceID))
+	}
+	if c.Shuffle < 1 {
+		errs = append(errs, fmt.Errorf("shuffle partitions %d: must be positive", c.Shuffle))
+	}
+	if c.SessionTimeout < 0 || c.TransactionTimeout < 0 {
+		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// tp is a topic partition.
+type tp struct {
+	topic string
+	p     int32
+}
+
+// KafkaState is a Durable reading the input topic and the repartition topic
+// as a member of a consumer group, in Kafka transactions: each batch's
+// state records, outputs and dead letters, and the input and shuffle
+// offsets it consumed (committed to the group and to the state topics) are
+// committed in one transaction, or not at all. A rebalance during a batch
+// rolls it back.
+//
+// When partitions are assigned, their state is read back from the state
+// topics (waiting for transactions still open on them to end) before the
+// partitions are read; the offsets kept with the state say where reading
+// resumes.
+type KafkaState struct {
+	cfg   KafkaStateConfig
+	kcfg  kafka.Config
+	log   *slog.Logger
+	sess  *kgo.GroupTransactSession
+	cl    *kgo.Client
+	adm   *kadm.Client
+	names map[StateTopic]string
+
+	ready        chan struct{}
+	assigned     chan struct{}
+	assignedOnce sync.Once
+
+	mu      sync.Mutex
+	pos     map[tp]int64 // owned partitions of both topics: next offset to read
+	pending map[tp][]*kgo.Record
+	changes *StateChanges // since the last plan
+	loadErr error         // a failed load while partitions were assigned
+	started bool
+	wake    context.CancelFunc
+
+	ends     map[int32]int64 // available-now: the input's end offsets
+	polled   bool
+	inTxn    bool
+	writeMu  sync.Mutex
+	writeErr error
+	rec      Record
+	closeMu  sync.Once
+}
+
+var _ Durable = (*KafkaState)(nil)
+
+// NewKafkaState joins the group and prepares the transactional producer.
+// The input topic and the internal topics must exist (EnsureStateTopics).
+// Close it when done.
+func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig, log *slog.Logger) (*KafkaState, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = DefaultSessionTimeout
+	}
+	if cfg.TransactionTimeout == 0 {
+		cfg.TransactionTimeout = DefaultTransactionTimeout
+	}
+	names := StateTopicNames(cfg.ApplicationID)
+	s := &KafkaState{
+		cfg:      cfg,
+		kcfg:     kcfg,
+		log:      log.With("component", "kafka-state", "topic", cfg.Topic, "group", cfg.Group, "instance", cfg.InstanceID),
+		names:    names,
+		ready:    make(chan struct{}),
+		assigned: make(chan struct{}),
+		pos:      map[tp]int64{},
+		pending:  map[tp][]*kgo.Record{},
+	}
+	base, err := kcfg.Options()
+	if err != nil {
+		return nil, err
+	}
+	txnID := TransactionalID(cfg.ApplicationID, cfg.InstanceID)
+	opts := append(base,
+		kgo.WithLogger(&slogKgo{log: log.With("component", "kafka")}),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.InstanceID(cfg.InstanceID),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.ConsumeTopics(cfg.Topic, names[Repartition]),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.KeepControlRecords(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(s.adjust),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.revoked),
+		kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(cfg.TransactionTimeout),
+		kgo.RecordPartitioner(internalPartitioner{internal: map[string]bool{names[InputState]: true, names[WindowState]: true, names[Repartition]: true}}),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create the transactional Kafka client: %w", err)
+	}
+	s.sess, s.cl, s.adm = sess, sess.Client(), kadm.NewClient(sess.Client())
+	// Initialising the producer id fences an earlier process with the same
+	// transactional id and aborts the transaction it left open.
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, _, err := s.cl.ProducerID(ictx); err != nil {
+		sess.Close()
+		return nil, &TransactionsError{TxnID: txnID, Err: err}
+	}
+	close(s.ready)
+	return s, nil
+}
+
+// TransactionsError says the broker did not start transactions for us.
+type TransactionsError struct {
+	TxnID string
+	Err   error
+}
+
+func (e *TransactionsError) Error() string {
+	return fmt.Sprintf("start Kafka transactions (transactional id %s): %v", e.TxnID, e.Err)
+}
+func (e *TransactionsError) Unwrap() error { return e.Err }
+
+// Hint says what to check.
+func (e *TransactionsError) Hint() string {
+	return "durable state needs Kafka transactions: the broker's transaction.state.log.replication.factor and " +
+		"transaction.state.log.min.isr must not exceed its number of brokers, and a SASL user needs the " +
+		"TransactionalId ACLs; or run with --state none (state is then lost on restart)"
+}
+
+// ShufflePartitions implements Durable.
+func (s *KafkaState) ShufflePartitions() int32 { return s.cfg.Shuffle }
+
+// Client returns the transactional client: outputs and dead letters that
+// produce with it while a batch runs are part of the batch's transaction.
+func (s *KafkaState) Client() *kgo.Client { return s.cl }
+
+// Close leaves the group. A transaction still open is aborted by the broker.
+func (s *KafkaState) Close() {
+	s.closeMu.Do(func() {
+		if s.inTxn {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.sess.End(ctx, kgo.TryAbort)
+			cancel()
+		}
+		s.sess.CloseAllowingRebalance()
+	})
+}
+
+func (s *KafkaState) isRepartition(topic string) bool { return topic == s.names[Repartition] }
+
+// stateTopicOf is the state topic holding a partition's state and offset.
+func (s *KafkaState) stateTopicOf(topic string) StateTopic {
+	if s.isRepartition(topic) {
+		return WindowState
+	}
+	return InputState
+}
+
+// adjust runs when partitions are assigned: it reads their state back and
+// says where each starts.
+func (s *KafkaState) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var gained []tp
+	for topic, parts := range offsets {
+		for p := range parts {
+			gained = append(gained, tp{topic, p})
+		}
+	}
+	if len(gained) == 0 {
+		return offsets, nil
+	}
+	committed := map[tp]int64{}
+	for _, t := range gained {
+		committed[t] = offsets[t.topic][t.p].EpochOffset().Offset
+	}
+	loaded, pos, err := s.loadPartitions(ctx, gained, committed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.loadErr = err
+			s.assignedOnce.Do(func() { close(s.assigned) })
+		}
+		return offsets, nil
+	}
+	ch := s.changesLocked()
+	for _, t := range gained {
+		offsets[t.topic][t.p] = kgo.NewOffset().At(pos[t])
+		s.pos[t] = pos[t]
+		delete(s.pending, t)
+		if s.isRepartition(t.topic) {
+			ch.GainedShuffle[t.p] = loaded[t]
+			ch.LostShuffle = slices.DeleteFunc(ch.LostShuffle, func(p int32) bool { return p == t.p })
+		} else {
+			ch.GainedInput[t.p] = loaded[t]
+			ch.LostInput = slices.DeleteFunc(ch.LostInput, func(p int32) bool { return p == t.p })
+		}
+		s.log.Info("partition assigned; state restored", "topic", t.topic, "partition", t.p, "start_offset", pos[t], "state_keys", len(loaded[t]))
+	}
+	s.assignedOnce.Do(func() { close(s.assigned) })
+	return offsets, nil
+}
+
+func (s *KafkaState) changesLocked() *StateChanges {
+	if s.changes == nil {
+		s.changes = &StateChanges{GainedInput: map[int32]PartitionState{}, GainedShuffle: map[int32]PartitionState{}}
+	}
+	return s.changes
+}
+
+// revoked forgets partitions taken away by a rebalance or lost.
+func (s *KafkaState) revoked(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.changesLocked()
+	for topic, parts := range lost {
+		for _, p := range parts {
+			t := tp{topic, p}
+			delete(s.pos, t)
+			delete(s.pending, t)
+			if s.isRepartition(topic) {
+				delete(ch.GainedShuffle, p)
+				ch.LostShuffle = append(ch.LostShuffle, p)
+			} else {
+				delete(ch.GainedInput, p)
+				ch.LostInput = append(ch.LostInput, p)
+			}
+			s.log.Info("partition revoked", "topic", topic, "partition", p)
+		}
+	}
+	if s.wake != nil {
+		s.wake()
+	}
+}
+
+// loadPartitions reads the committed state of partitions (of the input or
+// repartition topic) from the state topics and decides where each resumes:
+// at the offset kept with its state; without one (a new query, or state
+// lost), at the group's committed offset, else where StartingOffsets says
+// (input) or at the start (repartition).
+func (s *KafkaState) loadPartitions(ctx context.Context, parts []tp, committed map[tp]int64) (map[tp]PartitionState, map[tp]int64, error) {
+	want := map[string][]int32{}
+	for _, t := range parts {
+		st := s.names[s.stateTopicOf(t.topic)]
+		want[st] = append(want[st], t.p)
+	}
+	states, err := readStateTopics(ctx, s.kcfg, s.adm, want, s.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	starts, err := listOffsets(ctx, s.adm.ListStartOffsets, s.cfg.Topic)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list start offsets: %w", err)
+	}
+	ends, err := listOffsets(ctx, s.adm.ListEndOffsets, s.cfg.Topic)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	loaded := map[tp]PartitionState{}
+	pos := map[tp]int64{}
+	for _, t := range parts {
+		st := states[tp{s.names[s.stateTopicOf(t.topic)], t.p}]
+		if st == nil {
+			st = PartitionState{}
+		}
+		at, fromState := int64(0), false
+		if v, ok := st[KeyOffset]; ok {
+			o, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil || o < 0 {
+				return nil, nil, &StateError{What: fmt.Sprintf("%s/%d", t.topic, t.p), Err: fmt.Errorf("offset record %q is malformed", v)}
+			}
+			at, fromState = o, true
+			delete(st, KeyOffset)
+		}
+		c := committed[t]
+		if s.isRepartition(t.topic) {
+			if !fromState && c >= 0 {
+				at = c
+			}
+			pos[t], loaded[t] = at, st
+			continue
+		}
+		lo, hi := starts[t.p], ends[t.p]
+		switch {
+		case fromState && c >= 0 && c != at:
+			s.log.Warn("the group's committed offset differs from the one kept with the state; resuming where the state was saved (it is consistent with the counts)",
+				"partition", t.p, "state_offset", at, "group_offset", c)
+		case !fromState && c >= 0:
+			at = c
+			if len(st) > 0 {
+				s.log.Warn("state without an input offset; resuming at the group's committed offset", "partition", t.p, "offset", c)
+			}
+		case !fromState:
+			at = hi
+			if s.cfg.StartingOffsets == StartEarliest || started {
+				at = lo
+			}
+		}
+		switch {
+		case at < lo:
+			s.log.Warn("the resume offset is before the start of the partition: records were deleted (retention) before they were read; resuming at the start",
+				"partition", t.p, "offset", at, "log_start", lo, "lost", lo-at)
+			at = lo
+		case at > hi:
+			return nil, nil, &StateError{What: fmt.Sprintf("input partition %d", t.p),
+				Err: fmt.Errorf("resume offset %d is past the end of the partition (%d): was the input topic recreated?", at, hi)}
+		}
+		pos[t], loaded[t] = at, st
+	}
+	return loaded, pos, nil
+}
+
+// waitAssigned waits for the group to assign partitions for the first time.
+func (s *KafkaState) waitAssigned(ctx context.Context) error {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.assigned:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			s.mu.Lock()
+			err := s.loadErr
+			s.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			s.log.Warn("still waiting for the group to assign partitions (other instances may own them all, or a dead instance's session has not expired yet)")
+		}
+	}
+}
+
+// Plan implements Source. Its Changes carry the partitions gained (with
+// their state) and lost since the previous plan.
+func (s *KafkaState) Plan(ctx context.Context) (Plan, error) {
+	if s.polled {
+		s.cl.AllowRebalance()
+		s.polled = false
+	}
+	if err := s.waitAssigned(ctx); err != nil {
+		return Plan{}, err
+	}
+	listed, err := s.adm.ListCommittedOffsets(ctx, s.cfg.Topic, s.names[Repartition])
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		return Plan{}, fmt.Errorf("list end offsets of %s: %w", s.cfg.Topic, err)
+	}
+	lso := map[tp]int64{}
+	listed.Each(func(o kadm.ListedOffset) { lso[tp{o.Topic, o.Partition}] = o.Offset })
+	inputEnds := map[int32]int64{}
+	for t, o := range lso {
+		if t.topic == s.cfg.Topic {
+			inputEnds[t.p] = o
+		}
+	}
+	if s.cfg.AvailableNow {
+		if s.ends == nil {
+			s.ends = inputEnds
+			s.log.Info("input fixed for available-now", "end_offsets", fmt.Sprint(inputEnds))
+		}
+		inputEnds = s.ends
+	}
+
+	s.mu.Lock()
+	if err := s.loadErr; err != nil {
+		s.mu.Unlock()
+		return Plan{}, err
+	}
+	ch := s.changes
+	s.changes = nil
+	pos := maps.Clone(s.pos)
+	s.mu.Unlock()
+
+	from, until := map[int32]int64{}, map[int32]int64{}
+	var plan Plan
+	plan.Changes = ch
+	for t, f := range pos {
+		if s.isRepartition(t.topic) {
+			if e := lso[t]; e > f {
+				plan.Ranges = append(plan.Ranges, Range{Topic: t.topic, Partition: t.p, From: f, To: e})
+			}
+			continue
+		}
+		from[t.p], until[t.p] = f, f
+		if e, ok := inputEnds[t.p]; ok && e > f {
+			until[t.p] = e
+		}
+	}
+	to := rateLimit(s.cfg.MaxRecordsPerBatch, from, until)
+	for _, p := range slices.Sorted(maps.Keys(to)) {
+		if to[p] > from[p] {
+			plan.Ranges = append(plan.Ranges, Range{Topic: s.cfg.Topic, Partition: p, From: from[p], To: to[p]})
+		}
+		plan.Lag += max(until[p]-to[p], 0)
+	}
+	slices.SortFunc(plan.Ranges, func(a, b Range) int {
+		if a.Topic != b.Topic {
+			if a.Topic == s.cfg.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return plan, nil
+}
+
+// Begin implements Durable.
+func (s *KafkaState) Begin(ctx context.Context) error {
+	if err := s.sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	s.inTxn = true
+	s.writeMu.Lock()
+	s.writeErr = nil
+	s.writeMu.Unlock()
+	return nil
+}
+
+// Write implements Durable.
+func (s *KafkaState) Write(recs ...StateRecord) {
+	for _, r := range recs {
+		rec := &kgo.Record{Topic: s.names[r.Topic], Partition: r.Partition, Key: r.Key, Value: r.Value}
+		s.cl.Produce(context.Background(), rec, s.produced)
+	}
+}
+
+func (s *KafkaState) produced(r *kgo.Record, err error) {
+	if err == nil {
+		return
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.writeErr == nil {
+		s.writeErr = fmt.Errorf("write %s/%d: %w", r.Topic, r.Partition, err)
+	}
+}
+
+// Read implements Source. Records of the repartition topic have
+// Repartitioned set.
+func (s *KafkaState) Read(ctx context.Context, plan Plan, fn func(*Record)) error {
+	need := map[tp]Range{}
+	for _, r := range plan.Ranges {
+		need[tp{r.Topic, r.Partition}] = r
+	}
+	s.mu.Lock()
+	var early []*kgo.Record
+	var complete []tp
+	for t, r := range need {
+		recs := s.pending[t]
+		i := 0
+		for ; i < len(recs) && recs[i].Offset < r.To; i++ {
+			if recs[i].Offset >= r.From {
+				early = append(early, recs[i])
+			}
+		}
+		if i < len(recs) {
+			s.pending[t] = recs[i:]
+			complete = append(complete, t)
+		} else {
+			delete(s.pending, t)
+		}
+	}
+	s.mu.Unlock()
+	for _, rec := range early {
+		s.deliver(rec, need, fn)
+	}
+	for _, t := range complete {
+		delete(need, t)
+	}
+	for len(need) > 0 {
+		rctx, wake := context.WithCancel(ctx)
+		s.mu.Lock()
+		s.wake = wake
+		for t := range need {
+			if _, ok := s.pos[t]; !ok {
+				s.log.Warn("partition revoked while its batch was being read; the batch will be rolled back", "topic", t.topic, "partition", t.p)
+				delete(need, t)
+			}
+		}
+		s.mu.Unlock()
+		if len(need) == 0 {
+			wake()
+			break
+		}
+		var want int64
+		for _, r := range need {
+			want += r.To - r.From
+		}
+		fetches := s.cl.PollRecords(rctx, int(min(want, 1<<16)))
+		wake()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.polled = true
+		if err := s.fetchErrors(fetches, need); err != nil {
+			return err
+		}
+		fetches.EachRecord(func(rec *kgo.Record) { s.deliver(rec, need, fn) })
+	}
+	s.mu.Lock()
+	s.wake = nil
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *KafkaState) deliver(rec *kgo.Record, need map[tp]Range, fn func(*Record)) {
+	t := tp{rec.Topic, rec.Partition}
+	r, ok := need[t]
+	switch {
+	case ok && rec.Offset < r.From:
+		return
+	case ok && rec.Offset >= r.To, !ok:
+		s.mu.Lock()
+		if _, owned := s.pos[t]; owned {
+			s.pending[t] = append(s.pending[t], rec)
+		}
+		s.mu.Unlock()
+		if ok {
+			delete(need, t)
+		}
+		return
+	}
+	if !rec.Attrs.IsControl() {
+		s.rec = Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
+			Repartitioned: s.isRepartition(rec.Topic)}
+		fn(&s.rec)
+	}
+	if rec.Offset >= r.To-1 {
+		delete(need, t)
+	}
+}
+
+func (s *KafkaState) fetchErrors(fetches kgo.Fetches, need map[tp]Range) error {
+	var errs []error
+	fetches.EachError(func(topic string, p int32, err error) {
+		var loss *kgo.ErrDataLoss
+		switch {
+		case errors.As(err, &loss):
+			s.log.Warn("records lost before they were read", "topic", topic, "partition", p, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo)
+			if r, ok := need[tp{topic, p}]; ok && loss.ResetTo >= r.To {
+				delete(need, tp{topic, p})
+			}
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, kgo.ErrClientClosed):
+			errs = append(errs, errors.New("kafka client closed"))
+		default:
+			errs = append(errs, fmt.Errorf("fetch %s/%d: %w", topic, p, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Commit implements Source: it records the next offset of every owned
+// partition with its state, commits the same offsets to the group, and
+// commits the transaction. It returns ErrRolledBack when the transaction had
+// to be rolled back (the group rebalanced); the next plan then reloads
+// every owned partition.
+func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
+	if !s.inTxn {
+		return errors.New("commit without a transaction")
+	}
+	s.mu.Lock()
+	next := maps.Clone(s.pos)
+	s.mu.Unlock()
+	for _, r := range plan.Ranges {
+		if _, owned := next[tp{r.Topic, r.Partition}]; owned {
+			next[tp{r.Topic, r.Partition}] = r.To
+		}
+	}
+	for t, o := range next {
+		s.Write(StateRecord{Topic: s.stateTopicOf(t.topic), Partition: t.p, Key: []byte(KeyOffset), Value: strconv.AppendInt(nil, o, 10)})
+	}
+	if err := s.cl.Flush(ctx); err != nil {
+		return s.abortWith(ctx, fmt.Errorf("write the batch: %w", err))
+	}
+	s.writeMu.Lock()
+	werr := s.writeErr
+	s.writeMu.Unlock()
+	if werr != nil {
+		return s.abortWith(ctx, werr)
+	}
+	// The group's offsets for exactly this batch, for every partition owned
+	// (so that an instance that lost its partitions without noticing cannot
+	// commit: the group refuses its generation).
+	octx := kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
+		ids := map[string][16]byte{}
+		for _, t := range req.Topics {
+			ids[t.Topic] = t.TopicID
+		}
+		req.Topics = req.Topics[:0]
+		byTopic := map[string][]int32{}
+		for t := range next {
+			byTopic[t.topic] = append(byTopic[t.topic], t.p)
+		}
+		for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic, rt.TopicID = topic, ids[topic]
+			for _, p := range slices.Sorted(slices.Values(byTopic[topic])) {
+				rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch = p, next[tp{topic, p}], -1
+				rp.Metadata = &req.MemberID
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		return nil
+	})
+	committed, err := s.sess.End(octx, kgo.TryCommit)
+	s.inTxn = false
+	if err != nil {
+		return s.endErr(err)
+	}
+	if !committed {
+		s.log.Warn("batch rolled back: the group rebalanced during the batch; its input will be read again")
+		if err := s.reload(ctx); err != nil {
+			return err
+		}
+		return ErrRolledBack
+	}
+	s.mu.Lock()
+	for t, o := range next {
+		if _, owned := s.pos[t]; owned {
+			s.pos[t] = o
+		}
+	}
+	s.started = true
+	s.mu.Unlock()
+	return nil
+}
+
+// endErr explains a failure to end a transaction.
+func (s *KafkaState) endErr(err error) error {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		return &FencedError{InstanceID: s.cfg.InstanceID, Err: err}
+	}
+	return fmt.Errorf("end the batch's transaction: %w", err)
+}
+
+// FencedError says another process took over this instance's transactional
+// id: it runs with the same instance id.
+type FencedError struct {
+	InstanceID string
+	Err        error
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("another analyzer runs with instance id %q and took over; this one stops (its last batch was rolled back): %v", e.InstanceID, e.Err)
+}
+func (e *FencedError) Unwrap() error { return e.Err }
+
+// Hint says what to change.
+func (e *FencedError) Hint() string {
+	return "give every instance of the query its own --instance-id (it defaults to the host name)"
+}
+
+func (s *KafkaState) abortWith(ctx context.Context, cause error) error {
+	if err := s.Abort(ctx); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
+// Abort implements Durable.
+func (s *KafkaState) Abort(ctx context.Context) error {
+	if !s.inTxn {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	_, err := s.sess.End(actx, kgo.TryAbort)
+	s.inTxn = false
+	if err != nil {
+		return s.endErr(err)
+	}
+	return s.reload(actx)
+}
+
+// reload reads back the committed state of every owned partition and resets
+// the reading positions to it, after a rolled-back batch. The next plan
+// carries it with Reset set.
+func (s *KafkaState) reload(ctx context.Context) error {
+	s.mu.Lock()
+	owned := slices.Collect(maps.Keys(s.pos))
+	s.mu.Unlock()
+	committed := map[tp]int64{}
+	for topic, parts := range s.cl.CommittedOffsets() {
+		for p, o := range parts {
+			committed[tp{topic, p}] = o.Offset
+		}
+	}
+	for _, t := range owned {
+		if _, ok := committed[t]; !ok {
+			committed[t] = -1
+		}
+	}
+	loaded, pos, err := s.loadPartitions(ctx, owned, committed)
+	if err != nil {
+		return fmt.Errorf("reload the state after a rolled-back batch: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := &StateChanges{Reset: true, GainedInput: map[int32]PartitionState{}, GainedShuffle: map[int32]PartitionState{}}
+	set := map[string]map[int32]kgo.EpochOffset{}
+	for _, t := range owned {
+		if _, still := s.pos[t]; !still {
+			continue // revoked meanwhile
+		}
+		s.pos[t] = pos[t]
+		delete(s.pending, t)
+		if s.isRepartition(t.topic) {
+			ch.GainedShuffle[t.p] = loaded[t]
+		} else {
+			ch.GainedInput[t.p] = loaded[t]
+		}
+		if set[t.topic] == nil {
+			set[t.topic] = map[int32]kgo.EpochOffset{}
+		}
+		set[t.topic][t.p] = kgo.EpochOffset{Epoch: -1, Offset: pos[t]}
+	}
+	s.changes = ch
+	s.cl.SetOffsets(set)
+	return nil
+}
+
+// readStateTopics reads partitions of compacted state topics from their
+// start to their end, read-committed, after every transaction that was open
+// on them when it began has ended. It returns the latest value of every key.
+func readStateTopics(ctx context.Context, kcfg kafka.Config, adm *kadm.Client, want map[string][]int32, log *slog.Logger) (map[tp]PartitionState, error) {
+	out := map[tp]PartitionState{}
+	topics := slices.Sorted(maps.Keys(want))
+	wanted := map[tp]bool{}
+	for topic, parts := range want {
+		for _, p := range parts {
+			wanted[tp{topic, p}] = true
+			out[tp{topic, p}] = PartitionState{}
+		}
+	}
+	list := func(f func(context.Context, ...string) (kadm.ListedOffsets, error)) (map[tp]int64, error) {
+		l, err := f(ctx, topics...)
+		if err == nil {
+			err = l.Error()
+		}
+		if err != nil {
+			return nil, err
+		}
+		m := map[tp]int64{}
+		l.Each(func(o kadm.ListedOffset) { m[tp{o.Topic, o.Partition}] = o.Offset })
+		return m, nil
+	}
+	hw, err := list(adm.ListEndOffsets)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of the state topics: %w", err)
+	}
+	// A transaction still open (a batch of an instance that died) hides
+	// everything after it; wait until every one open now has ended.
+	began, warned := time.Now(), false
+	for {
+		lso, err := list(adm.ListCommittedOffsets)
+		if err != nil {
+			return nil, fmt.Errorf("list stable offsets of the state topics: %w", err)
+		}
+		open := 0
+		for t := range wanted {
+			if lso[t] < hw[t] {
+				open++
+			}
+		}
+		if open == 0 {
+			break
+		}
+		if !warned && time.Since(began) > 3*time.Second {
+			log.Warn("waiting for transactions left open on the state topics to end (an instance died mid-batch; the broker aborts its transaction after the transaction timeout)",
+				"partitions", open)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	starts, err := list(adm.ListStartOffsets)
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets of the state topics: %w", err)
+	}
+	consume := map[string]map[int32]kgo.Offset{}
+	left := map[tp]int64{} // partitions to read: their end
+	for t := range wanted {
+		if starts[t] < hw[t] {
+			if consume[t.topic] == nil {
+				consume[t.topic] = map[int32]kgo.Offset{}
+			}
+			consume[t.topic][t.p] = kgo.NewOffset().At(starts[t])
+			left[t] = hw[t]
+		}
+	}
+	if len(left) == 0 {
+		return out, nil
+	}
+	base, err := kcfg.Options()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(base,
+		kgo.WithLogger(&slogKgo{log: log.With("component", "kafka")}),
+		kgo.ConsumePartitions(consume),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	idle := 0
+	for len(left) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		got := false
+		var errs []error
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				errs = append(errs, fmt.Errorf("read %s/%d: %w", topic, p, err))
+			}
+		})
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			t := tp{r.Topic, r.Partition}
+			end, ok := left[t]
+			if !ok || r.Offset >= end {
+				return
+			}
+			got = true
+			if !r.Attrs.IsControl() {
+				if r.Value == nil {
+					delete(out[t], string(r.Key))
+				} else {
+					out[t][string(r.Key)] = r.Value
+				}
+			}
+			if r.Offset >= end-1 {
+				delete(left, t)
+			}
+		})
+		if got {
+			idle = 0
+			continue
+		}
+		// Nothing more arrives: what is left was compacted away.
+		if idle++; idle >= 3 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// internalPartitioner sends records of the internal topics to the partition
+// they name, and hashes the keys of others as Kafka's Java client does.
+type internalPartitioner struct {
+	internal map[string]bool
+}
+
+func (p internalPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if p.internal[topic] {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+}
+
+// slogKgo routes franz-go's warnings and errors to slog.
+type slogKgo struct{ log *slog.Logger }
+
+func (l *slogKgo) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l *slogKgo) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	sl := slog.LevelInfo
+	switch level {
+	case kgo.LogLevelError:
+		sl = slog.LevelError
+	case kgo.LogLevelWarn:
+		sl = slog.LevelWarn
+	case kgo.LogLevelDebug:
+		sl = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), sl, msg, keyvals...)
+}

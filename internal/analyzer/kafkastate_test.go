@@ -1,0 +1,221 @@
+package analyzer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cordstream/cordstream/internal/kafka"
+	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
+	"github.com/cordstream/cordstream/internal/sink"
+	"github.com/cordstream/cordstream/internal/window"
+)
+
+// stateRun runs the seed's query available-now with durable state in Kafka
+// and returns the batches it wrote.
+func stateRun(t *testing.T, topic, app, instance string, cfgMod func(*Config), d Deps) []window.Batch {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl := kafkatest.Client(t)
+	info, err := kafka.DescribeTopic(ctx, cl, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shuffle, err := EnsureStateTopics(ctx, cl, app, int32(len(info.Partitions)), 1, testLogger(t))
+	if err != nil {
+		t.Fatalf("EnsureStateTopics: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, n := range StateTopicNames(app) {
+			kafka.DeleteTopic(context.Background(), cl, n)
+		}
+	})
+	st, err := NewKafkaState(ctx, kafkatest.Config(t), KafkaStateConfig{
+		KafkaSourceConfig: KafkaSourceConfig{Topic: topic, Group: app, StartingOffsets: StartEarliest, AvailableNow: true, MaxRecordsPerBatch: 2},
+		ApplicationID:     app, InstanceID: instance, Shuffle: shuffle, SessionTimeout: 6 * time.Second,
+	}, testLogger(t))
+	if err != nil {
+		t.Fatalf("NewKafkaState: %v", err)
+	}
+	defer st.Close()
+	cfg := seedQuery()
+	cfg.AvailableNow, cfg.Dedup = true, true
+	if cfgMod != nil {
+		cfgMod(&cfg)
+	}
+	out := &recordingOutput{}
+	d.Source, d.Log = st, testLogger(t)
+	d.Outputs = append(d.Outputs, out)
+	a, err := New(cfg, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return out.batches
+}
+
+// State survives a restart: the second run continues the counts and the
+// batch ids of the first, and reads only what is new; a duplicate of a
+// message counted by the first run is not counted again.
+func TestKafkaStateSurvivesRestart(t *testing.T) {
+	topic := kafkatest.Topic(t, 2)
+	cl := producer(t)
+	produce(t, cl, topic, 0, msgID("1", "alice", "2025-11-07 18:00:05.000"), msgID("2", "alice", "2025-11-07 18:00:06.000"))
+	produce(t, cl, topic, 1, msgID("3", "bob", "2025-11-07 18:00:07.000"))
+	app := "test-app-" + topic
+	first := stateRun(t, topic, app, "i1", nil, Deps{})
+	if len(first) == 0 {
+		t.Fatal("first run: no batch")
+	}
+	last := first[len(first)-1]
+
+	produce(t, cl, topic, 0, msgID("4", "alice", "2025-11-07 18:00:08.000"), msgID("1", "alice", "2025-11-07 18:00:05.000")) // the second is a duplicate
+	second := stateRun(t, topic, app, "i1", nil, Deps{})
+	if len(second) == 0 {
+		t.Fatal("second run: no batch")
+	}
+	if second[0].ID != last.ID+1 {
+		t.Errorf("second run's first batch is %d, want %d (after the first run's last)", second[0].ID, last.ID+1)
+	}
+	if second[0].Input != 1 {
+		t.Errorf("second run's first batch counted %d events, want 1 (the new message; its duplicate dropped)", second[0].Input)
+	}
+	got := map[string]int64{}
+	for _, b := range second {
+		for _, r := range b.Rows {
+			got[fmt.Sprintf("%s@%s", r.Keys[0].S, time.UnixMicro(r.Start).UTC().Format("15:04:05"))] = r.Count
+		}
+	}
+	want := map[string]int64{"alice@17:59:30": 3, "alice@18:00:00": 3}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("second run's rows %v, want %v (the first run's 2, plus 1)", got, want)
+	}
+}
+
+// msgID is msg with a given message id.
+func msgID(id, author, ts string) []byte {
+	b := msg(author, ts)
+	return []byte(strings.Replace(string(b), `"message_id":"m-`+author+ts+`"`, `"message_id":"`+id+`"`, 1))
+}
+
+// Results and dead letters are produced in the batch's transaction: a
+// read-committed consumer sees each exactly once.
+func TestKafkaStateResultsAndDeadLettersInTransaction(t *testing.T) {
+	topic := kafkatest.Topic(t, 1)
+	results := kafkatest.Topic(t, 1)
+	dead := kafkatest.Topic(t, 1)
+	cl := producer(t)
+	produce(t, cl, topic, 0,
+		msgID("1", "alice", "2025-11-07 18:00:05.000"),
+		[]byte(`{"author_name":`), // poison
+		msgID("2", "bob", "2025-11-07 18:00:06.000"),
+		nil, // tombstone
+	)
+	app := "test-app-" + topic
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	info, _ := kafka.DescribeTopic(ctx, kafkatest.Client(t), topic)
+	shuffle, err := EnsureStateTopics(ctx, kafkatest.Client(t), app, int32(len(info.Partitions)), 1, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, n := range StateTopicNames(app) {
+			kafka.DeleteTopic(context.Background(), kafkatest.Client(t), n)
+		}
+	})
+	st, err := NewKafkaState(ctx, kafkatest.Config(t), KafkaStateConfig{
+		KafkaSourceConfig: KafkaSourceConfig{Topic: topic, Group: app, StartingOffsets: StartEarliest, AvailableNow: true, MaxRecordsPerBatch: 2},
+		ApplicationID:     app, InstanceID: "i1", Shuffle: shuffle,
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := seedQuery()
+	cfg.AvailableNow = true
+	rec := &recordingOutput{}
+	a := newTestAnalyzer(t, cfg, Deps{Source: st, Log: testLogger(t),
+		Outputs:     []Output{sink.NewKafkaResults(st.Client(), results, cfg.GroupBy), rec},
+		DeadLetters: sink.NewDeadLetter(st.Client(), dead)})
+	if err := a.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows := 0
+	for _, b := range rec.batches {
+		rows += len(b.Rows)
+	}
+	rc := kafkatest.Client(t, kgo.ConsumeTopics(results, dead), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	var res, dl []*kgo.Record
+	deadline := time.Now().Add(20 * time.Second)
+	for (len(res) < rows || len(dl) < 2) && time.Now().Before(deadline) {
+		pctx, c := context.WithTimeout(ctx, time.Second)
+		rc.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			if r.Topic == results {
+				res = append(res, r)
+			} else {
+				dl = append(dl, r)
+			}
+		})
+		c()
+	}
+	if len(res) != rows || rows == 0 {
+		t.Errorf("read-committed consumer saw %d result records, the batches emitted %d rows", len(res), rows)
+	}
+	if len(dl) != 2 || headers(dl[0])[sink.HeaderReason] != "malformed_json" || headers(dl[1])[sink.HeaderReason] != ReasonNullValue {
+		t.Errorf("dead letters %d, want the poison record and the tombstone", len(dl))
+	}
+}
+
+// A second process with the same instance id fences the first: its next
+// commit fails with an error that says what to change.
+func TestKafkaStateSameInstanceIDIsFenced(t *testing.T) {
+	topic := kafkatest.Topic(t, 1)
+	app := "test-app-" + topic
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	shuffle, err := EnsureStateTopics(ctx, kafkatest.Client(t), app, 1, 1, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, n := range StateTopicNames(app) {
+			kafka.DeleteTopic(context.Background(), kafkatest.Client(t), n)
+		}
+	})
+	cfg := KafkaStateConfig{
+		KafkaSourceConfig: KafkaSourceConfig{Topic: topic, Group: app, StartingOffsets: StartEarliest},
+		ApplicationID:     app, InstanceID: "same", Shuffle: shuffle,
+	}
+	first, err := NewKafkaState(ctx, kafkatest.Config(t), cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if _, err := first.Plan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, err := NewKafkaState(ctx, kafkatest.Config(t), cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := first.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.Write(StateRecord{Topic: WindowState, Partition: 0, Key: []byte("x"), Value: []byte("1")})
+	err = first.Commit(ctx, Plan{})
+	var fe *FencedError
+	if !errors.As(err, &fe) || fe.Hint() == "" {
+		t.Fatalf("commit of the fenced instance: %v, want a FencedError", err)
+	}
+}
