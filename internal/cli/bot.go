@@ -352,8 +352,10 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		log.Info("spool opened", "dir", o.spoolDir, "max_bytes", f.spoolMaxBytes.String(), "fsync", sync,
 			"messages_from_previous_run", rec.Entries)
 		cursorsPath = filepath.Join(o.spoolDir, bot.CursorsFile)
+	} else if f.spoolDir == "off" || f.spoolDir == "none" {
+		log.Info("no spool (--spool-dir off): messages wait for Kafka in memory only; a crash loses them")
 	} else {
-		log.Warn("no spool: messages wait for Kafka in memory only and a crash loses them (set --spool-dir)")
+		log.Warn("no spool: neither $XDG_STATE_HOME nor $HOME is set; messages wait for Kafka in memory only and a crash loses them (set --spool-dir)")
 	}
 	closeSpool := func() {
 		if sp != nil {
@@ -362,6 +364,13 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	}
 	cursors, err := bot.LoadCursors(cursorsPath, nil, log)
 	if err != nil {
+		closeSpool()
+		return err
+	}
+	// Written at once: from now on the bot is responsible for every message,
+	// and a crash in the next second must not make the next start think it
+	// never ran.
+	if err := cursors.Save(); err != nil {
 		closeSpool()
 		return err
 	}
