@@ -129,7 +129,7 @@ func addBotFlags(fs *flagSet) *botFlags {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "`directory` of the durable spool and the backfill positions, one per topic and bot; \"off\" keeps messages in memory only (default $XDG_STATE_HOME/cordstream/spool/<topic>, else ~/.local/state/cordstream/spool/<topic>)")
 	f.spoolMaxBytes = 1 << 30
-	fs.Var(&f.spoolMaxBytes, "spool-max-bytes", "bound of the spool on disk, e.g. 512MiB or 2GB; when full, reading from Discord pauses")
+	fs.Var(&f.spoolMaxBytes, "spool-max-bytes", "`size` bound of the spool on disk, e.g. 512MiB or 2GB; when full, reading from Discord pauses")
 	fs.StringVar(&f.spoolSync, "spool-sync", "always", "when the spool is fsynced: always (before the next Discord event is read; survives power loss) or a period such as 100ms (survives a crash of the bot, not of the machine)")
 	fs.BoolVar(&f.backfill, "backfill", true, "after a gap (the bot was down, or Discord ended a session) fetch the missed messages through the REST API (--backfill=false: do not)")
 	fs.DurationVar(&f.backfillMaxAge, "backfill-max-age", 24*time.Hour, "do not fetch messages older than this")
