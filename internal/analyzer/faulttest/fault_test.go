@@ -481,3 +481,188 @@ func first(xs []string) string {
 	}
 	return xs[0]
 }
+
+// TestThreeInstancesOneKilled runs three instances of one query on a live
+// stream (event time = the wall clock, as the bot writes it), grouped by
+// author_name while records are keyed by author id, so that counts cross
+// instances through the repartition topic. One instance is killed with
+// SIGKILL and not restarted: its partitions and their state move to the two
+// others. The final counts must equal the brute-force count.
+func TestThreeInstancesOneKilled(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	n, rate := 10_000, 500
+	if full() {
+		n, rate = 100_000, 2000
+	}
+	n = envInt(t, envMessages, n)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("%d messages at %d/s, seed %d", n, rate, seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+
+	topic := kafkatest.Topic(t, 6)
+	app := topic + "-app"
+	results := app + "-results"
+	dropTopics(t, results, app+"-dead", app+"-input-state", app+"-window-state", app+"-repartition")
+	dir := t.TempDir()
+	args := func(id string) []string {
+		return []string{"analyze", "--brokers", brokers, "--topic", topic, "--group", app, "--instance-id", id,
+			"--starting-offsets", "earliest", "--trigger", "1s", "--session-timeout", "6s",
+			"--output", "kafka", "--results-topic", results, "--dead-letter-topic", app + "-dead",
+			"--replication-factor", "1", "--log-level", "info"}
+	}
+	// The first instance creates the internal topics; the others join.
+	insts := []*child{start(t, dir, "i1", args("i1")...)}
+	adm := kadm.NewClient(kafkatest.Client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	for {
+		if _, err := kafka.DescribeTopic(ctx, kafkatest.Client(t), app+"-repartition"); err == nil {
+			break
+		}
+		if insts[0].exited() || ctx.Err() != nil {
+			t.Fatalf("the first instance did not start:\n%s", tail(insts[0].log))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	insts = append(insts, start(t, dir, "i2", args("i2")...), start(t, dir, "i3", args("i3")...))
+
+	// Produce live: event time is the time of sending.
+	cl := kafkatest.Client(t)
+	var msgs []message
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	perTick := max(rate/10, 1)
+	killAt := n / 3
+	logAtKill := map[int]int64{}
+	for len(msgs) < n {
+		<-tick.C
+		var batch []message
+		for range perTick {
+			batch = append(batch, liveMessage(rng, len(msgs)+len(batch), time.Now()))
+		}
+		if len(msgs) > 100 && rng.IntN(10) == 0 { // a duplicate of a recent message
+			d := msgs[len(msgs)-1-rng.IntN(100)]
+			if !d.poison {
+				d.counted = false
+				batch = append(batch, d)
+			}
+		}
+		var recs []*kgo.Record
+		for _, m := range batch {
+			recs = append(recs, &kgo.Record{Topic: topic, Key: m.key, Value: m.value})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		msgs = append(msgs, batch...)
+		if killAt > 0 && len(msgs) >= killAt {
+			insts[1].kill()
+			t.Logf("killed instance i2 after %d messages", len(msgs))
+			killAt = 0
+			for _, i := range []int{0, 2} {
+				st, _ := os.Stat(insts[i].log)
+				logAtKill[i] = st.Size()
+			}
+		}
+		for i, c := range insts {
+			if i != 1 && c.exited() {
+				t.Fatalf("instance i%d exited: %v\n%s", i+1, c.err, tail(c.log))
+			}
+		}
+	}
+	t.Logf("produced %d records", len(msgs))
+
+	// Wait until the two instances left have read everything, repartition
+	// topic included.
+	began := time.Now()
+	caughtUp := func() bool {
+		ends, err := adm.ListCommittedOffsets(ctx, topic, app+"-repartition")
+		if err != nil {
+			return false
+		}
+		resp, err := adm.FetchOffsets(ctx, app)
+		if err != nil {
+			return false
+		}
+		ok := true
+		ends.Each(func(o kadm.ListedOffset) {
+			c, found := resp.Lookup(o.Topic, o.Partition)
+			if o.Offset > 0 && (!found || c.At < o.Offset) {
+				ok = false
+			}
+		})
+		return ok
+	}
+	for stable := 0; stable < 3; {
+		if ctx.Err() != nil || time.Since(began) > 5*time.Minute {
+			t.Fatalf("the instances did not catch up; logs:\n%s\n%s", tail(insts[0].log), tail(insts[2].log))
+		}
+		if caughtUp() {
+			stable++
+		} else {
+			stable = 0
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("caught up %v after the last message", time.Since(began).Round(time.Second))
+	for _, i := range []int{0, 2} {
+		insts[i].cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, i := range []int{0, 2} {
+		insts[i].wait(t, time.Minute)
+	}
+
+	// The survivors took the killed instance's partitions over, state and
+	// all.
+	restored := 0
+	for _, i := range []int{0, 2} {
+		b, _ := os.ReadFile(insts[i].log)
+		restored += strings.Count(string(b[logAtKill[i]:]), "state restored")
+	}
+	if restored == 0 {
+		t.Error("no partition was restored by the survivors after the kill")
+	}
+	t.Logf("the survivors restored %d partitions after the kill", restored)
+
+	rp, err := adm.FetchOffsets(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var viaRepartition int64
+	for _, o := range rp[app+"-repartition"] {
+		viaRepartition += o.At
+	}
+	if viaRepartition == 0 {
+		t.Error("nothing went through the repartition topic")
+	}
+	got, recs := finalCounts(t, readCommitted(t, results))
+	compareCounts(t, "three instances, one killed, vs the brute-force count", got, oracle(msgs))
+	if !t.Failed() {
+		t.Logf("%d windows exact; %d result records; %d partial counts through the repartition topic", len(got), len(recs), viaRepartition)
+	}
+}
+
+// liveMessage is a message sent now: its event time is within the last two
+// seconds; a few are edits (not counted) or poison.
+func liveMessage(rng *rand.Rand, seq int, now time.Time) message {
+	names := []string{"alice", "bob", "carol", "dmitri", "emma", "fatima", "jose", "li.wei", "minjun", "noah", "olga", "pedro", "quinn", "rosa"}
+	author := rng.IntN(3 * len(names))
+	m := chat.Message{Kind: chat.KindCreate, MessageID: fmt.Sprintf("live-%d", seq), ChannelID: fmt.Sprintf("c%d", author%5),
+		AuthorID: chat.Ptr(fmt.Sprintf("%d", 100+author)), AuthorName: chat.Ptr(names[author%len(names)]), Content: chat.Ptr("hi"),
+		Timestamp: now.Add(-time.Duration(rng.Int64N(int64(2 * time.Second)))).UTC()}
+	msg := message{key: []byte(*m.AuthorID), id: m.MessageID, name: *m.AuthorName, ts: m.Timestamp.UnixMicro(), counted: true}
+	switch r := rng.IntN(1000); {
+	case r < 5:
+		m.Kind, msg.counted = chat.KindUpdate, false
+	case r < 7:
+		msg.value = []byte(`{"author_name":`)
+		msg.poison, msg.counted = true, false
+		return msg
+	}
+	v, err := chat.Encode(&m)
+	if err != nil {
+		panic(err)
+	}
+	msg.value = v
+	return msg
+}
