@@ -565,6 +565,8 @@ def run_cordstream(binary, ds, mode, brokers, topic, out_path, console_path, err
         "--window", go_duration(ds.window), "--slide", go_duration(ds.slide),
         "--watermark", go_duration(ds.watermark), "--group-by", ",".join(ds.group_by),
         "--output", "console,jsonl", "--jsonl-file", out_path, "--no-create-topic",
+        # Spark has no de-duplication step: count repeated message_ids as it does.
+        "--dedup=false",
     ]
     with open(err_path, "w") as err, open(console_path, "w") as console:
         try:
