@@ -123,7 +123,7 @@ func addBotFlags(fs *flagSet) *botFlags {
 	fs.BoolVar(&f.noCreate, "no-create-topic", false, "fail instead of creating the topic when it is missing")
 	fs.IntVar(&f.partitions, "partitions", 1, "partitions of the topic, if the bot creates it")
 	fs.IntVar(&f.replicationFactor, "replication-factor", -1, "replication factor of the topic, if the bot creates it (-1: the broker's default)")
-	fs.IntVar(&f.maxBuffered, "max-buffered", 10000, "messages that may wait for Kafka before reading from Discord pauses")
+	fs.IntVar(&f.maxBuffered, "max-buffered", 10000, "messages sent to Kafka and not yet acknowledged at most; without a spool also the in-memory buffer: when that many wait, reading from Discord pauses")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait at exit for Kafka to acknowledge buffered messages")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics and /healthz on this address, e.g. :9091")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
