@@ -214,7 +214,8 @@ type KafkaState struct {
 	started bool
 	wake    context.CancelFunc
 
-	ends     map[int32]int64 // available-now: the input's end offsets
+	ends      map[int32]int64 // available-now: the input's end offsets
+	lastPurge time.Time
 	polled   bool
 	inTxn    bool
 	writeMu  sync.Mutex
@@ -817,7 +818,40 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 	}
 	s.started = true
 	s.mu.Unlock()
+	s.purge(ctx, next)
 	return nil
+}
+
+// purgeEvery is how often the repartition records already counted are
+// deleted.
+const purgeEvery = 30 * time.Second
+
+// purge deletes, now and then, the records of the owned repartition
+// partitions that committed batches have counted: the topic keeps them
+// until then (retention.ms=-1), not longer.
+func (s *KafkaState) purge(ctx context.Context, committed map[tp]int64) {
+	if time.Since(s.lastPurge) < purgeEvery {
+		return
+	}
+	s.lastPurge = time.Now()
+	var os kadm.Offsets
+	for t, o := range committed {
+		if s.isRepartition(t.topic) && o > 0 {
+			os.AddOffset(t.topic, t.p, o, -1)
+		}
+	}
+	if len(os) == 0 {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := s.adm.DeleteRecords(pctx, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		s.log.Warn("could not delete counted records of the repartition topic; trying again later", "err", err)
+	}
 }
 
 // endErr explains a failure to end a transaction.
@@ -863,6 +897,9 @@ func (s *KafkaState) Abort(ctx context.Context) error {
 	s.inTxn = false
 	if err != nil {
 		return s.endErr(err)
+	}
+	if ctx.Err() != nil {
+		return nil // stopping: the next start restores the state anyway
 	}
 	return s.reload(actx)
 }

@@ -330,7 +330,15 @@ func runAnalyze(ctx context.Context, e *env, args []string) error {
 }
 
 // analyzeRun connects, prepares the topics and runs the query until it ends.
+// A stop requested before the query started is not an error.
 func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Config, log *slog.Logger) (err error) {
+	started := false
+	defer func() {
+		if err != nil && !started && ctx.Err() != nil {
+			log.Info("stopped before the query started", "err", err)
+			err = nil
+		}
+	}()
 	// One client for administration and for the outputs that produce.
 	cl, err := kafka.NewClient(ctx, kcfg, log)
 	if err != nil {
@@ -420,6 +428,7 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 		case <-runDone:
 		}
 	}()
+	started = true
 	err = a.Run(ctx)
 	close(runDone)
 	wg.Wait()

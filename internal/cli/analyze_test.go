@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cordstream/cordstream/internal/analyzer"
 	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
@@ -58,6 +60,11 @@ func TestAnalyzeUsageErrors(t *testing.T) {
 		{[]string{"--partitions", "0"}, "--partitions 0"},
 		{[]string{"--replication-factor", "0"}, "--replication-factor 0"},
 		{[]string{"--log-level", "loud"}, "--log-level"},
+		{[]string{"--state", "disk"}, `--state "disk": unknown`},
+		{[]string{"--application-id", "a/b"}, `--application-id "a/b"`},
+		{[]string{"--application-id", "x", "--topic", "x-window-state"}, "is a topic this command reads or writes"},
+		{[]string{"--instance-id", "host one"}, `--instance-id "host one": invalid`},
+		{[]string{"--session-timeout", "1s"}, "--session-timeout 1s: out of range"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
@@ -259,5 +266,143 @@ func TestAnalyzeNoCreateTopic(t *testing.T) {
 	code, _, stderr := runAnalyzeCLI(t, ctx, "--brokers", brokers, "--topic", kafkatest.TopicName(t), "--no-create-topic", "--available-now")
 	if code != exitFailure || !strings.Contains(stderr, "does not exist") || !strings.Contains(stderr, "hint:") {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 saying the topic does not exist, with a hint", code, stderr)
+	}
+}
+
+// analyzeJSONL runs an available-now replay with the given extra flags and
+// returns its rows as "window_start author count" lines.
+func analyzeJSONL(t *testing.T, ctx context.Context, brokers, topic, group string, extra ...string) []string {
+	t.Helper()
+	args := append([]string{"--brokers", brokers, "--topic", topic, "--group", group, "--starting-offsets", "earliest",
+		"--available-now", "--output", "jsonl", "--log-level", "warn", "--instance-id", "t1"}, extra...)
+	code, stdout, stderr := runAnalyzeCLI(t, ctx, args...)
+	if code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	var rows []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if l == "" {
+			continue
+		}
+		var x struct {
+			Start  string `json:"window_start"`
+			Author string `json:"author_name"`
+			Count  int64  `json:"message_count"`
+		}
+		if err := json.Unmarshal([]byte(l), &x); err != nil {
+			t.Fatalf("stdout line %q: %v", l, err)
+		}
+		rows = append(rows, fmt.Sprintf("%s %s %d", x.Start[11:19], x.Author, x.Count))
+	}
+	return rows
+}
+
+func dropStateTopics(t *testing.T, app string) {
+	for _, n := range analyzer.StateTopicNames(app) {
+		dropTopic(t, n)
+	}
+}
+
+// With --state kafka (the default) a restart continues the counts; a
+// duplicate of a message counted before the restart is not counted again.
+// With --state none the counts start over.
+func TestAnalyzeStateSurvivesRestart(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, state := range []string{"kafka", "none"} {
+		t.Run(state, func(t *testing.T) {
+			topic := kafkatest.Topic(t, 1)
+			group := "g-" + topic
+			dropStateTopics(t, group)
+			m1 := analyzeMsg(t, "alice", "2025-11-07 18:00:05.000")
+			analyzeProduce(t, topic, m1, analyzeMsg(t, "alice", "2025-11-07 18:00:06.000"))
+			first := analyzeJSONL(t, ctx, brokers, topic, group, "--state", state)
+			if want := "18:00:00 alice 2"; !slices.Contains(first, want) {
+				t.Fatalf("first run: %v, want %q", first, want)
+			}
+			analyzeProduce(t, topic, analyzeMsg(t, "alice", "2025-11-07 18:00:07.000"), m1) // m1 again: a duplicate
+			second := analyzeJSONL(t, ctx, brokers, topic, group, "--state", state)
+			want := "18:00:00 alice 3" // 2 before the restart, 1 new, the duplicate dropped
+			if state == "none" {
+				want = "18:00:00 alice 2" // state lost: the new message and the duplicate (nothing remembers m1)
+			}
+			if !slices.Contains(second, want) {
+				t.Errorf("second run: %v, want %q", second, want)
+			}
+			_, err := kafka.DescribeTopic(ctx, kafkatest.Client(t), group+"-window-state")
+			if created := err == nil; created != (state == "kafka") {
+				t.Errorf("internal topic %s-window-state exists: %v, want %v", group, created, state == "kafka")
+			}
+		})
+	}
+}
+
+// --reset deletes the state and the offsets (refused while an instance
+// runs); the next run starts over.
+func TestAnalyzeReset(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topic := kafkatest.Topic(t, 1)
+	group := "g-" + topic
+	dropStateTopics(t, group)
+	analyzeProduce(t, topic, analyzeMsg(t, "alice", "2025-11-07 18:00:05.000"))
+
+	// While an instance runs, --reset refuses.
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan int, 1)
+	go func() {
+		code, _, stderr := runAnalyzeCLI(t, runCtx, "--brokers", brokers, "--topic", topic, "--group", group,
+			"--instance-id", "t1", "--session-timeout", "6s", "--starting-offsets", "earliest",
+			"--trigger", "200ms", "--output", "jsonl", "--log-level", "warn")
+		if code != exitOK {
+			t.Logf("running instance: %s", stderr)
+		}
+		done <- code
+	}()
+	adm := kadm.NewClient(kafkatest.Client(t))
+	members := func() int {
+		gs, err := adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return -1
+		}
+		return len(gs[group].Members)
+	}
+	for members() < 1 {
+		if ctx.Err() != nil {
+			t.Fatal("the instance did not join its group")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, _, stderr := runAnalyzeCLI(t, ctx, "--brokers", brokers, "--topic", topic, "--group", group, "--reset")
+	if code != exitFailure || !strings.Contains(stderr, "still has members") || !strings.Contains(stderr, "hint:") {
+		t.Errorf("--reset while running: exit %d, stderr:\n%s", code, stderr)
+	}
+	stop()
+	if c := <-done; c != exitOK {
+		t.Fatalf("the running instance exited %d", c)
+	}
+	// A stopped instance stays a (static) member until its session times out.
+	for members() != 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the stopped instance did not leave its group")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	code, stdout, stderr := runAnalyzeCLI(t, ctx, "--brokers", brokers, "--topic", topic, "--group", group, "--reset")
+	if code != exitOK {
+		t.Fatalf("--reset: exit %d, stderr:\n%s", code, stderr)
+	}
+	for _, want := range []string{"deleted the consumer group " + group, "deleted the internal topic " + group + "-window-state"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--reset output does not say %q:\n%s", want, stdout)
+		}
+	}
+	// Starting over: the message is counted again, from 1 (with the offsets
+	// kept nothing would be read).
+	if rows := analyzeJSONL(t, ctx, brokers, topic, group); !slices.Contains(rows, "18:00:00 alice 1") {
+		t.Errorf("after --reset: %v, want alice counted 1 again", rows)
 	}
 }
