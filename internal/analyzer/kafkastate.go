@@ -216,12 +216,12 @@ type KafkaState struct {
 
 	ends      map[int32]int64 // available-now: the input's end offsets
 	lastPurge time.Time
-	polled   bool
-	inTxn    bool
-	writeMu  sync.Mutex
-	writeErr error
-	rec      Record
-	closeMu  sync.Once
+	polled    bool
+	inTxn     bool
+	writeMu   sync.Mutex
+	writeErr  error
+	rec       Record
+	closeMu   sync.Once
 }
 
 var _ Durable = (*KafkaState)(nil)
