@@ -107,11 +107,6 @@ func TestBackfillerPagesHoldsAndStops(t *testing.T) {
 	clock := func() time.Time { return now.Add(time.Since(t0)) }
 	b := NewBackfiller(BackfillConfig{REST: hist, Cursors: c, Handle: h.handle, Now: clock,
 		Log: testLogger(logs), RetryBackoff: 50 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-
 	b.OnReady(discord.ReadyInfo{Shard: 0, ShardCount: 1, SelfID: "1", GuildIDs: []string{"7"}})
 	for _, ch := range []string{"10", "20", "30", "40", "50", "60", "70"} {
 		if held, _ := c.Held(ch); !held {
@@ -131,6 +126,12 @@ func TestBackfillerPagesHoldsAndStops(t *testing.T) {
 		{ID: "80", Name: "no-history", LastMessageID: last(base + 9), Read: discord.ReadNoHistory},
 		{ID: "90", Name: "empty", Read: discord.ReadOK},
 	}})
+	// The workers start once everything is queued: the holds above are
+	// checked before any fetch can release them.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(10 * time.Second)
 	for !b.Idle() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
