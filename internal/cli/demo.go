@@ -127,8 +127,10 @@ func demoRun(ctx context.Context, e *env, f *demoFlags) error {
 	}}
 	botFS := newFlagSet("bot", childEnv, "", "")
 	botF := addBotFlags(botFS)
+	// No spool or backfill: the demo's Discord and (embedded) Kafka live and
+	// die with this process.
 	if err := parse(botFS, childEnv, []string{"--discord-api-url", srv.APIURL(), "--topic", f.topic,
-		"--direct-messages", "--log-level", f.logLevel}); err != nil {
+		"--direct-messages", "--spool-dir", "off", "--backfill=false", "--log-level", f.logLevel}); err != nil {
 		return err
 	}
 	botOpts, err := botF.options(childEnv)
