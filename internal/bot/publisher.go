@@ -333,6 +333,12 @@ func (p *Publisher) Close(ctx context.Context) error {
 		}
 		p.cancelDeliver()
 		p.cl.Close()
+		// Aborted and closed records are failed through their promises,
+		// which franz-go runs on its own goroutine: wait for them (bounded),
+		// so that the counts and the error below are final.
+		for deadline := time.Now().Add(5 * time.Second); p.waiting.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
 		if n := p.m.nFailed.Load() - before; n > 0 {
 			p.closeErr = fmt.Errorf("%d messages were not acknowledged by Kafka before the shutdown deadline (their ids are logged)", n)
 		}
