@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -28,8 +29,12 @@ type BotPhase struct {
 	CPUPerMsgUS float64 `json:"bot_cpu_us_per_message"`
 }
 
-// BotResult is (d).
+// BotResult is (d) with one spool setting.
 type BotResult struct {
+	// Spool is the bot's --spool-sync ("always", the default: every message
+	// fsynced before the next Discord event is read; a period; or "off":
+	// --spool-dir off, messages wait for Kafka in memory only).
+	Spool  string    `json:"spool"`
 	Steady BotPhase  `json:"steady"`
 	Burst  BotPhase  `json:"burst"`
 	ReadyS float64   `json:"ready_s"`
@@ -44,7 +49,7 @@ const latencyHist = "cordstream_bot_publish_latency_seconds"
 // bot (a child process) captures them through the Gateway and publishes
 // them to a fresh topic; first at a steady rate (latency), then as fast as
 // the simulator posts (throughput).
-func (h *harness) runBot(ctx context.Context) (*BotResult, error) {
+func (h *harness) runBot(ctx context.Context, spoolSync string) (*BotResult, error) {
 	topic, err := h.newTopic(ctx, "bot")
 	if err != nil {
 		return nil, err
@@ -70,11 +75,11 @@ func (h *harness) runBot(ctx context.Context) (*BotResult, error) {
 		if profBin, err = h.profBin(ctx); err != nil {
 			return nil, err
 		}
-		if profile, err = filepath.Abs(filepath.Join(h.cfg.out, "bot.cpu.pprof")); err != nil {
+		if profile, err = filepath.Abs(filepath.Join(h.cfg.out, "bot-spool-"+strings.ReplaceAll(spoolSync, ".", "_")+".cpu.pprof")); err != nil {
 			return nil, err
 		}
 	}
-	p, err := h.startBot(world, topic, addr, &tail, 100*time.Millisecond, profBin, profile)
+	p, err := h.startBot(world, topic, addr, spoolSync, &tail, 100*time.Millisecond, profBin, profile)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +88,8 @@ func (h *harness) runBot(ctx context.Context) (*BotResult, error) {
 	if err := waitMetric(ctx, url, "cordstream_discord_shards_connected", 1, 60*time.Second, p); err != nil {
 		return nil, fmt.Errorf("bot not ready: %w\n%s", err, tail.String())
 	}
-	res := &BotResult{ReadyS: time.Since(p.start).Seconds()}
-	h.log.Info("bot ready", "seconds", fmt.Sprintf("%.2f", res.ReadyS))
+	res := &BotResult{Spool: spoolSync, ReadyS: time.Since(p.start).Seconds()}
+	h.log.Info("bot ready", "spool_sync", spoolSync, "seconds", fmt.Sprintf("%.2f", res.ReadyS))
 
 	posted := 0
 	phase := func(name string, rate float64, count int, d time.Duration) (BotPhase, error) {
@@ -121,7 +126,7 @@ func (h *harness) runBot(ctx context.Context) (*BotResult, error) {
 		if span := last.Sub(first).Seconds(); span > 0 {
 			ph.RatePerS = float64(n) / span
 		}
-		h.log.Info("bot phase", "phase", name, "messages", n, "msgs_per_s", int(ph.RatePerS),
+		h.log.Info("bot phase", "spool_sync", spoolSync, "phase", name, "messages", n, "msgs_per_s", int(ph.RatePerS),
 			"hist_p50_ms", ms(ph.HistP50Ms), "hist_p99_ms", ms(ph.HistP99Ms),
 			"ext_p50_ms", ms(ph.External.P50), "ext_p99_ms", ms(ph.External.P99), "cpu_s", fmt.Sprintf("%.2f", ph.CPUS))
 		return ph, nil

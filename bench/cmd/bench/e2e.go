@@ -172,7 +172,7 @@ func (h *harness) runE2E(ctx context.Context) (*E2EResult, error) {
 		return nil, err
 	}
 	var botTail stderrTail
-	bot, err := h.startBot(world, topic, addr, &botTail, 100*time.Millisecond, "", "")
+	bot, err := h.startBot(world, topic, addr, h.cfg.botConfigs[0], &botTail, 100*time.Millisecond, "", "")
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,7 @@ type config struct {
 	botRate      float64
 	botDuration  time.Duration
 	botBurst     int
+	botConfigs   []string
 	e2eRate      float64
 	e2eDuration  time.Duration
 	e2eTrigger   time.Duration
@@ -157,7 +158,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.sparkShuffle, "spark-shuffle-partitions", 2, "spark.sql.shuffle.partitions (Spark's default is 200; 0 keeps it)")
 	fs.Float64Var(&c.botRate, "bot-rate", 1000, "messages/s of the steady phase of (d) (its latency is the target)")
 	fs.DurationVar(&c.botDuration, "bot-duration", 20*time.Second, "length of the steady phase of (d)")
-	fs.IntVar(&c.botBurst, "bot-burst", 100_000, "messages posted as fast as possible in the throughput phase of (d)")
+	fs.IntVar(&c.botBurst, "bot-burst", 30_000, "messages posted as fast as possible in the throughput phase of (d)")
+	botConfigs := fs.String("bot-spool", "always,100ms,off", "the bot's spool settings to measure in (d), comma-separated: always (the default: fsync before the next event), a period such as 100ms, or off (no spool); the first is also used in (e) and --soak")
 	fs.Float64Var(&c.e2eRate, "e2e-rate", 1000, "messages/s of (e)")
 	fs.DurationVar(&c.e2eDuration, "e2e-duration", 30*time.Second, "length of (e)")
 	fs.DurationVar(&c.e2eTrigger, "e2e-trigger", 5*time.Second, "analyzer trigger in (e) and --soak (the seed's 5 s)")
@@ -176,6 +178,13 @@ func parseFlags(args []string) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	for _, b := range strings.Split(*botConfigs, ",") {
+		b = strings.TrimSpace(b)
+		if _, err := time.ParseDuration(b); err != nil && b != "always" && b != "off" {
+			return c, usageError{fmt.Sprintf("--bot-spool %q: want always, off or a period such as 100ms", b)}
+		}
+		c.botConfigs = append(c.botConfigs, b)
 	}
 	for _, p := range strings.Split(*parts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
@@ -252,12 +261,14 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	if !cfg.skipBot {
-		b, err := h.runBot(ctx)
-		if err != nil {
-			_ = h.writeReport(rep, true)
-			return fmt.Errorf("bot: %w", err)
+		for _, sc := range cfg.botConfigs {
+			b, err := h.runBot(ctx, sc)
+			if err != nil {
+				_ = h.writeReport(rep, true)
+				return fmt.Errorf("bot (--spool-sync %s): %w", sc, err)
+			}
+			rep.Bot = append(rep.Bot, b)
 		}
-		rep.Bot = b
 	}
 	if !cfg.skipE2E {
 		e, err := h.runE2E(ctx)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -329,16 +330,22 @@ func waitMetric(ctx context.Context, url, prefix string, want float64, timeout t
 	}
 }
 
-// startBot runs the bot against the simulator; with a profile file, under
-// the CPU profiler.
-func (h *harness) startBot(world *simWorld, topic, metricsAddr string, tail *stderrTail, every time.Duration, profBin, profile string) (*proc, error) {
+// startBot runs the bot against the simulator with the spool setting
+// spoolSync ("always", a period, or "off" for no spool), its spool in the
+// harness's directory; with a profile file, under the CPU profiler.
+func (h *harness) startBot(world *simWorld, topic, metricsAddr, spoolSync string, tail *stderrTail, every time.Duration, profBin, profile string) (*proc, error) {
 	bin, env := h.bin, []string{"DISCORD_TOKEN=" + world.srv.Token()}
 	if profile != "" {
 		bin, env = profBin, append(env, "BENCH_CPUPROFILE="+profile)
 	}
-	return startProcEvery(bin, []string{"bot", "--brokers", h.brokers, "--topic", topic,
-		"--discord-api-url", world.srv.APIURL(), "--metrics", metricsAddr, "--no-create-topic", "--log-level", "warn"},
-		env, nil, func(_ time.Time, l string) { tail.add(l) }, every)
+	args := []string{"bot", "--brokers", h.brokers, "--topic", topic,
+		"--discord-api-url", world.srv.APIURL(), "--metrics", metricsAddr, "--no-create-topic", "--log-level", "warn"}
+	if spoolSync == "off" {
+		args = append(args, "--spool-dir", "off")
+	} else {
+		args = append(args, "--spool-dir", filepath.Join(h.work, "spool-"+topic), "--spool-sync", spoolSync)
+	}
+	return startProcEvery(bin, args, env, nil, func(_ time.Time, l string) { tail.add(l) }, every)
 }
 
 // newTopic creates a fresh one-partition topic whose record timestamps are

@@ -37,11 +37,14 @@ type ConsumeRun struct {
 	FirstBatchS float64 `json:"first_batch_s"`
 	RecordsPerS float64 `json:"records_per_s"`
 	CPUPerRecUS float64 `json:"cpu_us_per_record"`
+	// LoadAvg is the machine's 1-minute load average when the run started.
+	LoadAvg float64 `json:"loadavg_at_start"`
 	ProcStats
 }
 
 func (r *ConsumeRun) finish(st ProcStats) {
 	r.ProcStats = st
+	fmt.Sscan(loadAvg(), &r.LoadAvg)
 	if st.WallS > 0 {
 		r.RecordsPerS = float64(r.Records) / st.WallS
 	}

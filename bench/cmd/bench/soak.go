@@ -59,7 +59,7 @@ func (h *harness) runSoak(ctx context.Context) (*SoakResult, error) {
 		return nil, err
 	}
 	var botTail stderrTail
-	bot, err := h.startBot(world, topic, addr, &botTail, time.Second, "", "")
+	bot, err := h.startBot(world, topic, addr, h.cfg.botConfigs[0], &botTail, time.Second, "", "")
 	if err != nil {
 		return nil, err
 	}
