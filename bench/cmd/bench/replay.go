@@ -44,13 +44,19 @@ type ConsumeRun struct {
 
 func (r *ConsumeRun) finish(st ProcStats) {
 	r.ProcStats = st
-	fmt.Sscan(loadAvg(), &r.LoadAvg)
 	if st.WallS > 0 {
 		r.RecordsPerS = float64(r.Records) / st.WallS
 	}
 	if r.Records > 0 {
 		r.CPUPerRecUS = st.CPUS / float64(r.Records) * 1e6
 	}
+}
+
+// load1 is the machine's 1-minute load average.
+func load1() float64 {
+	var v float64
+	fmt.Sscan(loadAvg(), &v)
+	return v
 }
 
 // waitProc waits for p, killing its group when ctx ends first.
@@ -88,7 +94,7 @@ func (t *stderrTail) String() string {
 // runRaw measures (a): the raw franz-go consumer, a child process of this
 // binary.
 func (h *harness) runRaw(ctx context.Context, topic string, parts int, process bool) (ConsumeRun, error) {
-	run := ConsumeRun{Kind: KindRaw, Partitions: parts}
+	run := ConsumeRun{Kind: KindRaw, Partitions: parts, LoadAvg: load1()}
 	args := []string{"consume", "--brokers", h.brokers, "--topic", topic, "--records", strconv.FormatInt(h.cfg.messages, 10)}
 	if process {
 		run.Kind = KindRawProcess
@@ -151,7 +157,7 @@ func (h *harness) analyzeArgs(topic, group string) []string {
 // first batch is when the first console line arrives; the records come from
 // the analyzer's per-batch log lines and must add up to the topic.
 func (h *harness) runCordstream(ctx context.Context, bin, topic string, parts int, env []string) (ConsumeRun, error) {
-	run := ConsumeRun{Kind: KindCordstream, Partitions: parts}
+	run := ConsumeRun{Kind: KindCordstream, Partitions: parts, LoadAvg: load1()}
 	var first time.Time
 	var mu sync.Mutex
 	var tail stderrTail
@@ -202,7 +208,7 @@ type sparkProgress struct {
 // availableNow, local[2], console output read by the harness. Records come
 // from Spark's progress reports.
 func (h *harness) runSpark(ctx context.Context, topic string, parts int) (ConsumeRun, error) {
-	run := ConsumeRun{Kind: KindSpark, Partitions: parts}
+	run := ConsumeRun{Kind: KindSpark, Partitions: parts, LoadAvg: load1()}
 	id := fmt.Sprintf("%s-%d", topic, time.Now().UnixNano())
 	progress := filepath.Join(h.work, "spark-progress-"+id+".jsonl")
 	// The checkpoint lives in the harness's own directory: a temporary one
