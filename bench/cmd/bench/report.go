@@ -146,6 +146,7 @@ func medianRun(runs []ConsumeRun) *ConsumeRun {
 	m.PeakRSS = int64(med(func(r *ConsumeRun) float64 { return float64(r.PeakRSS) }))
 	m.MaxHWM = int64(med(func(r *ConsumeRun) float64 { return float64(r.MaxHWM) }))
 	m.FirstBatchS = med(func(r *ConsumeRun) float64 { return r.FirstBatchS })
+	m.LoadAvg = med(func(r *ConsumeRun) float64 { return r.LoadAvg })
 	return &m
 }
 
@@ -291,9 +292,9 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.Replays) > 0 {
 		w("### (a) raw consume, (b) cordstream analyze, (c) Spark: reading the whole topic\n\n")
-		w("Medians over %v runs ((c): %v); micro-batches of %s records.\n\n", r.Config["repeat"], r.Config["spark_repeat"], batchLabel(toInt64(r.Config["batch_records"])))
-		w("| partitions | consumer | records/s | wall s | CPU s | CPU µs/record | peak RSS | first batch s | batches | vs raw | vs Spark |\n")
-		w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		w("Medians over %v runs ((c): %v) of each column; micro-batches of %s records; load avg: the machine's 1-minute load average when the run started.\n\n", r.Config["repeat"], r.Config["spark_repeat"], batchLabel(toInt64(r.Config["batch_records"])))
+		w("| partitions | consumer | records/s | wall s | CPU s | CPU µs/record | peak RSS | first batch s | batches | vs raw | vs Spark | load avg |\n")
+		w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, rr := range r.Replays {
 			raw, sp := rr.Medians[KindRaw], rr.Medians[KindSpark]
 			for _, kind := range []string{KindRaw, KindRawProcess, KindCordstream, KindSpark} {
@@ -308,8 +309,8 @@ func (r *Report) Markdown() string {
 				if sp != nil {
 					vsSpark = fmt.Sprintf("%.1fx", c.RecordsPerS/sp.RecordsPerS)
 				}
-				w("| %d | %s | %s | %.2f | %.2f | %.2f | %s | %.2f | %d | %s | %s |\n", rr.Partitions, kindLabel(kind),
-					si(c.RecordsPerS), c.WallS, c.CPUS, c.CPUPerRecUS, mib(c.PeakRSS), c.FirstBatchS, c.Batches, vsRaw, vsSpark)
+				w("| %d | %s | %s | %.2f | %.2f | %.2f | %s | %.2f | %d | %s | %s | %.1f |\n", rr.Partitions, kindLabel(kind),
+					si(c.RecordsPerS), c.WallS, c.CPUS, c.CPUPerRecUS, mib(c.PeakRSS), c.FirstBatchS, c.Batches, vsRaw, vsSpark, c.LoadAvg)
 			}
 		}
 		for _, rr := range r.Replays {
