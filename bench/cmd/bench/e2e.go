@@ -58,6 +58,7 @@ type batchLog struct {
 	assigned chan struct{}
 	once     sync.Once
 	tail     stderrTail
+	group    string // the analyzer's consumer group
 }
 
 var reConsoleBatch = regexp.MustCompile(`^Batch: (\d+)$`)
@@ -145,6 +146,7 @@ func (l *batchLog) find(partition int32, offset int64) *batchSeen {
 // trigger, console output and per-batch debug lines.
 func (h *harness) startAnalyzer(topic string, l *batchLog, every time.Duration) (*proc, error) {
 	group := fmt.Sprintf("%s-%d", topic, time.Now().UnixNano())
+	l.group = group
 	return startProcEvery(h.bin, []string{"analyze", "--brokers", h.brokers, "--topic", topic, "--group", group,
 		"--starting-offsets", "earliest", "--trigger", h.cfg.e2eTrigger.String(), "--no-create-topic",
 		"--output", "console", "--log-level", "debug"}, nil, l.stdout, l.stderr, every)
@@ -182,6 +184,7 @@ func (h *harness) runE2E(ctx context.Context) (*E2EResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer h.dropQueryTopics(bl.group)
 	defer an.Kill()
 	if err := waitMetric(ctx, "http://"+addr+"/metrics", "cordstream_discord_shards_connected", 1, time.Minute, bot); err != nil {
 		return nil, fmt.Errorf("bot not ready: %w\n%s", err, botTail.String())

@@ -39,41 +39,42 @@ import (
 )
 
 type config struct {
-	brokers      string
-	messages     int64
-	partitions   []int
-	batchRecords int64
-	repeat       int
-	sparkRepeat  int
-	skipSpark    bool
-	skipBot      bool
-	skipE2E      bool
-	skipReplay   bool
-	skipDiagnose bool
-	reuseTopics  bool
-	keepTopics   bool
-	topicPrefix  string
-	seed         uint64
-	authors      int
-	eventRate    float64
-	cordstream   string
-	sparkPython  string
-	sparkMaster  string
-	sparkShuffle int
-	botRate      float64
-	botDuration  time.Duration
-	botBurst     int
-	botConfigs   []string
-	e2eRate      float64
-	e2eDuration  time.Duration
-	e2eTrigger   time.Duration
-	soak         time.Duration
-	soakRate     float64
-	soakEvery    time.Duration
-	soakWarmup   time.Duration
-	out          string
-	profile      bool
-	kafkaVersion string
+	brokers       string
+	messages      int64
+	partitions    []int
+	batchRecords  int64
+	repeat        int
+	sparkRepeat   int
+	skipSpark     bool
+	skipBot       bool
+	skipE2E       bool
+	skipReplay    bool
+	skipDiagnose  bool
+	skipStateNone bool
+	reuseTopics   bool
+	keepTopics    bool
+	topicPrefix   string
+	seed          uint64
+	authors       int
+	eventRate     float64
+	cordstream    string
+	sparkPython   string
+	sparkMaster   string
+	sparkShuffle  int
+	botRate       float64
+	botDuration   time.Duration
+	botBurst      int
+	botConfigs    []string
+	e2eRate       float64
+	e2eDuration   time.Duration
+	e2eTrigger    time.Duration
+	soak          time.Duration
+	soakRate      float64
+	soakEvery     time.Duration
+	soakWarmup    time.Duration
+	out           string
+	profile       bool
+	kafkaVersion  string
 }
 
 // harness holds what every measurement needs.
@@ -145,6 +146,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.skipBot, "skip-bot", false, "do not measure the bot (d)")
 	fs.BoolVar(&c.skipE2E, "skip-e2e", false, "do not measure end to end (e)")
 	fs.BoolVar(&c.skipDiagnose, "skip-diagnose", false, "do not run the raw consumer with decode + window in its loop (the cost of the per-record work alone)")
+	fs.BoolVar(&c.skipStateNone, "skip-state-none", false, "do not also measure cordstream analyze --state none --dedup=false")
 	fs.BoolVar(&c.skipReplay, "skip-replay", false, "do not load topics nor measure (a), (b), (c)")
 	fs.BoolVar(&c.reuseTopics, "reuse-topics", false, "keep using loaded topics of the same size (named by --topic-prefix, --messages, --seed) instead of loading them again")
 	fs.BoolVar(&c.keepTopics, "keep-topics", false, "do not delete the loaded topics at the end")
@@ -351,7 +353,7 @@ func (h *harness) runReplays(ctx context.Context, rep *Report) error {
 				res.RawProcess = append(res.RawProcess, rp)
 				h.logRun(rp, i)
 			}
-			cs, err := h.runCordstream(ctx, h.bin, topic, p, nil)
+			cs, err := h.runCordstream(ctx, h.bin, topic, p, nil, false)
 			if err != nil {
 				return fmt.Errorf("cordstream analyze %s: %w", topic, err)
 			}
@@ -360,6 +362,17 @@ func (h *harness) runReplays(ctx context.Context, rep *Report) error {
 			}
 			res.Cordstream = append(res.Cordstream, cs)
 			h.logRun(cs, i)
+			if !cfg.skipStateNone {
+				cm, err := h.runCordstream(ctx, h.bin, topic, p, nil, true)
+				if err != nil {
+					return fmt.Errorf("cordstream analyze --state none %s: %w", topic, err)
+				}
+				if err := h.check(cm); err != nil {
+					return err
+				}
+				res.CordstreamMem = append(res.CordstreamMem, cm)
+				h.logRun(cm, i)
+			}
 		}
 		if !cfg.skipSpark {
 			for i := range cfg.sparkRepeat {

@@ -28,7 +28,7 @@ func (h *harness) profileAnalyzer(ctx context.Context, topic string, parts int) 
 	if err != nil {
 		return nil, err
 	}
-	run, err := h.runCordstream(ctx, bin, topic, parts, []string{"BENCH_CPUPROFILE=" + out})
+	run, err := h.runCordstream(ctx, bin, topic, parts, []string{"BENCH_CPUPROFILE=" + out}, false)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,10 @@ const (
 	// analyzer's per-record work costs on top of consuming, without its
 	// consumer group, batches, output and commits.
 	KindRawProcess = "raw+process"
+	// KindCordstreamMem is cordstream analyze with --state none
+	// --dedup=false: state in memory only, offsets committed after each
+	// batch (at-least-once), duplicates counted as Spark counts them.
+	KindCordstreamMem = "cordstream-state-none"
 )
 
 // ConsumeRun is one measured read of a whole topic.
@@ -141,11 +145,14 @@ var (
 )
 
 // analyzeArgs are the arguments of `cordstream analyze` for a replay of
-// topic with the seed's query.
-func (h *harness) analyzeArgs(topic, group string) []string {
+// topic with the seed's query; memState adds --state none --dedup=false.
+func (h *harness) analyzeArgs(topic, group string, memState bool) []string {
 	args := []string{"analyze", "--brokers", h.brokers, "--topic", topic, "--group", group,
 		"--starting-offsets", "earliest", "--available-now", "--no-create-topic",
 		"--output", "console", "--log-level", "debug"}
+	if memState {
+		args = append(args, "--state", "none", "--dedup=false")
+	}
 	if h.cfg.batchRecords > 0 {
 		args = append(args, "--max-records-per-batch", strconv.FormatInt(h.cfg.batchRecords, 10))
 	}
@@ -156,13 +163,17 @@ func (h *harness) analyzeArgs(topic, group string) []string {
 // seed's query, console output read (and dropped) by the harness. Time to
 // first batch is when the first console line arrives; the records come from
 // the analyzer's per-batch log lines and must add up to the topic.
-func (h *harness) runCordstream(ctx context.Context, bin, topic string, parts int, env []string) (ConsumeRun, error) {
+func (h *harness) runCordstream(ctx context.Context, bin, topic string, parts int, env []string, memState bool) (ConsumeRun, error) {
 	run := ConsumeRun{Kind: KindCordstream, Partitions: parts, LoadAvg: load1()}
+	if memState {
+		run.Kind = KindCordstreamMem
+	}
 	var first time.Time
 	var mu sync.Mutex
 	var tail stderrTail
 	group := fmt.Sprintf("bench-%s-%d", topic, time.Now().UnixNano())
-	p, err := startProc(bin, h.analyzeArgs(topic, group), env,
+	defer h.dropQueryTopics(group)
+	p, err := startProc(bin, h.analyzeArgs(topic, group, memState), env,
 		func(t time.Time, line string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -194,6 +205,16 @@ func (h *harness) runCordstream(ctx context.Context, bin, topic string, parts in
 	}
 	run.finish(st)
 	return run, nil
+}
+
+// dropQueryTopics deletes the internal topics `cordstream analyze` keeps
+// for the query of group (with --state kafka, named after the group).
+func (h *harness) dropQueryTopics(group string) {
+	var names []string
+	for _, suffix := range []string{"-input-state", "-window-state", "-repartition"} {
+		names = append(names, group+suffix)
+	}
+	deleteTopics(h.kcfg, names, h.log)
 }
 
 // sparkProgress is the part of a Spark query progress report we read.

@@ -69,6 +69,7 @@ func (h *harness) runSoak(ctx context.Context) (*SoakResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer h.dropQueryTopics(bl.group)
 	defer an.Kill()
 	if err := waitMetric(ctx, "http://"+addr+"/metrics", "cordstream_discord_shards_connected", 1, time.Minute, bot); err != nil {
 		return nil, fmt.Errorf("bot not ready: %w\n%s", err, botTail.String())

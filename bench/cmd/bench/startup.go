@@ -30,9 +30,11 @@ func (h *harness) runStartup(ctx context.Context, kind, topic string) (StartupRu
 	var args []string
 	switch kind {
 	case KindCordstream:
+		group := fmt.Sprintf("bench-startup-%d", time.Now().UnixNano())
+		defer h.dropQueryTopics(group)
 		name = h.bin
 		args = []string{"analyze", "--brokers", h.brokers, "--topic", topic, "--no-create-topic",
-			"--group", fmt.Sprintf("bench-startup-%d", time.Now().UnixNano()), "--output", "console"}
+			"--group", group, "--output", "console"}
 	case KindSpark:
 		name = h.cfg.sparkPython
 		args = []string{filepath.Join(h.root, "spark", "discord_consumer.py"), "--brokers", h.brokers, "--topic", topic,
