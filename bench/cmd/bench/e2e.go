@@ -113,7 +113,7 @@ func (l *batchLog) stderr(t time.Time, line string) {
 		l.mu.Unlock()
 		return
 	}
-	if strings.Contains(line, `msg="partition assigned"`) {
+	if strings.Contains(line, `msg="partition assigned`) { // "partition assigned" or "partition assigned; state restored"
 		l.once.Do(func() { close(l.assigned) })
 	}
 	l.tail.add(line)
