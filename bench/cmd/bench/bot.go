@@ -23,6 +23,9 @@ type BotPhase struct {
 	// Gateway -> Kafka acknowledged), interpolated within its buckets.
 	HistP50Ms float64 `json:"publish_latency_p50_ms"`
 	HistP99Ms float64 `json:"publish_latency_p99_ms"`
+	// HistUnder20 is the share of the histogram's observations <= 20 ms
+	// (one of its bucket bounds): exact, where the interpolated p99 is not.
+	HistUnder20 float64 `json:"publish_latency_share_le_20ms"`
 	// External is simulator post -> broker append time, per message.
 	External    Dist    `json:"post_to_append"`
 	CPUS        float64 `json:"bot_cpu_s"`
@@ -121,6 +124,7 @@ func (h *harness) runBot(ctx context.Context, spoolSync string) (*BotResult, err
 		diff := diffBuckets(after, before)
 		ph.HistP50Ms = histQuantile(0.5, diff) * 1000
 		ph.HistP99Ms = histQuantile(0.99, diff) * 1000
+		ph.HistUnder20 = shareAtMost(0.02, diff)
 		lat, first, last := ingestLatencies(world, wt)
 		ph.External = distOf(lat)
 		if span := last.Sub(first).Seconds(); span > 0 {

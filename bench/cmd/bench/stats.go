@@ -94,3 +94,17 @@ func histQuantile(q float64, bs []bucket) float64 {
 
 // median returns the median of xs (sorted in place).
 func median(xs []float64) float64 { return percentile(xs, 0.5) }
+
+// shareAtMost returns the share of observations <= le in a cumulative
+// histogram that has a bucket with exactly that bound; NaN otherwise.
+func shareAtMost(le float64, bs []bucket) float64 {
+	if len(bs) == 0 || bs[len(bs)-1].count == 0 {
+		return math.NaN()
+	}
+	for _, b := range bs {
+		if b.le == le {
+			return b.count / bs[len(bs)-1].count
+		}
+	}
+	return math.NaN()
+}

@@ -58,3 +58,13 @@ func TestHistQuantile(t *testing.T) {
 		t.Errorf("empty histogram = %v, want NaN", got)
 	}
 }
+
+func TestShareAtMost(t *testing.T) {
+	bs := []bucket{{0.01, 50}, {0.02, 99}, {math.Inf(1), 100}}
+	if got := shareAtMost(0.02, bs); got != 0.99 {
+		t.Errorf("shareAtMost(0.02) = %v, want 0.99", got)
+	}
+	if got := shareAtMost(0.03, bs); !math.IsNaN(got) {
+		t.Errorf("shareAtMost(no such bound) = %v, want NaN", got)
+	}
+}
