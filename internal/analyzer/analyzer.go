@@ -183,6 +183,7 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 	}
 	next := a.d.Now() // the first trigger fires at once, as in Spark
 	planFailures := 0
+	var failingSince time.Time
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -204,10 +205,15 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 			// Planning only asks the source what is available; nothing is
 			// lost by trying again at the next trigger.
 			planFailures++
-			if planFailures >= maxPlanFailures {
-				return fmt.Errorf("%w (%d attempts in a row)", pe.err, planFailures)
+			if planFailures == 1 {
+				failingSince = a.d.Now()
 			}
-			a.log.Warn("could not plan a batch; trying again", "err", pe.err, "attempt", planFailures)
+			if planFailures >= maxPlanFailures && a.d.Now().Sub(failingSince) >= PlanPatience {
+				return fmt.Errorf("%w (%d attempts in a row, for %v)", pe.err, planFailures, a.d.Now().Sub(failingSince).Round(time.Second))
+			}
+			if planFailures <= maxPlanFailures || planFailures%10 == 0 {
+				a.log.Warn("could not plan a batch; trying again", "err", pe.err, "attempt", planFailures)
+			}
 			if a.cfg.AvailableNow {
 				next = a.d.Now().Add(planRetryDelay)
 			}
@@ -222,13 +228,18 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 	}
 }
 
-// Planning failures in a row before Run gives up, and the pause between
-// attempts with available-now (the processing-time trigger waits for its
-// next tick).
+// Planning failures in a row before Run gives up (at least maxPlanFailures
+// attempts over at least PlanPatience), and the pause between attempts with
+// available-now (the processing-time trigger waits for its next tick).
 const (
 	maxPlanFailures = 5
 	planRetryDelay  = time.Second
 )
+
+// PlanPatience is how long the analyzer keeps trying to plan a batch while
+// Kafka does not answer (a broker restarting, a network cut) before it
+// gives up with an error.
+const PlanPatience = 2 * time.Minute
 
 // planError is a failure to plan a batch: worth another try.
 type planError struct{ err error }

@@ -519,7 +519,7 @@ func TestPlanFailuresAreRetried(t *testing.T) {
 	for _, tt := range []struct {
 		failures int
 		wantErr  bool
-	}{{maxPlanFailures - 1, false}, {maxPlanFailures, true}} {
+	}{{maxPlanFailures - 1, false}, {int(PlanPatience / planRetryDelay), false}, {int(PlanPatience/planRetryDelay) + 1, true}} {
 		t.Run(strconv.Itoa(tt.failures), func(t *testing.T) {
 			src := &flakySource{fakeSource: &fakeSource{topic: "in"}, failures: tt.failures}
 			src.add(msg("alice", "2025-11-07 18:00:02.000"))
@@ -532,7 +532,7 @@ func TestPlanFailuresAreRetried(t *testing.T) {
 			err := a.Run(context.Background())
 			if tt.wantErr {
 				if err == nil || !strings.Contains(err.Error(), "broker not available") {
-					t.Fatalf("Run = %v, want the plan error after %d attempts", err, maxPlanFailures)
+					t.Fatalf("Run = %v, want the plan error after %v of attempts", err, PlanPatience)
 				}
 				return
 			}

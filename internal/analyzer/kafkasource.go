@@ -92,6 +92,8 @@ type KafkaSource struct {
 	polled  bool            // records were polled and rebalancing is blocked
 	rec     Record
 	closeMu sync.Once
+
+	lastTransient time.Time // last warning about the client being unable to reach Kafka
 }
 
 var _ Source = (*KafkaSource)(nil)
@@ -394,6 +396,7 @@ func (s *KafkaSource) deliver(rec *kgo.Record, need map[int32]Range, fn func(*Re
 // they were read) is logged and the range moves on; anything else fails.
 func (s *KafkaSource) fetchErrors(fetches kgo.Fetches, need map[int32]Range) error {
 	var errs []error
+	transient := false
 	fetches.EachError(func(topic string, p int32, err error) {
 		var loss *kgo.ErrDataLoss
 		switch {
@@ -401,6 +404,15 @@ func (s *KafkaSource) fetchErrors(fetches kgo.Fetches, need map[int32]Range) err
 			s.log.Warn("records lost before they were read", "partition", p, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo)
 			if r, ok := need[p]; ok && loss.ResetTo >= r.To {
 				delete(need, p)
+			}
+		case topic == "":
+			// The client's own trouble (the group session cannot be joined
+			// while Kafka is unreachable): it keeps trying; a partition
+			// lost meanwhile is revoked, which ends its read.
+			transient = true
+			if time.Since(s.lastTransient) > 5*time.Second {
+				s.lastTransient = time.Now()
+				s.log.Warn("Kafka unreachable while reading; waiting", "err", err)
 			}
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 			// our own wake-up or stop
@@ -410,6 +422,9 @@ func (s *KafkaSource) fetchErrors(fetches kgo.Fetches, need map[int32]Range) err
 			errs = append(errs, fmt.Errorf("fetch %s/%d: %w", topic, p, err))
 		}
 	})
+	if transient && len(errs) == 0 && fetches.NumRecords() == 0 {
+		time.Sleep(200 * time.Millisecond) // no busy loop while the client recovers
+	}
 	return errors.Join(errs...)
 }
 

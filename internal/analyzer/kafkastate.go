@@ -30,6 +30,10 @@ const (
 	// taken over by another instance once this has passed (an instance
 	// restarted with the same instance id takes over at once).
 	DefaultTransactionTimeout = 15 * time.Second
+	// OutageTolerance is how long a durable query keeps retrying a request
+	// while Kafka is unreachable before it gives up with an error (and
+	// exits: its next start resumes from the last committed batch).
+	OutageTolerance = 2 * time.Minute
 )
 
 // StateTopicNames returns the internal topics of the query named appID:
@@ -202,11 +206,14 @@ type KafkaState struct {
 	adm   *kadm.Client
 	names map[StateTopic]string
 
+	opts  []kgo.Opt
+	txnID string
+
+	mu           sync.Mutex // also guards ready, assigned and assignedOnce
 	ready        chan struct{}
 	assigned     chan struct{}
-	assignedOnce sync.Once
+	assignedOnce *sync.Once
 
-	mu      sync.Mutex
 	pos     map[tp]int64 // owned partitions of both topics: next offset to read
 	pending map[tp][]*kgo.Record
 	changes *StateChanges // since the last plan
@@ -214,14 +221,16 @@ type KafkaState struct {
 	started bool
 	wake    context.CancelFunc
 
-	ends      map[int32]int64 // available-now: the input's end offsets
-	lastPurge time.Time
-	polled    bool
-	inTxn     bool
-	writeMu   sync.Mutex
-	writeErr  error
-	rec       Record
-	closeMu   sync.Once
+	ends           map[int32]int64 // available-now: the input's end offsets
+	lastPurge      time.Time
+	lastTransient  time.Time
+	transientSince time.Time
+	polled         bool
+	inTxn          bool
+	writeMu        sync.Mutex
+	writeErr       error
+	rec            Record
+	closeMu        sync.Once
 }
 
 var _ Durable = (*KafkaState)(nil)
@@ -241,21 +250,19 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 	}
 	names := StateTopicNames(cfg.ApplicationID)
 	s := &KafkaState{
-		cfg:      cfg,
-		kcfg:     kcfg,
-		log:      log.With("component", "kafka-state", "topic", cfg.Topic, "group", cfg.Group, "instance", cfg.InstanceID),
-		names:    names,
-		ready:    make(chan struct{}),
-		assigned: make(chan struct{}),
-		pos:      map[tp]int64{},
-		pending:  map[tp][]*kgo.Record{},
+		cfg:     cfg,
+		kcfg:    kcfg,
+		log:     log.With("component", "kafka-state", "topic", cfg.Topic, "group", cfg.Group, "instance", cfg.InstanceID),
+		names:   names,
+		pos:     map[tp]int64{},
+		pending: map[tp][]*kgo.Record{},
+		txnID:   TransactionalID(cfg.ApplicationID, cfg.InstanceID),
 	}
 	base, err := kcfg.Options()
 	if err != nil {
 		return nil, err
 	}
-	txnID := TransactionalID(cfg.ApplicationID, cfg.InstanceID)
-	opts := append(base,
+	s.opts = append(base,
 		kgo.WithLogger(&slogKgo{log: log.With("component", "kafka")}),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.InstanceID(cfg.InstanceID),
@@ -269,25 +276,54 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		kgo.AdjustFetchOffsetsFn(s.adjust),
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.revoked),
-		kgo.TransactionalID(txnID),
+		kgo.TransactionalID(s.txnID),
 		kgo.TransactionTimeout(cfg.TransactionTimeout),
+		// A broker that restarts or is unreachable for a while stalls the
+		// batch instead of failing it: requests are retried for up to
+		// OutageTolerance (group membership keeps its own timeouts: an
+		// instance cut off longer than the session timeout loses its
+		// partitions and rolls its batch back).
+		kgo.RequestRetries(1000),
+		kgo.RetryTimeoutFn(func(key int16) time.Duration {
+			switch kmsg.Key(key) {
+			case kmsg.JoinGroup, kmsg.SyncGroup, kmsg.Heartbeat:
+				return cfg.SessionTimeout
+			}
+			return OutageTolerance
+		}),
+		kgo.RecordDeliveryTimeout(OutageTolerance),
 		kgo.RecordPartitioner(internalPartitioner{internal: map[string]bool{names[InputState]: true, names[WindowState]: true, names[Repartition]: true}}),
 	)
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("create the transactional Kafka client: %w", err)
+	if err := s.open(ctx); err != nil {
+		return nil, err
 	}
-	s.sess, s.cl, s.adm = sess, sess.Client(), kadm.NewClient(sess.Client())
-	// Initialising the producer id fences an earlier process with the same
-	// transactional id and aborts the transaction it left open.
+	return s, nil
+}
+
+// open creates the transactional group client. Initialising the producer
+// id fences an earlier process with the same transactional id and aborts
+// the transaction it left open.
+func (s *KafkaState) open(ctx context.Context) error {
+	s.mu.Lock()
+	s.ready = make(chan struct{})
+	s.assigned = make(chan struct{})
+	s.assignedOnce = &sync.Once{}
+	s.mu.Unlock()
+	sess, err := kgo.NewGroupTransactSession(s.opts...)
+	if err != nil {
+		return fmt.Errorf("create the transactional Kafka client: %w", err)
+	}
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, _, err := s.cl.ProducerID(ictx); err != nil {
+	if _, _, err := sess.Client().ProducerID(ictx); err != nil {
 		sess.Close()
-		return nil, &TransactionsError{TxnID: txnID, Err: err}
+		return &TransactionsError{TxnID: s.txnID, Err: err}
 	}
+	s.mu.Lock()
+	s.sess, s.cl, s.adm = sess, sess.Client(), kadm.NewClient(sess.Client())
 	close(s.ready)
-	return s, nil
+	s.mu.Unlock()
+	return nil
 }
 
 // TransactionsError says the broker did not start transactions for us.
@@ -340,8 +376,11 @@ func (s *KafkaState) stateTopicOf(topic string) StateTopic {
 // adjust runs when partitions are assigned: it reads their state back and
 // says where each starts.
 func (s *KafkaState) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	s.mu.Lock()
+	ready := s.ready
+	s.mu.Unlock()
 	select {
-	case <-s.ready:
+	case <-ready:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -502,9 +541,12 @@ func (s *KafkaState) loadPartitions(ctx context.Context, parts []tp, committed m
 func (s *KafkaState) waitAssigned(ctx context.Context) error {
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
+	s.mu.Lock()
+	assigned := s.assigned
+	s.mu.Unlock()
 	for {
 		select {
-		case <-s.assigned:
+		case <-assigned:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -602,6 +644,7 @@ func (s *KafkaState) Begin(ctx context.Context) error {
 	if err := s.sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	s.transientSince = time.Time{}
 	s.inTxn = true
 	s.writeMu.Lock()
 	s.writeErr = nil
@@ -725,6 +768,7 @@ func (s *KafkaState) deliver(rec *kgo.Record, need map[tp]Range, fn func(*Record
 
 func (s *KafkaState) fetchErrors(fetches kgo.Fetches, need map[tp]Range) error {
 	var errs []error
+	transient := false
 	fetches.EachError(func(topic string, p int32, err error) {
 		var loss *kgo.ErrDataLoss
 		switch {
@@ -733,6 +777,20 @@ func (s *KafkaState) fetchErrors(fetches kgo.Fetches, need map[tp]Range) error {
 			if r, ok := need[tp{topic, p}]; ok && loss.ResetTo >= r.To {
 				delete(need, tp{topic, p})
 			}
+		case topic == "":
+			// The client's own trouble (the group session cannot be joined
+			// while Kafka is unreachable): it keeps trying; a partition
+			// lost meanwhile is revoked, which ends its read.
+			transient = true
+			if s.transientSince.IsZero() {
+				s.transientSince = time.Now()
+			} else if time.Since(s.transientSince) > OutageTolerance {
+				errs = append(errs, fmt.Errorf("Kafka unreachable for %v: %w", OutageTolerance, err))
+			}
+			if time.Since(s.lastTransient) > 5*time.Second {
+				s.lastTransient = time.Now()
+				s.log.Warn("Kafka unreachable while reading; waiting", "err", err)
+			}
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		case errors.Is(err, kgo.ErrClientClosed):
 			errs = append(errs, errors.New("kafka client closed"))
@@ -740,6 +798,9 @@ func (s *KafkaState) fetchErrors(fetches kgo.Fetches, need map[tp]Range) error {
 			errs = append(errs, fmt.Errorf("fetch %s/%d: %w", topic, p, err))
 		}
 	})
+	if transient && len(errs) == 0 && fetches.NumRecords() == 0 {
+		time.Sleep(200 * time.Millisecond) // no busy loop while the client recovers
+	}
 	return errors.Join(errs...)
 }
 
@@ -763,14 +824,22 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 	for t, o := range next {
 		s.Write(StateRecord{Topic: s.stateTopicOf(t.topic), Partition: t.p, Key: []byte(KeyOffset), Value: strconv.AppendInt(nil, o, 10)})
 	}
-	if err := s.cl.Flush(ctx); err != nil {
-		return s.abortWith(ctx, fmt.Errorf("write the batch: %w", err))
+	// The broker aborts a transaction open longer than its timeout: a
+	// flush that takes longer (Kafka unreachable) cannot commit anyway.
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.TransactionTimeout+10*time.Second)
+	err := s.cl.Flush(fctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return s.abortWith(ctx, fmt.Errorf("write the batch: %w", err))
+		}
+		return s.rollBack(ctx, fmt.Errorf("write the batch: %w", err))
 	}
 	s.writeMu.Lock()
 	werr := s.writeErr
 	s.writeMu.Unlock()
 	if werr != nil {
-		return s.abortWith(ctx, werr)
+		return s.rollBack(ctx, werr)
 	}
 	// The group's offsets for exactly this batch, for every partition owned
 	// (so that an instance that lost its partitions without noticing cannot
@@ -798,9 +867,16 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 		}
 		return nil
 	})
-	committed, err := s.sess.End(octx, kgo.TryCommit)
+	// Bounded: while the group session is lost (Kafka was unreachable for
+	// longer than the session timeout), ending waits for a heartbeat that
+	// cannot happen before the next plan lets the group rejoin.
+	ectx, cancel := context.WithTimeout(octx, s.cfg.SessionTimeout+s.cfg.TransactionTimeout)
+	committed, err := s.sess.End(ectx, kgo.TryCommit)
+	cancel()
 	s.inTxn = false
 	if err != nil {
+		// The outcome is unknown (Kafka unreachable for too long): the
+		// next start restores whatever was committed.
 		return s.endErr(err)
 	}
 	if !committed {
@@ -859,7 +935,20 @@ func (s *KafkaState) endErr(err error) error {
 	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
 		return &FencedError{InstanceID: s.cfg.InstanceID, Err: err}
 	}
-	return fmt.Errorf("end the batch's transaction: %w", err)
+	return &EndError{Err: err}
+}
+
+// EndError says a batch's transaction could not be ended (Kafka was
+// unreachable for too long): whether it committed is unknown; the next
+// start restores whatever was committed.
+type EndError struct{ Err error }
+
+func (e *EndError) Error() string { return fmt.Sprintf("end the batch's transaction: %v", e.Err) }
+func (e *EndError) Unwrap() error { return e.Err }
+
+// Hint says what to do.
+func (e *EndError) Hint() string {
+	return "start the analyzer again once Kafka answers (run it under a supervisor that restarts it): it resumes from the last committed batch; nothing is lost or counted twice"
 }
 
 // FencedError says another process took over this instance's transactional
@@ -877,6 +966,16 @@ func (e *FencedError) Unwrap() error { return e.Err }
 // Hint says what to change.
 func (e *FencedError) Hint() string {
 	return "give every instance of the query its own --instance-id (it defaults to the host name)"
+}
+
+// rollBack aborts the batch after a failure to write it and returns
+// ErrRolledBack, or the failure when even the abort fails.
+func (s *KafkaState) rollBack(ctx context.Context, cause error) error {
+	s.log.Warn("rolling the batch back", "err", cause)
+	if err := s.Abort(ctx); err != nil {
+		return errors.Join(cause, err)
+	}
+	return ErrRolledBack
 }
 
 func (s *KafkaState) abortWith(ctx context.Context, cause error) error {
@@ -1102,10 +1201,16 @@ func (p internalPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
 	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
 }
 
-// slogKgo routes franz-go's warnings and errors to slog.
+// slogKgo routes franz-go's warnings and errors to slog, and its
+// informational messages too when log is at debug level.
 type slogKgo struct{ log *slog.Logger }
 
-func (l *slogKgo) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+func (l *slogKgo) Level() kgo.LogLevel {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo
+	}
+	return kgo.LogLevelWarn
+}
 
 func (l *slogKgo) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	sl := slog.LevelInfo

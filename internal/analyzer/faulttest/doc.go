@@ -15,6 +15,11 @@
 //     grouped by a column that is not the record key; one is killed and
 //     not restarted; the two others take over its partitions and state.
 //     The final counts must equal the brute-force count.
+//   - TestBrokerOutage: a private broker (scripts/kafka on its own ports)
+//     is stopped for 20 s under a running analyzer and started again; the
+//     analyzer waits, or exits with an error when the outage broke a
+//     transaction and is then restarted, as a supervisor would; the final
+//     counts must equal the brute-force count.
 //
 // CI runs them small (scripts/test runs them like every test). The full
 // sizes (200,000 messages, 8 kills; 100,000 messages for three instances):

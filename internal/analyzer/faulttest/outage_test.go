@@ -1,0 +1,269 @@
+package faulttest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cordstream/cordstream/internal/kafka"
+	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
+)
+
+// envOutagePort is the private broker's PLAINTEXT port (the controller and
+// the unused secure listener take the next two); default 29192.
+const envOutagePort = "CORDSTREAM_ANALYZER_FAULT_KAFKA_PORT"
+
+// privateBroker is a single-node Kafka of its own, run by scripts/kafka, so
+// that stopping it disturbs no other test.
+type privateBroker struct {
+	script, state, addr string
+	port                int
+}
+
+func startPrivateBroker(t *testing.T) *privateBroker {
+	t.Helper()
+	kafkatest.Brokers(t) // skips (or fails) like every integration test when no broker is set up
+	b := &privateBroker{port: 29192}
+	if v := os.Getenv(envOutagePort); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("$%s: %v", envOutagePort, err)
+		}
+		b.port = p
+	}
+	script, err := filepath.Abs("../../../scripts/kafka")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.script = script
+	b.state = filepath.Join(os.TempDir(), fmt.Sprintf("cordstream-analyzer-faulttest-kafka-%d", b.port))
+	b.addr = fmt.Sprintf("127.0.0.1:%d", b.port)
+	if err := b.run("start"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.run("clean"); err != nil {
+			t.Log(err)
+		}
+	})
+	return b
+}
+
+func (b *privateBroker) run(args ...string) error {
+	cmd := exec.Command(b.script, args...)
+	cmd.Env = append(os.Environ(),
+		"CORDSTREAM_KAFKA_PORT="+strconv.Itoa(b.port),
+		"CORDSTREAM_KAFKA_CONTROLLER_PORT="+strconv.Itoa(b.port+1),
+		"CORDSTREAM_KAFKA_SECURE_PORT="+strconv.Itoa(b.port+2),
+		"CORDSTREAM_KAFKA_SECURE=0",
+		"CORDSTREAM_KAFKA_STATE="+b.state)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("scripts/kafka %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func (b *privateBroker) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kafka.NewClient(ctx, kafka.Config{Brokers: []string{b.addr}, ConnectTimeout: 20 * time.Second}, nil, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// TestBrokerOutage stops the broker for a while under a running analyzer
+// (processing time, a live stream grouped by author_name). The analyzer
+// waits for the broker and rolls back what the outage interrupted; when the
+// outage broke a transaction it cannot end, it exits with an error and is
+// restarted, as a supervisor would. Either way the final counts are exact.
+func TestBrokerOutage(t *testing.T) {
+	b := startPrivateBroker(t)
+	outage := 20 * time.Second
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("outage %v, seed %d", outage, seed)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	topic := fmt.Sprintf("outage-%d", seed%1_000_000)
+	admCl := b.client(t)
+	if _, err := kafka.EnsureTopic(ctx, admCl, kafka.TopicSpec{Name: topic, Partitions: 2, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	app := topic + "-app"
+	results := app + "-results"
+	dir := t.TempDir()
+	args := []string{"analyze", "--brokers", b.addr, "--topic", topic, "--group", app, "--instance-id", "o1",
+		"--starting-offsets", "earliest", "--trigger", "500ms", "--session-timeout", "6s",
+		"--output", "kafka", "--results-topic", results, "--replication-factor", "1", "--log-level", logLevel()}
+	lives := 0
+	a := start(t, dir, "analyzer-0", args...)
+	// supervise restarts the analyzer if it exited with an error, as a
+	// supervisor would (an outage that breaks a transaction ends it).
+	supervise := func() {
+		if !a.exited() {
+			return
+		}
+		if a.err == nil {
+			t.Fatalf("the analyzer stopped on its own:\n%s", tail(a.log))
+		}
+		lives++
+		t.Logf("the analyzer exited (%v); restarting it:\n%s", a.err, lastLines(a.log, 3))
+		a = start(t, dir, fmt.Sprintf("analyzer-%d", lives), args...)
+	}
+
+	// A producer that keeps retrying through the outage, as the bot does.
+	prod := b.client(t, kgo.RecordDeliveryTimeout(5*time.Minute))
+	var mu sync.Mutex
+	var msgs []message
+	var wg sync.WaitGroup
+	stopProducing := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopProducing:
+				return
+			case <-tick.C:
+			}
+			mu.Lock()
+			m := liveMessage(rng, len(msgs), time.Now())
+			msgs = append(msgs, m)
+			mu.Unlock()
+			prod.Produce(ctx, &kgo.Record{Topic: topic, Key: m.key, Value: m.value}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					t.Errorf("produce: %v", err)
+				}
+			})
+		}
+	}()
+
+	time.Sleep(8 * time.Second)
+	if a.exited() {
+		t.Fatalf("the analyzer exited before the outage: %v\n%s", a.err, tail(a.log))
+	}
+	if err := b.run("stop"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("broker stopped")
+	time.Sleep(outage)
+	if err := b.run("start"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("broker started again")
+	time.Sleep(8 * time.Second)
+	close(stopProducing)
+	wg.Wait()
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	supervise()
+
+	// Wait until everything produced is committed by the analyzer.
+	adm := kadm.NewClient(b.client(t))
+	caughtUpBy := time.Now().Add(3 * time.Minute)
+	for stable := 0; stable < 3; {
+		supervise()
+		if time.Now().After(caughtUpBy) {
+			a.cmd.Process.Signal(syscall.SIGQUIT) // a goroutine dump into its log
+			<-a.done
+			t.Fatalf("the analyzer did not catch up within 3 minutes of the broker's return:\n%s", tail(a.log))
+		}
+		ends, err1 := adm.ListCommittedOffsets(ctx, topic)
+		resp, err2 := adm.FetchOffsets(ctx, app)
+		ok := err1 == nil && err2 == nil
+		if ok {
+			ends.Each(func(o kadm.ListedOffset) {
+				if c, found := resp.Lookup(o.Topic, o.Partition); o.Offset > 0 && (!found || c.At < o.Offset) {
+					ok = false
+				}
+			})
+		}
+		if ok {
+			stable++
+		} else {
+			stable = 0
+		}
+		time.Sleep(time.Second)
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	a.wait(t, time.Minute)
+
+	got, recs := finalCounts(t, readCommittedFrom(t, b, results))
+	compareCounts(t, "after a broker outage vs the brute-force count", got, oracle(msgs))
+	if !t.Failed() {
+		t.Logf("%d messages, %d windows exact, %d result records; restarts after the outage: %d", len(msgs), len(got), len(recs), lives)
+	}
+}
+
+// lastLines returns the last n lines of a file.
+func lastLines(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// logLevel is the analyzer's log level in the outage test
+// (CORDSTREAM_FAULT_LOG_LEVEL, default info).
+func logLevel() string {
+	if v := os.Getenv("CORDSTREAM_FAULT_LOG_LEVEL"); v != "" {
+		return v
+	}
+	return "info"
+}
+
+// readCommittedFrom is readCommitted on the private broker.
+func readCommittedFrom(t *testing.T, b *privateBroker, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(b.client(t))
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	cl := b.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	var out []*kgo.Record
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: partitions %v not read to their end", topic, left)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if e, ok := left[r.Partition]; ok && r.Offset >= e-1 {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	return out
+}
