@@ -494,3 +494,44 @@ func TestDurableSingleInstanceIsSparkExact(t *testing.T) {
 		})
 	}
 }
+
+// Events with the same slot belong to exactly the same windows, so a
+// partial count can stand for all of them (also when the window length is
+// not a multiple of the slide).
+func TestSlotOfGroupsEventsOfTheSameWindows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 200 {
+		slide := time.Duration(1+rng.IntN(9)) * time.Second
+		size := slide*time.Duration(1+rng.IntN(4)) + time.Duration(rng.IntN(int(slide/time.Millisecond)))*time.Millisecond
+		cfg := seedQuery()
+		cfg.Window, cfg.Slide = size, slide
+		d := newMemoryState(cfg)
+		windows := func(ts int64) string {
+			var out []string
+			sz, sl := int64(size/time.Microsecond), int64(slide/time.Microsecond)
+			for s := (ts/sl - int64(size/slide) - 2) * sl; s <= ts; s += sl {
+				if s <= ts && ts < s+sz {
+					out = append(out, fmt.Sprint(s))
+				}
+			}
+			return strings.Join(out, ",")
+		}
+		type slot struct {
+			last int64
+			n    int
+		}
+		seen := map[slot]string{}
+		for range 500 {
+			ts := testBase + rng.Int64N(int64(20*slide/time.Microsecond))
+			last, n := d.slotOf(ts)
+			w := windows(ts)
+			if got := strings.Count(w, ",") + 1; got != n {
+				t.Fatalf("size %v slide %v ts %d: slot says %d windows, the event is in %d (%s)", size, slide, ts, n, got, w)
+			}
+			if prev, ok := seen[slot{last, n}]; ok && prev != w {
+				t.Fatalf("size %v slide %v: slot (%d, %d) holds events of windows %s and %s", size, slide, last, n, prev, w)
+			}
+			seen[slot{last, n}] = w
+		}
+	}
+}
