@@ -32,7 +32,10 @@ type KafkaResults struct {
 }
 
 // NewKafkaResults returns a sink producing to topic with cl. keyNames are
-// the group-by columns, in the order of window.Row.Keys.
+// the group-by columns, in the order of window.Row.Keys. With a
+// transactional client the rows of a batch are produced in the transaction
+// open when WriteBatch runs (the analyzer's durable state opens one per
+// batch), so read-committed consumers see them only once it commits.
 func NewKafkaResults(cl *kgo.Client, topic string, keyNames []string) *KafkaResults {
 	k := &KafkaResults{cl: cl, topic: topic, keyNames: keyNames}
 	k.line = NewJSONLines(&k.buf, keyNames)
