@@ -125,7 +125,7 @@ func TestBrokerOutage(t *testing.T) {
 			t.Fatalf("the analyzer stopped on its own:\n%s", tail(a.log))
 		}
 		lives++
-		t.Logf("the analyzer exited (%v); restarting it:\n%s", a.err, lastLines(a.log, 3))
+		t.Logf("the analyzer exited (%v); restarting it; its last words:\n%s", a.err, lastLines(a.log, 12))
 		a = start(t, dir, fmt.Sprintf("analyzer-%d", lives), args...)
 	}
 
@@ -219,7 +219,12 @@ func TestBrokerOutage(t *testing.T) {
 // lastLines returns the last n lines of a file.
 func lastLines(path string, n int) string {
 	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) != "" && !strings.Contains(l, "unable to open connection") {
+			lines = append(lines, l)
+		}
+	}
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
@@ -238,7 +243,17 @@ func readCommittedFrom(t *testing.T, b *privateBroker, topic string) []*kgo.Reco
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	adm := kadm.NewClient(b.client(t))
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	var ends kadm.ListedOffsets
+	var err error
+	for ctx.Err() == nil { // a partition may still be electing its leader after the restart
+		if ends, err = adm.ListCommittedOffsets(ctx, topic); err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
