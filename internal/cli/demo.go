@@ -198,6 +198,7 @@ func demoRun(ctx context.Context, e *env, f *demoFlags) error {
 	case <-anDone:
 	}
 	stopTraffic()
+	demoWaitReceived(srv, botReg, botDone, 5*time.Second)
 	stopBot()
 	<-botDone
 	stopAn()
@@ -224,6 +225,23 @@ func demoWaitConnected(ctx context.Context, reg *metrics.Registry, done <-chan s
 		case <-done:
 			return false
 		case <-t.C:
+		}
+	}
+}
+
+// demoWaitReceived gives the bot up to limit to receive what the simulator
+// has sent, so that stopping does not cut off the last messages in flight.
+func demoWaitReceived(srv *sim.Server, reg *metrics.Registry, done <-chan struct{}, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		got, _ := reg.Sum("cordstream_bot_messages_received_total")
+		if int(got) >= srv.Stats().Messages {
+			return
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
