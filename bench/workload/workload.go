@@ -95,8 +95,6 @@ type Generator struct {
 	dms      []Channel
 	texts    []string
 	n        int64 // messages generated
-	lastMs   int64
-	seq      int64
 	start    int64 // Unix microseconds
 }
 
@@ -207,12 +205,13 @@ func (g *Generator) Next(m *chat.Message) {
 	}
 }
 
+// snowflake returns a unique message id for a message sent at ms: its
+// timestamp bits, and the message's number as the increment. Event times go
+// back and forth (disorder), so an increment reset per millisecond would
+// repeat ids; message numbers of messages in the same millisecond are at
+// most the disorder apart, far less than the 2^22 the increment wraps at.
 func (g *Generator) snowflake(ms int64) string {
-	if ms != g.lastMs {
-		g.lastMs, g.seq = ms, 0
-	}
-	g.seq++
-	return strconv.FormatUint(uint64(ms-discordEpochMs)<<22|uint64(g.seq&(1<<22-1)), 10)
+	return strconv.FormatUint(uint64(ms-discordEpochMs)<<22|uint64(g.n&(1<<22-1)), 10)
 }
 
 var (

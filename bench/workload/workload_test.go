@@ -7,13 +7,14 @@ import (
 )
 
 // TestShape checks the traffic has the promised shape: it encodes and
-// decodes, is deterministic, authors are skewed, sizes are realistic and
+// decodes, is deterministic, message ids are unique, authors are skewed, sizes are realistic and
 // event time advances at the configured rate.
 func TestShape(t *testing.T) {
 	const n = 50_000
 	g := New(Config{Seed: 7})
 	g2 := New(Config{Seed: 7})
 	counts := map[string]int{}
+	ids := map[string]bool{}
 	var bytes, empty, maxLen int
 	var first, last int64
 	var m, m2 chat.Message
@@ -33,6 +34,10 @@ func TestShape(t *testing.T) {
 			t.Fatalf("message %d: decode %s: %v", i, b, err)
 		}
 		counts[*d.AuthorName]++
+		if ids[d.MessageID] {
+			t.Fatalf("message %d: message id %s repeats an earlier message's", i, d.MessageID)
+		}
+		ids[d.MessageID] = true
 		bytes += len(b)
 		if *d.Content == "" {
 			empty++
