@@ -303,6 +303,7 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 
 	stats := newBatchStats()
 	stats.wmLate = a.engine.Progress().WatermarkForLate
+	readStart := a.d.Now()
 	if !plan.Empty() {
 		err := a.d.Source.Read(ctx, plan, func(r *Record) { a.process(r, stats) })
 		if err != nil {
@@ -317,8 +318,10 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 		return false, abort(stats.corrupt)
 	}
 
+	stats.readTook = a.d.Now().Sub(readStart)
 	// The input is read: from here on the batch completes even when a stop
 	// is requested, bounded by the drain timeout.
+	writeStart := a.d.Now()
 	dctx, done := a.drainContext(ctx)
 	defer done()
 	var updated, evicted []window.Row
@@ -354,7 +357,11 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	} else if a.dur != nil {
 		a.dur.advance()
 	}
-	if err := a.d.Source.Commit(dctx, plan); err != nil {
+	commitStart := a.d.Now()
+	stats.writeTook = commitStart.Sub(writeStart)
+	err = a.d.Source.Commit(dctx, plan)
+	stats.commitTook = a.d.Now().Sub(commitStart)
+	if err != nil {
 		if errors.Is(err, ErrRolledBack) {
 			a.m.rollbacks.Inc()
 			return true, nil
@@ -402,7 +409,7 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 		"records", s.records, "counted", s.counted, "bad", s.badTotal(), "duplicates", s.duplicates,
 		"sent_to_others", s.repartitioned, "from_others", s.fromOthers, "rows", len(b.Rows),
 		"late_rows", b.Late, "watermark_us", a.engine.Watermark(), "state_rows", a.engine.StateRows(),
-		"took", took)
+		"took", took, "read", s.readTook, "run_and_write", s.writeTook, "commit", s.commitTook)
 }
 
 // process feeds one record to the engine, or accounts for it as skipped,

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/window"
 )
 
@@ -153,19 +154,121 @@ type partial struct {
 
 // inputPart is the de-duplication state of one owned input partition.
 type inputPart struct {
-	ids   map[string]int64 // message id -> end of its last window
+	ids   idSet // message ids remembered
 	byEnd map[int64]*dedupSlot
 	hz    horizonValue
 	// This batch.
 	maxTs int64
 	hasTs bool
-	added map[int64][]string // new ids by window end
+	added map[int64][]dedupID // new ids by the end of their last window
 }
 
 type dedupSlot struct {
-	ids  []string
+	ids  []dedupID
 	seqs []int64 // the records holding them: "d/<end>/<seq>"
 }
+
+// dedupID is a message id (never empty: records without one are not
+// de-duplicated): Discord's ids are snowflakes, decimal numbers
+// that fit 64 bits, and are kept as numbers (a quarter of the memory, and
+// cheaper to hash than strings); any other id is kept as a string.
+type dedupID struct {
+	n uint64
+	s string // the id when it is not a canonical decimal uint64
+}
+
+// toDedupID returns the id of msgID; with clone, a string id is copied (a
+// msgID that aliases a record must not keep it alive).
+func toDedupID(msgID string, clone bool) dedupID {
+	if n, ok := canonicalUint(msgID); ok {
+		return dedupID{n: n}
+	}
+	if clone {
+		msgID = strings.Clone(msgID)
+	}
+	return dedupID{s: msgID}
+}
+
+// canonicalUint parses s when it is the canonical decimal form of a uint64
+// (no sign, no leading zero): then the number and the string name the same
+// id.
+func canonicalUint(s string) (uint64, bool) {
+	if len(s) == 0 || len(s) > 20 || (s[0] == '0' && len(s) > 1) {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (1<<64-1-d)/10 {
+			return 0, false // overflows
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
+// appendJSON appends the id as a JSON string.
+func (id dedupID) appendJSON(b []byte) []byte {
+	if id.s != "" {
+		return chat.AppendJSONString(b, id.s)
+	}
+	b = append(b, '"')
+	b = strconv.AppendUint(b, id.n, 10)
+	return append(b, '"')
+}
+
+// appendIDsJSON appends ids as a JSON array of strings.
+func appendIDsJSON(b []byte, ids []dedupID) []byte {
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = id.appendJSON(b)
+	}
+	return append(b, ']')
+}
+
+// idSet is a set of message ids.
+type idSet struct {
+	num map[uint64]struct{}
+	str map[string]struct{}
+}
+
+func newIDSet() idSet {
+	return idSet{num: map[uint64]struct{}{}, str: map[string]struct{}{}}
+}
+
+func (s idSet) has(id dedupID) bool {
+	if id.s != "" {
+		_, ok := s.str[id.s]
+		return ok
+	}
+	_, ok := s.num[id.n]
+	return ok
+}
+
+func (s idSet) add(id dedupID) {
+	if id.s != "" {
+		s.str[id.s] = struct{}{}
+	} else {
+		s.num[id.n] = struct{}{}
+	}
+}
+
+func (s idSet) remove(id dedupID) {
+	if id.s != "" {
+		delete(s.str, id.s)
+	} else {
+		delete(s.num, id.n)
+	}
+}
+
+func (s idSet) len() int { return len(s.num) + len(s.str) }
 
 // durableState is the analyzer's state beyond the engine when it runs on a
 // Durable: which partitions it owns, their de-duplication sets, and this
@@ -212,7 +315,7 @@ func newMemoryState(cfg Config) *durableState {
 }
 
 func newInputPart() *inputPart {
-	return &inputPart{ids: map[string]int64{}, byEnd: map[int64]*dedupSlot{}, added: map[int64][]string{}}
+	return &inputPart{ids: newIDSet(), byEnd: map[int64]*dedupSlot{}, added: map[int64][]dedupID{}}
 }
 
 // route returns the shuffle partition of a key tuple and whether this
@@ -381,8 +484,12 @@ func (d *durableState) loadInput(st PartitionState) (*inputPart, error) {
 		}
 		slot := part.slot(end)
 		slot.seqs = append(slot.seqs, seq)
-		for _, id := range ids {
-			part.ids[id] = end
+		for _, s := range ids {
+			if s == "" {
+				continue // never stored; an empty id is not de-duplicated
+			}
+			id := toDedupID(s, false)
+			part.ids.add(id)
 			slot.ids = append(slot.ids, id)
 		}
 	}
@@ -433,11 +540,14 @@ func (d *durableState) admit(p int32, msgID string, hasID bool, ts int64) verdic
 	if end <= part.hz.Drop {
 		return tooLate
 	}
-	if _, seen := part.ids[msgID]; seen {
+	id := toDedupID(msgID, false)
+	if part.ids.has(id) {
 		return duplicate
 	}
-	id := strings.Clone(msgID) // msgID aliases the record
-	part.ids[id] = end
+	if id.s != "" {
+		id.s = strings.Clone(id.s) // msgID aliases the record
+	}
+	part.ids.add(id)
 	part.added[end] = append(part.added[end], id)
 	return admitted
 }
@@ -538,11 +648,7 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 				part.hz.Seq++
 			}
 			for _, end := range slices.Sorted(maps.Keys(part.added)) {
-				ids := part.added[end]
-				v, err := json.Marshal(ids)
-				if err != nil {
-					return nil, err
-				}
+				v := appendIDsJSON(nil, part.added[end])
 				out = append(out, StateRecord{Topic: InputState, Partition: p, Key: dedupKey(end, part.hz.Seq), Value: v})
 			}
 		}
@@ -572,7 +678,7 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 				continue
 			}
 			for _, id := range slot.ids {
-				delete(part.ids, id)
+				part.ids.remove(id)
 			}
 			for _, seq := range slot.seqs {
 				out = append(out, StateRecord{Topic: InputState, Partition: p, Key: dedupKey(end, seq)})

@@ -2,10 +2,12 @@ package analyzer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -294,7 +296,7 @@ func TestDurableDedup(t *testing.T) {
 	src.assign([]int32{0}, []int32{0})
 	a := newTestAnalyzer(t, durableQuery(), Deps{Source: src, Outputs: []Output{&recordingOutput{}}})
 	drive(t, a)
-	if n := len(a.dur.inputs[0].ids); n > 400 {
+	if n := a.dur.inputs[0].ids.len(); n > 400 {
 		t.Errorf("%d ids remembered after an hour of messages, one a second: want only those within the horizon", n)
 	}
 	kept := 0
@@ -533,5 +535,49 @@ func TestSlotOfGroupsEventsOfTheSameWindows(t *testing.T) {
 			}
 			seen[slot{last, n}] = w
 		}
+	}
+}
+
+// Message ids are kept as numbers only when the number names exactly one
+// id: "7" and "007" stay different ids, and the stored JSON gives back the
+// strings that came in.
+func TestDedupIDs(t *testing.T) {
+	ids := []string{"0", "7", "007", "1442323862181007360", "18446744073709551615", "18446744073709551616",
+		"99999999999999999999", "-1", "+1", "1e3", " 1", "é", "a\"b\\c", "\u2028"}
+	set := newIDSet()
+	var list []dedupID
+	for _, s := range ids {
+		id := toDedupID(s, true)
+		if set.has(id) {
+			t.Errorf("%q: already in the set before it was added", s)
+		}
+		set.add(id)
+		list = append(list, id)
+	}
+	if set.len() != len(ids) {
+		t.Errorf("set holds %d ids, want %d", set.len(), len(ids))
+	}
+	for _, s := range []string{"7", "18446744073709551615"} {
+		if id := toDedupID(s, false); id.s != "" {
+			t.Errorf("%q kept as a string, want a number", s)
+		}
+	}
+	for _, s := range []string{"007", "18446744073709551616", "-1"} {
+		if id := toDedupID(s, false); id.s != s {
+			t.Errorf("%q kept as %+v, want the string", s, id)
+		}
+	}
+	var back []string
+	if err := json.Unmarshal(appendIDsJSON(nil, list), &back); err != nil {
+		t.Fatalf("stored ids are not a JSON array of strings: %v", err)
+	}
+	if !slices.Equal(back, ids) {
+		t.Errorf("stored ids read back as %q, want %q", back, ids)
+	}
+	for _, id := range list {
+		set.remove(id)
+	}
+	if set.len() != 0 {
+		t.Errorf("%d ids left after removing all", set.len())
 	}
 }

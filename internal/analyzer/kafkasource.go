@@ -82,15 +82,12 @@ type KafkaSource struct {
 	assignedOnce sync.Once
 
 	mu        sync.Mutex
-	pos       map[int32]int64         // owned partitions: next offset to read
-	committed map[int32]int64         // owned partitions: offset committed to the group, -1 if none
-	pending   map[int32][]*kgo.Record // polled records beyond the batch being read
-	started   bool                    // a batch was committed
-	wake      context.CancelFunc      // interrupts the poll of Read after a revoke
+	pos       map[int32]int64 // owned partitions: next offset to read
+	committed map[int32]int64 // owned partitions: offset committed to the group, -1 if none
+	started   bool            // a batch was committed
+	rr        rangeReader     // guarded by mu where it says so
 
 	ends    map[int32]int64 // available-now: the end offsets of the input
-	polled  bool            // records were polled and rebalancing is blocked
-	rec     Record
 	closeMu sync.Once
 
 	lastTransient time.Time // last warning about the client being unable to reach Kafka
@@ -111,14 +108,15 @@ func NewKafkaSource(ctx context.Context, kcfg kafka.Config, cfg KafkaSourceConfi
 		assigned:  make(chan struct{}),
 		pos:       map[int32]int64{},
 		committed: map[int32]int64{},
-		pending:   map[int32][]*kgo.Record{},
 	}
+	s.rr = newRangeReader(&s.mu)
 	cl, err := kafka.NewClient(ctx, kcfg, log,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topic),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(fetchMaxWait),
 		// Starting positions are set by adjust; this applies only when a
 		// position falls out of range while running (retention).
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -189,7 +187,7 @@ func (s *KafkaSource) adjust(ctx context.Context, offsets map[string]map[int32]k
 		parts[p] = kgo.NewOffset().At(at)
 		s.pos[p] = at
 		s.committed[p] = committed
-		delete(s.pending, p)
+		s.rr.forget(tp{s.cfg.Topic, p})
 		s.log.Info("partition assigned", "partition", p, "start_offset", at, "committed", committed, "end_offset", hi)
 	}
 	s.assignedOnce.Do(func() { close(s.assigned) })
@@ -203,12 +201,10 @@ func (s *KafkaSource) revoked(_ context.Context, _ *kgo.Client, lost map[string]
 	for _, p := range lost[s.cfg.Topic] {
 		delete(s.pos, p)
 		delete(s.committed, p)
-		delete(s.pending, p)
+		s.rr.forget(tp{s.cfg.Topic, p})
 		s.log.Info("partition revoked", "partition", p)
 	}
-	if s.wake != nil {
-		s.wake()
-	}
+	s.rr.interrupt()
 }
 
 // listOffsets returns one offset per partition of topic.
@@ -250,10 +246,7 @@ func (s *KafkaSource) waitAssigned(ctx context.Context) error {
 
 // Plan implements Source.
 func (s *KafkaSource) Plan(ctx context.Context) (Plan, error) {
-	if s.polled {
-		s.cl.AllowRebalance()
-		s.polled = false
-	}
+	s.rr.allowRebalance(s.cl)
 	if err := s.waitAssigned(ctx); err != nil {
 		return Plan{}, err
 	}
@@ -293,108 +286,21 @@ func (s *KafkaSource) Plan(ctx context.Context) (Plan, error) {
 
 // Read implements Source.
 func (s *KafkaSource) Read(ctx context.Context, plan Plan, fn func(*Record)) error {
-	need := map[int32]Range{}
-	for _, r := range plan.Ranges {
-		need[r.Partition] = r
-	}
-	// Records polled during the previous batch come first.
-	s.mu.Lock()
-	var early []*kgo.Record
-	var complete []int32 // partitions whose pending records reach past the range
-	for p, r := range need {
-		recs := s.pending[p]
-		i := 0
-		for ; i < len(recs) && recs[i].Offset < r.To; i++ {
-			if recs[i].Offset >= r.From {
-				early = append(early, recs[i])
-			}
-		}
-		if i < len(recs) {
-			s.pending[p] = recs[i:]
-			complete = append(complete, p)
-		} else {
-			delete(s.pending, p)
-		}
-	}
-	s.mu.Unlock()
-	for _, rec := range early {
-		s.deliver(rec, need, fn)
-	}
-	for _, p := range complete {
-		delete(need, p)
-	}
-
-	for len(need) > 0 {
-		rctx, wake := context.WithCancel(ctx)
-		s.mu.Lock()
-		s.wake = wake
-		for p := range need {
-			if _, ok := s.pos[p]; !ok {
-				s.log.Warn("partition revoked while its batch was being read; the new owner reads it again", "partition", p)
-				delete(need, p)
-			}
-		}
-		s.mu.Unlock()
-		if len(need) == 0 {
-			wake()
-			break
-		}
-		var want int64
-		for _, r := range need {
-			want += r.To - r.From
-		}
-		fetches := s.cl.PollRecords(rctx, int(min(want, 1<<16)))
-		wake() // a cancelled rctx (revoke) just loops to check ownership again
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.polled = true // rebalances wait until AllowRebalance
-		if err := s.fetchErrors(fetches, need); err != nil {
-			return err
-		}
-		fetches.EachRecord(func(rec *kgo.Record) {
-			s.deliver(rec, need, fn)
-		})
-	}
-	s.mu.Lock()
-	s.wake = nil
-	s.mu.Unlock()
-	return nil
-}
-
-// deliver hands rec to fn when it belongs to the batch being read, keeps it
-// for a later batch when it is beyond, and marks partitions complete.
-func (s *KafkaSource) deliver(rec *kgo.Record, need map[int32]Range, fn func(*Record)) {
-	if rec.Topic != s.cfg.Topic {
-		return
-	}
-	r, ok := need[rec.Partition]
-	switch {
-	case ok && rec.Offset < r.From:
-		return // already processed
-	case ok && rec.Offset >= r.To, !ok:
-		s.mu.Lock()
-		if _, owned := s.pos[rec.Partition]; owned {
-			s.pending[rec.Partition] = append(s.pending[rec.Partition], rec)
-		}
-		s.mu.Unlock()
-		if ok {
-			delete(need, rec.Partition)
-		}
-		return
-	}
-	if !rec.Attrs.IsControl() {
-		s.rec = Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value}
-		fn(&s.rec)
-	}
-	if rec.Offset >= r.To-1 {
-		delete(need, rec.Partition)
-	}
+	return s.rr.read(ctx, plan, readHooks{
+		cl:  s.cl,
+		log: s.log,
+		owned: func(t tp) bool {
+			_, ok := s.pos[t.p]
+			return ok && t.topic == s.cfg.Topic
+		},
+		revoked:     "partition revoked while its batch was being read; the new owner reads it again",
+		fetchErrors: s.fetchErrors,
+	}, fn)
 }
 
 // fetchErrors handles the errors of a poll: data loss (records gone before
 // they were read) is logged and the range moves on; anything else fails.
-func (s *KafkaSource) fetchErrors(fetches kgo.Fetches, need map[int32]Range) error {
+func (s *KafkaSource) fetchErrors(fetches kgo.Fetches, need map[tp]Range) error {
 	var errs []error
 	transient := false
 	fetches.EachError(func(topic string, p int32, err error) {
@@ -402,8 +308,8 @@ func (s *KafkaSource) fetchErrors(fetches kgo.Fetches, need map[int32]Range) err
 		switch {
 		case errors.As(err, &loss):
 			s.log.Warn("records lost before they were read", "partition", p, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo)
-			if r, ok := need[p]; ok && loss.ResetTo >= r.To {
-				delete(need, p)
+			if r, ok := need[tp{topic, p}]; ok && loss.ResetTo >= r.To {
+				delete(need, tp{topic, p})
 			}
 		case topic == "":
 			// The client's own trouble (the group session cannot be joined
@@ -483,9 +389,6 @@ func (s *KafkaSource) Commit(ctx context.Context, plan Plan) error {
 	s.mu.Lock()
 	s.started = true
 	s.mu.Unlock()
-	if s.polled {
-		s.cl.AllowRebalance()
-		s.polled = false
-	}
+	s.rr.allowRebalance(s.cl)
 	return nil
 }

@@ -336,3 +336,97 @@ func headers(r *kgo.Record) map[string]string {
 	}
 	return h
 }
+
+// A partition whose range is complete while the batch still reads another
+// one stops being fetched once it holds holdPauseAfter records, and is
+// fetched again once a Read leaves it fewer; every record still comes out once, in
+// order, in the batch that planned it.
+func TestKafkaSourcePausesPartitionsAhead(t *testing.T) {
+	old := holdPauseAfter
+	holdPauseAfter = 10
+	defer func() { holdPauseAfter = old }()
+
+	topic := kafkatest.Topic(t, 2)
+	cl := producer(t)
+	n := map[int32]int{0: 30, 1: 600}
+	for p, count := range n {
+		var vals [][]byte
+		for i := range count {
+			vals = append(vals, fmt.Appendf(nil, "p%d-%d", p, i))
+		}
+		produce(t, cl, topic, p, vals...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := NewKafkaSource(ctx, kafkatest.Config(t), KafkaSourceConfig{
+		Topic: topic, Group: kafkatest.TopicName(t), StartingOffsets: StartEarliest,
+		AvailableNow: true, MaxRecordsPerBatch: 63,
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	next := map[int32]int64{0: 0, 1: 0}
+	pausedSeen := false
+	for batch := 0; ; batch++ {
+		plan, err := s.Plan(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plan.Empty() {
+			break
+		}
+		if batch > 100 {
+			t.Fatalf("more than 100 batches for %d records", n[0]+n[1])
+		}
+		in := map[int32]Range{}
+		for _, r := range plan.Ranges {
+			in[r.Partition] = r
+		}
+		err = s.Read(ctx, plan, func(r *Record) {
+			rg, ok := in[r.Partition]
+			if !ok || r.Offset < rg.From || r.Offset >= rg.To {
+				t.Fatalf("batch %d: record %d/%d outside the plan %s", batch, r.Partition, r.Offset, plan)
+			}
+			if r.Offset != next[r.Partition] {
+				t.Fatalf("batch %d: partition %d: offset %d, want %d (lost or repeated records)", batch, r.Partition, r.Offset, next[r.Partition])
+			}
+			if want := fmt.Sprintf("p%d-%d", r.Partition, r.Offset); string(r.Value) != want {
+				t.Fatalf("record %d/%d = %q, want %q", r.Partition, r.Offset, r.Value, want)
+			}
+			next[r.Partition]++
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		for tpart, held := range s.rr.held {
+			if s.rr.paused[tpart] {
+				pausedSeen = true
+			} else if len(held) >= holdPauseAfter {
+				t.Errorf("batch %d: partition %d holds %d records and is not paused", batch, tpart.p, len(held))
+			}
+		}
+		s.mu.Unlock()
+		if paused := s.cl.PauseFetchPartitions(nil)[topic]; len(paused) != len(s.rr.paused) {
+			t.Errorf("batch %d: client has partitions %v paused, reader %v", batch, paused, s.rr.paused)
+		}
+		if err := s.Commit(ctx, plan); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, count := range n {
+		if next[p] != int64(count) {
+			t.Errorf("partition %d: read %d records, want %d", p, next[p], count)
+		}
+	}
+	if !pausedSeen {
+		t.Error("no partition was paused: the test did not exercise pausing")
+	}
+	s.mu.Lock()
+	for tpart := range s.rr.paused {
+		t.Errorf("partition %d still paused after the last batch, holding %d records", tpart.p, len(s.rr.held[tpart]))
+	}
+	s.mu.Unlock()
+}

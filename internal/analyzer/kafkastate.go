@@ -214,22 +214,19 @@ type KafkaState struct {
 	assigned     chan struct{}
 	assignedOnce *sync.Once
 
-	pos     map[tp]int64 // owned partitions of both topics: next offset to read
-	pending map[tp][]*kgo.Record
+	pos     map[tp]int64  // owned partitions of both topics: next offset to read
+	rr      rangeReader   // guarded by mu where it says so
 	changes *StateChanges // since the last plan
 	loadErr error         // a failed load while partitions were assigned
 	started bool
-	wake    context.CancelFunc
 
 	ends           map[int32]int64 // available-now: the input's end offsets
 	lastPurge      time.Time
 	lastTransient  time.Time
 	transientSince time.Time
-	polled         bool
 	inTxn          bool
 	writeMu        sync.Mutex
 	writeErr       error
-	rec            Record
 	closeMu        sync.Once
 }
 
@@ -250,14 +247,14 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 	}
 	names := StateTopicNames(cfg.ApplicationID)
 	s := &KafkaState{
-		cfg:     cfg,
-		kcfg:    kcfg,
-		log:     log.With("component", "kafka-state", "topic", cfg.Topic, "group", cfg.Group, "instance", cfg.InstanceID),
-		names:   names,
-		pos:     map[tp]int64{},
-		pending: map[tp][]*kgo.Record{},
-		txnID:   TransactionalID(cfg.ApplicationID, cfg.InstanceID),
+		cfg:   cfg,
+		kcfg:  kcfg,
+		log:   log.With("component", "kafka-state", "topic", cfg.Topic, "group", cfg.Group, "instance", cfg.InstanceID),
+		names: names,
+		pos:   map[tp]int64{},
+		txnID: TransactionalID(cfg.ApplicationID, cfg.InstanceID),
 	}
+	s.rr = newRangeReader(&s.mu)
 	base, err := kcfg.Options()
 	if err != nil {
 		return nil, err
@@ -269,6 +266,7 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.ConsumeTopics(cfg.Topic, names[Repartition]),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.KeepControlRecords(),
@@ -411,7 +409,7 @@ func (s *KafkaState) adjust(ctx context.Context, offsets map[string]map[int32]kg
 	for _, t := range gained {
 		offsets[t.topic][t.p] = kgo.NewOffset().At(pos[t])
 		s.pos[t] = pos[t]
-		delete(s.pending, t)
+		s.rr.forget(t)
 		if s.isRepartition(t.topic) {
 			ch.GainedShuffle[t.p] = loaded[t]
 			ch.LostShuffle = slices.DeleteFunc(ch.LostShuffle, func(p int32) bool { return p == t.p })
@@ -441,7 +439,7 @@ func (s *KafkaState) revoked(_ context.Context, _ *kgo.Client, lost map[string][
 		for _, p := range parts {
 			t := tp{topic, p}
 			delete(s.pos, t)
-			delete(s.pending, t)
+			s.rr.forget(t)
 			if s.isRepartition(topic) {
 				delete(ch.GainedShuffle, p)
 				ch.LostShuffle = append(ch.LostShuffle, p)
@@ -452,9 +450,7 @@ func (s *KafkaState) revoked(_ context.Context, _ *kgo.Client, lost map[string][
 			s.log.Info("partition revoked", "topic", topic, "partition", p)
 		}
 	}
-	if s.wake != nil {
-		s.wake()
-	}
+	s.rr.interrupt()
 }
 
 // loadPartitions reads the committed state of partitions (of the input or
@@ -565,10 +561,7 @@ func (s *KafkaState) waitAssigned(ctx context.Context) error {
 // Plan implements Source. Its Changes carry the partitions gained (with
 // their state) and lost since the previous plan.
 func (s *KafkaState) Plan(ctx context.Context) (Plan, error) {
-	if s.polled {
-		s.cl.AllowRebalance()
-		s.polled = false
-	}
+	s.rr.allowRebalance(s.cl)
 	if err := s.waitAssigned(ctx); err != nil {
 		return Plan{}, err
 	}
@@ -674,96 +667,17 @@ func (s *KafkaState) produced(r *kgo.Record, err error) {
 // Read implements Source. Records of the repartition topic have
 // Repartitioned set.
 func (s *KafkaState) Read(ctx context.Context, plan Plan, fn func(*Record)) error {
-	need := map[tp]Range{}
-	for _, r := range plan.Ranges {
-		need[tp{r.Topic, r.Partition}] = r
-	}
-	s.mu.Lock()
-	var early []*kgo.Record
-	var complete []tp
-	for t, r := range need {
-		recs := s.pending[t]
-		i := 0
-		for ; i < len(recs) && recs[i].Offset < r.To; i++ {
-			if recs[i].Offset >= r.From {
-				early = append(early, recs[i])
-			}
-		}
-		if i < len(recs) {
-			s.pending[t] = recs[i:]
-			complete = append(complete, t)
-		} else {
-			delete(s.pending, t)
-		}
-	}
-	s.mu.Unlock()
-	for _, rec := range early {
-		s.deliver(rec, need, fn)
-	}
-	for _, t := range complete {
-		delete(need, t)
-	}
-	for len(need) > 0 {
-		rctx, wake := context.WithCancel(ctx)
-		s.mu.Lock()
-		s.wake = wake
-		for t := range need {
-			if _, ok := s.pos[t]; !ok {
-				s.log.Warn("partition revoked while its batch was being read; the batch will be rolled back", "topic", t.topic, "partition", t.p)
-				delete(need, t)
-			}
-		}
-		s.mu.Unlock()
-		if len(need) == 0 {
-			wake()
-			break
-		}
-		var want int64
-		for _, r := range need {
-			want += r.To - r.From
-		}
-		fetches := s.cl.PollRecords(rctx, int(min(want, 1<<16)))
-		wake()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.polled = true
-		if err := s.fetchErrors(fetches, need); err != nil {
-			return err
-		}
-		fetches.EachRecord(func(rec *kgo.Record) { s.deliver(rec, need, fn) })
-	}
-	s.mu.Lock()
-	s.wake = nil
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *KafkaState) deliver(rec *kgo.Record, need map[tp]Range, fn func(*Record)) {
-	t := tp{rec.Topic, rec.Partition}
-	r, ok := need[t]
-	switch {
-	case ok && rec.Offset < r.From:
-		return
-	case ok && rec.Offset >= r.To, !ok:
-		s.mu.Lock()
-		if _, owned := s.pos[t]; owned {
-			s.pending[t] = append(s.pending[t], rec)
-		}
-		s.mu.Unlock()
-		if ok {
-			delete(need, t)
-		}
-		return
-	}
-	if !rec.Attrs.IsControl() {
-		s.rec = Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
-			Repartitioned: s.isRepartition(rec.Topic)}
-		fn(&s.rec)
-	}
-	if rec.Offset >= r.To-1 {
-		delete(need, t)
-	}
+	return s.rr.read(ctx, plan, readHooks{
+		cl:  s.cl,
+		log: s.log,
+		owned: func(t tp) bool {
+			_, ok := s.pos[t]
+			return ok
+		},
+		revoked:     "partition revoked while its batch was being read; the batch will be rolled back",
+		fetchErrors: s.fetchErrors,
+		repartition: s.isRepartition,
+	}, fn)
 }
 
 func (s *KafkaState) fetchErrors(fetches kgo.Fetches, need map[tp]Range) error {
@@ -1034,7 +948,7 @@ func (s *KafkaState) reload(ctx context.Context) error {
 			continue // revoked meanwhile
 		}
 		s.pos[t] = pos[t]
-		delete(s.pending, t)
+		s.rr.forget(t)
 		if s.isRepartition(t.topic) {
 			ch.GainedShuffle[t.p] = loaded[t]
 		} else {
@@ -1133,6 +1047,7 @@ func readStateTopics(ctx context.Context, kcfg kafka.Config, adm *kadm.Client, w
 		kgo.WithLogger(&slogKgo{log: log.With("component", "kafka")}),
 		kgo.ConsumePartitions(consume),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxWait(200*time.Millisecond),
 	)...)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/window"
@@ -41,6 +42,9 @@ type batchStats struct {
 
 	wmLate  int64 // the watermark the batch drops late rows against
 	corrupt error // an internal record that could not be read
+
+	// Where the batch's time went (for the debug log).
+	readTook, writeTook, commitTook time.Duration
 }
 
 func newBatchStats() *batchStats {

@@ -1,0 +1,195 @@
+package analyzer
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// holdPauseAfter is how many records polled ahead of the batch being read a
+// partition may hold before its fetching pauses until the next batch. Fetch
+// responses give every partition about the same bytes while batch ranges
+// follow each partition's backlog (as Spark spreads maxOffsetsPerTrigger),
+// so without a pause the partitions whose range is complete would pile up
+// records (and the decompressed fetch buffers they keep alive) while the
+// batch waits for the slowest one.
+var holdPauseAfter = 4096 // a variable for tests
+
+// fetchMaxWait is how long the broker may hold a fetch that finds no new
+// data (Kafka's fetch.max.wait.ms; franz-go's default is 5 s). A fetch held
+// at the end of a partition delays the next one, which a batch may need (a
+// partition resumed after a pause, the last records of a range): batches
+// were seen to stall for the better part of 5 s at the end of the input.
+const fetchMaxWait = 500 * time.Millisecond
+
+// rangeReader reads the offset ranges of a plan from a group consumer's
+// polls. Records polled beyond a partition's range, or for an owned
+// partition the batch does not read, are held for the batches that read
+// them; a partition holding holdPauseAfter records stops being fetched until
+// a Read leaves it fewer. KafkaSource and KafkaState share it.
+type rangeReader struct {
+	mu *sync.Mutex // the owner's: guards held, paused and wake (its revoke callback drops held records)
+
+	held   map[tp][]*kgo.Record
+	paused map[tp]bool
+	wake   context.CancelFunc // interrupts the poll of Read after a revoke
+	polled bool               // records were polled and rebalancing is blocked
+	rec    Record
+}
+
+func newRangeReader(mu *sync.Mutex) rangeReader {
+	return rangeReader{mu: mu, held: map[tp][]*kgo.Record{}, paused: map[tp]bool{}}
+}
+
+// readHooks are what differs between the readers' owners.
+type readHooks struct {
+	cl  *kgo.Client
+	log *slog.Logger
+	// owned reports whether the partition is still owned (called with mu held).
+	owned func(tp) bool
+	// revoked is logged when a partition is revoked while its batch is read.
+	revoked string
+	// fetchErrors handles a poll's errors; it may drop ranges from need
+	// (records lost to retention) and returns an error that fails the read.
+	fetchErrors func(kgo.Fetches, map[tp]Range) error
+	// repartition reports whether topic is the repartition topic.
+	repartition func(topic string) bool
+}
+
+// forget drops what is held for t (revoked, or re-positioned). mu held.
+func (rr *rangeReader) forget(t tp) { delete(rr.held, t) }
+
+// interrupt wakes a Read waiting in a poll (a partition was revoked). mu held.
+func (rr *rangeReader) interrupt() {
+	if rr.wake != nil {
+		rr.wake()
+	}
+}
+
+// allowRebalance lets a rebalance blocked by a poll proceed: between
+// batches, never while one is read.
+func (rr *rangeReader) allowRebalance(cl *kgo.Client) {
+	if rr.polled {
+		cl.AllowRebalance()
+		rr.polled = false
+	}
+}
+
+// read calls fn for every data record of plan's ranges, in offset order
+// within each partition, skipping transaction markers.
+func (rr *rangeReader) read(ctx context.Context, plan Plan, h readHooks, fn func(*Record)) error {
+	need := make(map[tp]Range, len(plan.Ranges))
+	for _, r := range plan.Ranges {
+		need[tp{r.Topic, r.Partition}] = r
+	}
+	// Records held from earlier polls come first; paused partitions that now
+	// hold fewer than holdPauseAfter are fetched again.
+	rr.mu.Lock()
+	var early []*kgo.Record
+	var complete []tp // partitions whose held records reach past the range
+	for t, r := range need {
+		recs := rr.held[t]
+		i := 0
+		for ; i < len(recs) && recs[i].Offset < r.To; i++ {
+			if recs[i].Offset >= r.From {
+				early = append(early, recs[i])
+			}
+		}
+		if i < len(recs) {
+			rr.held[t] = recs[i:]
+			complete = append(complete, t)
+		} else {
+			delete(rr.held, t)
+		}
+	}
+	if len(rr.paused) > 0 {
+		resume := map[string][]int32{}
+		for t := range rr.paused {
+			if len(rr.held[t]) < holdPauseAfter {
+				resume[t.topic] = append(resume[t.topic], t.p)
+				delete(rr.paused, t)
+			}
+		}
+		if len(resume) > 0 {
+			h.cl.ResumeFetchPartitions(resume)
+		}
+	}
+	rr.mu.Unlock()
+	for _, rec := range early {
+		rr.deliver(rec, need, h, fn)
+	}
+	for _, t := range complete {
+		delete(need, t)
+	}
+
+	for len(need) > 0 {
+		rctx, wake := context.WithCancel(ctx)
+		rr.mu.Lock()
+		rr.wake = wake
+		for t := range need {
+			if !h.owned(t) {
+				h.log.Warn(h.revoked, "topic", t.topic, "partition", t.p)
+				delete(need, t)
+			}
+		}
+		rr.mu.Unlock()
+		if len(need) == 0 {
+			wake()
+			break
+		}
+		var want int64
+		for _, r := range need {
+			want += r.To - r.From
+		}
+		fetches := h.cl.PollRecords(rctx, int(min(want, 1<<16)))
+		wake() // a cancelled rctx (revoke) just loops to check ownership again
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rr.polled = true // rebalances wait until allowRebalance
+		if err := h.fetchErrors(fetches, need); err != nil {
+			return err
+		}
+		fetches.EachRecord(func(rec *kgo.Record) { rr.deliver(rec, need, h, fn) })
+	}
+	rr.mu.Lock()
+	rr.wake = nil
+	rr.mu.Unlock()
+	return nil
+}
+
+// deliver hands rec to fn when it belongs to the batch being read, holds it
+// for a later batch when it is beyond, and marks partitions complete.
+func (rr *rangeReader) deliver(rec *kgo.Record, need map[tp]Range, h readHooks, fn func(*Record)) {
+	t := tp{rec.Topic, rec.Partition}
+	r, ok := need[t]
+	switch {
+	case ok && rec.Offset < r.From:
+		return // already processed
+	case ok && rec.Offset >= r.To, !ok:
+		rr.mu.Lock()
+		if h.owned(t) {
+			rr.held[t] = append(rr.held[t], rec)
+			if len(rr.held[t]) >= holdPauseAfter && !rr.paused[t] {
+				rr.paused[t] = true
+				h.cl.PauseFetchPartitions(map[string][]int32{t.topic: {t.p}})
+			}
+		}
+		rr.mu.Unlock()
+		if ok {
+			delete(need, t)
+		}
+		return
+	}
+	if !rec.Attrs.IsControl() {
+		rr.rec = Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
+			Repartitioned: h.repartition != nil && h.repartition(rec.Topic)}
+		fn(&rr.rec)
+	}
+	if rec.Offset >= r.To-1 {
+		delete(need, t)
+	}
+}
