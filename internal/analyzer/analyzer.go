@@ -73,7 +73,8 @@ type Analyzer struct {
 	proj   chat.Projection
 	m      *analyzerMetrics
 
-	batches int64 // batches run so far
+	batches        int64 // batches run so far
+	rollbacksInRow int   // transactions rolled back since the last commit
 
 	// dur is the state beyond the engine: de-duplication, and with a
 	// Durable source the partitions owned and what goes to other instances.
@@ -236,6 +237,11 @@ const (
 	planRetryDelay  = time.Second
 )
 
+// maxRollbacksInRow is how many times in a row a batch's transaction may
+// be rolled back (the group rebalancing, Kafka refusing a write) before Run
+// gives up.
+const maxRollbacksInRow = 20
+
 // PlanPatience is how long the analyzer keeps trying to plan a batch while
 // Kafka does not answer (a broker restarting, a network cut) before it
 // gives up with an error.
@@ -364,6 +370,10 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	if err != nil {
 		if errors.Is(err, ErrRolledBack) {
 			a.m.rollbacks.Inc()
+			a.rollbacksInRow++
+			if a.rollbacksInRow >= maxRollbacksInRow {
+				return false, fmt.Errorf("batch %d was rolled back %d times in a row (the warnings above say why); stopping rather than retrying it forever", b.ID, a.rollbacksInRow)
+			}
 			return true, nil
 		}
 		return false, fail("commit input offsets", err)
@@ -372,6 +382,7 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 		a.m.deadLettered.Add(float64(stats.badTotal()))
 	}
 	a.batches++
+	a.rollbacksInRow = 0
 	a.record(&b, plan, stats, a.d.Now().Sub(start))
 	return true, nil
 }

@@ -221,16 +221,29 @@ func (id dedupID) appendJSON(b []byte) []byte {
 	return append(b, '"')
 }
 
-// appendIDsJSON appends ids as a JSON array of strings.
-func appendIDsJSON(b []byte, ids []dedupID) []byte {
+// maxDedupRecordBytes bounds the value of a de-duplication record, well
+// under Kafka's default max.message.bytes (1 MiB).
+const maxDedupRecordBytes = 256 << 10
+
+// appendIDsChunk appends a JSON array of strings holding the first of ids,
+// as many as fit in max bytes (at least one), and returns how many it took.
+func appendIDsChunk(b []byte, ids []dedupID, max int) ([]byte, int) {
+	start := len(b)
 	b = append(b, '[')
-	for i, id := range ids {
-		if i > 0 {
+	n := 0
+	for n < len(ids) {
+		mark := len(b)
+		if n > 0 {
 			b = append(b, ',')
 		}
-		b = id.appendJSON(b)
+		b = ids[n].appendJSON(b)
+		if n > 0 && len(b)-start+1 > max {
+			b = b[:mark]
+			break
+		}
+		n++
 	}
-	return append(b, ']')
+	return append(b, ']'), n
 }
 
 // idSet is a set of message ids.
@@ -644,20 +657,24 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 	for _, p := range slices.Sorted(maps.Keys(d.inputs)) {
 		part := d.inputs[p]
 		if d.dedup && emit {
-			if len(part.added) > 0 {
-				part.hz.Seq++
-			}
+			// One record per window end and chunk of ids, each under
+			// maxDedupRecordBytes: a batch can add hundreds of thousands of
+			// ids, and Kafka refuses records over its max.message.bytes.
 			for _, end := range slices.Sorted(maps.Keys(part.added)) {
-				v := appendIDsJSON(nil, part.added[end])
-				out = append(out, StateRecord{Topic: InputState, Partition: p, Key: dedupKey(end, part.hz.Seq), Value: v})
+				slot := part.slot(end)
+				ids := part.added[end]
+				for len(ids) > 0 {
+					v, n := appendIDsChunk(nil, ids, maxDedupRecordBytes)
+					part.hz.Seq++
+					out = append(out, StateRecord{Topic: InputState, Partition: p, Key: dedupKey(end, part.hz.Seq), Value: v})
+					slot.seqs = append(slot.seqs, part.hz.Seq)
+					ids = ids[n:]
+				}
 			}
 		}
 		for end, ids := range part.added {
 			slot := part.slot(end)
 			slot.ids = append(slot.ids, ids...)
-			if emit {
-				slot.seqs = append(slot.seqs, part.hz.Seq)
-			}
 		}
 		clear(part.added)
 		// The horizon moves as the engine's watermark does, from this

@@ -567,12 +567,23 @@ func TestDedupIDs(t *testing.T) {
 			t.Errorf("%q kept as %+v, want the string", s, id)
 		}
 	}
-	var back []string
-	if err := json.Unmarshal(appendIDsJSON(nil, list), &back); err != nil {
-		t.Fatalf("stored ids are not a JSON array of strings: %v", err)
-	}
-	if !slices.Equal(back, ids) {
-		t.Errorf("stored ids read back as %q, want %q", back, ids)
+	for _, max := range []int{1, 30, 1 << 20} {
+		var back []string
+		for rest := list; len(rest) > 0; {
+			v, n := appendIDsChunk(nil, rest, max)
+			if n < 1 || (n > 1 && len(v) > max) {
+				t.Fatalf("max %d: a chunk of %d ids in %d bytes", max, n, len(v))
+			}
+			var got []string
+			if err := json.Unmarshal(v, &got); err != nil || len(got) != n {
+				t.Fatalf("max %d: stored ids %s are not a JSON array of %d strings: %v", max, v, n, err)
+			}
+			back = append(back, got...)
+			rest = rest[n:]
+		}
+		if !slices.Equal(back, ids) {
+			t.Errorf("max %d: stored ids read back as %q, want %q", max, back, ids)
+		}
 	}
 	for _, id := range list {
 		set.remove(id)

@@ -753,6 +753,10 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 	werr := s.writeErr
 	s.writeMu.Unlock()
 	if werr != nil {
+		if refusedForGood(werr) {
+			// Running the batch again would write the same records.
+			return s.abortWith(ctx, &WriteRefusedError{Err: werr})
+		}
 		return s.rollBack(ctx, werr)
 	}
 	// The group's offsets for exactly this batch, for every partition owned
@@ -842,6 +846,38 @@ func (s *KafkaState) purge(ctx context.Context, committed map[tp]int64) {
 	if err != nil {
 		s.log.Warn("could not delete counted records of the repartition topic; trying again later", "err", err)
 	}
+}
+
+// refusedForGood reports whether Kafka refused a record for a reason that
+// writing it again cannot change.
+func refusedForGood(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.CorruptMessage,
+		kerr.PolicyViolation, kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteRefusedError is a batch whose state, results or dead letters Kafka
+// refused for good: the query stops rather than retry the same batch.
+type WriteRefusedError struct{ Err error }
+
+func (e *WriteRefusedError) Error() string {
+	return fmt.Sprintf("Kafka refused a record of the batch: %v; the batch was rolled back", e.Err)
+}
+func (e *WriteRefusedError) Unwrap() error { return e.Err }
+
+// Hint says what to do.
+func (e *WriteRefusedError) Hint() string {
+	switch {
+	case errors.Is(e.Err, kerr.MessageTooLarge), errors.Is(e.Err, kerr.RecordListTooLarge):
+		return "a record is larger than the topic accepts (a very long group-by value, or a large bad record sent to the dead-letter topic): raise max.message.bytes of the topic named above, or leave the record out of the input; the batch is read again on the next start"
+	case errors.Is(e.Err, kerr.TopicAuthorizationFailed), errors.Is(e.Err, kerr.ClusterAuthorizationFailed), errors.Is(e.Err, kerr.TransactionalIDAuthorizationFailed):
+		return "grant the analyzer's Kafka user write access to its state, results and dead-letter topics and its transactional id; the batch is read again on the next start"
+	}
+	return "the batch is read again on the next start"
 }
 
 // endErr explains a failure to end a transaction.

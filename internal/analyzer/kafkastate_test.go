@@ -20,6 +20,12 @@ import (
 // and returns the batches it wrote.
 func stateRun(t *testing.T, topic, app, instance string, cfgMod func(*Config), d Deps) []window.Batch {
 	t.Helper()
+	return stateRunCap(t, topic, app, instance, 2, cfgMod, d)
+}
+
+// stateRunCap is stateRun with a cap on the records of a batch (0: none).
+func stateRunCap(t *testing.T, topic, app, instance string, maxRecords int64, cfgMod func(*Config), d Deps) []window.Batch {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cl := kafkatest.Client(t)
@@ -37,7 +43,7 @@ func stateRun(t *testing.T, topic, app, instance string, cfgMod func(*Config), d
 		}
 	})
 	st, err := NewKafkaState(ctx, kafkatest.Config(t), KafkaStateConfig{
-		KafkaSourceConfig: KafkaSourceConfig{Topic: topic, Group: app, StartingOffsets: StartEarliest, AvailableNow: true, MaxRecordsPerBatch: 2},
+		KafkaSourceConfig: KafkaSourceConfig{Topic: topic, Group: app, StartingOffsets: StartEarliest, AvailableNow: true, MaxRecordsPerBatch: maxRecords},
 		ApplicationID:     app, InstanceID: instance, Shuffle: shuffle, SessionTimeout: 6 * time.Second,
 	}, testLogger(t))
 	if err != nil {
@@ -217,5 +223,38 @@ func TestKafkaStateSameInstanceIDIsFenced(t *testing.T) {
 	var fe *FencedError
 	if !errors.As(err, &fe) || fe.Hint() == "" {
 		t.Fatalf("commit of the fenced instance: %v, want a FencedError", err)
+	}
+}
+
+// A batch that adds more message ids than fit in one Kafka record (here
+// 60,000 snowflakes in one window, about 1.3 MB as JSON, over the broker's
+// 1 MiB default) stores them in several de-duplication records: the batch
+// commits, and a second run finds every id again and counts no copy.
+func TestKafkaStateManyIDsInOneBatch(t *testing.T) {
+	topic := kafkatest.Topic(t, 1)
+	cl := producer(t)
+	const n = 60_000
+	var vals [][]byte
+	for i := range n {
+		vals = append(vals, msgID(fmt.Sprint(1442323862181007360+int64(i)), fmt.Sprint("a", i%50), "2025-11-07 18:00:05.000"))
+	}
+	produce(t, cl, topic, 0, vals...)
+	app := "test-app-" + topic
+	first := stateRunCap(t, topic, app, "i1", 0, nil, Deps{})
+	var counted int64
+	for _, b := range first {
+		counted += b.Input
+	}
+	if counted != n {
+		t.Fatalf("first run counted %d events, want %d", counted, n)
+	}
+	produce(t, cl, topic, 0, vals[:1000]...)
+	second := stateRunCap(t, topic, app, "i1", 0, nil, Deps{})
+	counted = 0
+	for _, b := range second {
+		counted += b.Input
+	}
+	if counted != 0 {
+		t.Errorf("second run counted %d of 1000 copies of counted messages, want 0 (their ids were stored)", counted)
 	}
 }
