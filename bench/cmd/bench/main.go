@@ -168,7 +168,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.soak, "soak", 0, "run only the soak: the pipeline at --soak-rate for this long, sampling memory")
 	fs.Float64Var(&c.soakRate, "soak-rate", 500, "messages/s of the soak")
 	fs.DurationVar(&c.soakEvery, "soak-interval", 10*time.Second, "memory sampling interval of the soak")
-	fs.DurationVar(&c.soakWarmup, "soak-warmup", 3*time.Minute, "samples left out of the soak's slope while state fills up")
+	fs.DurationVar(&c.soakWarmup, "soak-warmup", 0, "samples left out of the soak's slope while state fills up (the bot's 100,000 recent ids, the analyzer's windows); 0: a third of --soak, at least 3m")
 	fs.StringVar(&c.out, "out", "bench/results", "directory for results.md, results.json and profiles")
 	fs.BoolVar(&c.profile, "profile", false, "also run the analyzer once per topic under a CPU profile (written to <out>; pprof -top in the results)")
 	fs.StringVar(&c.kafkaVersion, "kafka-version", os.Getenv("CORDSTREAM_KAFKA_VERSION"), "broker version, for the report")

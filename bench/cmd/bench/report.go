@@ -380,6 +380,16 @@ func (r *Report) Markdown() string {
 			w("| %s | %s / %s | %s / %s | %+.2f MiB/h |\n", p.Name, mib(p.First), mib(p.Last), mib(p.Min), mib(p.Max), p.SlopeMiBPerHour)
 		}
 		w("\n%s\n\n", s.Verdict)
+		w("Resident memory over the run (warm-up: the first %.0f s):\n\n| minute | analyzer | bot |\n|---:|---:|---:|\n", s.WarmupS)
+		next := 0.0
+		for i, t := range s.Analyzer.T {
+			if t < next || i >= len(s.Bot.RSS) {
+				continue
+			}
+			w("| %.0f | %s | %s |\n", t/60, mib(s.Analyzer.RSS[i]), mib(s.Bot.RSS[i]))
+			next = t + 180
+		}
+		w("\n")
 	}
 	if len(r.Targets) > 0 {
 		w("### Targets\n\n| goal | measured | met |\n|---|---|---|\n")

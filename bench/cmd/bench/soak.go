@@ -76,7 +76,11 @@ func (h *harness) runSoak(ctx context.Context) (*SoakResult, error) {
 	}
 	<-bl.assigned
 
-	res := &SoakResult{Duration: cfg.soak.String(), RatePerS: cfg.soakRate, WarmupS: cfg.soakWarmup.Seconds(),
+	warmup := cfg.soakWarmup
+	if warmup <= 0 {
+		warmup = max(cfg.soak/3, 3*time.Minute)
+	}
+	res := &SoakResult{Duration: cfg.soak.String(), RatePerS: cfg.soakRate, WarmupS: warmup.Seconds(),
 		Analyzer: SoakProc{Name: "cordstream analyze"}, Bot: SoakProc{Name: "cordstream bot"}}
 	start := time.Now()
 	tctx, stopTraffic := context.WithCancel(ctx)
