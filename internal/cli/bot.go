@@ -130,7 +130,7 @@ func addBotFlags(fs *flagSet) *botFlags {
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "`directory` of the durable spool and the backfill positions, one per topic and bot; \"off\" keeps messages in memory only (default $XDG_STATE_HOME/cordstream/spool/<topic>, else ~/.local/state/cordstream/spool/<topic>)")
 	f.spoolMaxBytes = 1 << 30
 	fs.Var(&f.spoolMaxBytes, "spool-max-bytes", "`size` bound of the spool on disk, e.g. 512MiB or 2GB; when full, reading from Discord pauses")
-	fs.StringVar(&f.spoolSync, "spool-sync", "always", "when the spool is fsynced: always (before the next Discord event is read; survives power loss) or a period such as 100ms (survives a crash of the bot, not of the machine)")
+	fs.StringVar(&f.spoolSync, "spool-sync", "group", "when the spool is fsynced: group (fsyncs back to back while reading from Discord goes on; a machine crash can lose the last few milliseconds, which the backfill fetches again), always (before the next Discord event is read; slower), or a period such as 100ms")
 	fs.BoolVar(&f.backfill, "backfill", true, "after a gap (the bot was down, or Discord ended a session) fetch the missed messages through the REST API (--backfill=false: do not)")
 	fs.DurationVar(&f.backfillMaxAge, "backfill-max-age", 24*time.Hour, "do not fetch messages older than this")
 	fs.IntVar(&f.backfillChannels, "backfill-channels", 0, "fetch at most this many channels per gap, the most recently active first (0: all)")
@@ -177,10 +177,16 @@ type botOptions struct {
 	intents  discord.Intents
 	logLevel slog.Level
 	token    string
-	// spoolDir is the spool directory ("" off); spoolSync 0 means always.
-	spoolDir  string
-	spoolSync time.Duration
+	// spoolDir is the spool directory ("" off); spoolSync 0 means always
+	// or group (then spoolUnsynced > 0).
+	spoolDir      string
+	spoolSync     time.Duration
+	spoolUnsynced int
 }
+
+// groupMaxUnsynced is how many spool entries --spool-sync group lets await
+// fsync before reading from Discord waits.
+const groupMaxUnsynced = 1000
 
 func (f *botFlags) options(e *env) (*botOptions, error) {
 	o := &botOptions{flags: f, intents: discord.DefaultIntents}
@@ -239,10 +245,14 @@ func (f *botFlags) options(e *env) (*botOptions, error) {
 	if f.spoolMaxBytes < 1<<20 {
 		return nil, usageErrorf("e.g. --spool-max-bytes 1GiB", "--spool-max-bytes %s: must be at least 1MiB", f.spoolMaxBytes.String())
 	}
-	if f.spoolSync != "always" {
+	switch f.spoolSync {
+	case "always":
+	case "group":
+		o.spoolUnsynced = groupMaxUnsynced
+	default:
 		d, err := time.ParseDuration(f.spoolSync)
 		if err != nil || d <= 0 || d > time.Minute {
-			return nil, usageErrorf("use always, or a period such as 100ms", "--spool-sync %q: not always nor a period up to 1m", f.spoolSync)
+			return nil, usageErrorf("use group, always, or a period such as 100ms", "--spool-sync %q: not group, always, nor a period up to 1m", f.spoolSync)
 		}
 		o.spoolSync = d
 	}
@@ -339,15 +349,18 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	if o.spoolDir != "" {
 		var rec spool.Recovery
 		var err error
-		sp, rec, err = spool.Open(o.spoolDir, spool.Options{MaxBytes: int64(f.spoolMaxBytes), SyncEvery: o.spoolSync, Log: log.With("component", "spool")})
+		sp, rec, err = spool.Open(o.spoolDir, spool.Options{MaxBytes: int64(f.spoolMaxBytes), SyncEvery: o.spoolSync, MaxUnsynced: o.spoolUnsynced, Log: log.With("component", "spool")})
 		if err != nil {
 			return &botHintError{err: err, hint: "give each bot its own --spool-dir (or --spool-dir off to keep messages in memory only)"}
 		}
 		m.SpoolRecovered(rec.Damaged + rec.Corrupt + map[bool]int{true: 1}[rec.TornBytes > 0])
 		recovered = rec.Entries
 		sync := "always (fsync before the next Discord event is read)"
-		if o.spoolSync > 0 {
+		switch {
+		case o.spoolSync > 0:
 			sync = "every " + o.spoolSync.String()
+		case o.spoolUnsynced > 0:
+			sync = fmt.Sprintf("group (fsyncs back to back; reading waits when %d messages await fsync)", o.spoolUnsynced)
 		}
 		log.Info("spool opened", "dir", o.spoolDir, "max_bytes", f.spoolMaxBytes.String(), "fsync", sync,
 			"messages_from_previous_run", rec.Entries)

@@ -82,7 +82,7 @@ func TestBotUsageErrors(t *testing.T) {
 		{"token as a flag", tok, []string{"--token", botTestToken}, []string{"flag provided but not defined: -token"}},
 		{"spool too small", tok, []string{"--spool-max-bytes", "64KiB"}, []string{"--spool-max-bytes 64KiB: must be at least 1MiB"}},
 		{"spool size unit", tok, []string{"--spool-max-bytes", "12 parsecs"}, []string{"is not a size", "512MiB"}},
-		{"spool sync", tok, []string{"--spool-sync", "sometimes"}, []string{"--spool-sync", "always, or a period"}},
+		{"spool sync", tok, []string{"--spool-sync", "sometimes"}, []string{"--spool-sync", "group, always, or a period"}},
 		{"spool sync zero", tok, []string{"--spool-sync", "0s"}, []string{"--spool-sync"}},
 		{"backfill max age", tok, []string{"--backfill-max-age", "0s"}, []string{"--backfill-max-age must be positive"}},
 		{"backfill channels", tok, []string{"--backfill-channels", "-1"}, []string{"--backfill-channels -1"}},
@@ -127,7 +127,7 @@ func TestBotHelpNamesDefaults(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, w := range []string{"DISCORD_TOKEN", "--token-file", "Message Content Intent", "--include-bots", "(default true)", "--max-buffered", "cordstream bot --brokers",
-		"--spool-dir", "$XDG_STATE_HOME/cordstream/spool/<topic>", "--spool-max-bytes", "(default 1GiB)", "--spool-sync", "(default always)",
+		"--spool-dir", "$XDG_STATE_HOME/cordstream/spool/<topic>", "--spool-max-bytes", "(default 1GiB)", "--spool-sync", "(default group)",
 		"--backfill", "--backfill-max-age", "(default 24h0m0s)", "--backfill-channels", "Read Message History", "message_id"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("help does not mention %q", w)

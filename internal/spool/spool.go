@@ -10,7 +10,9 @@
 //     fsync(2) (group commit: concurrent appends share one fsync), so a
 //     power loss or kernel crash loses nothing either. With SyncEvery > 0
 //     the log is fsynced that often, and an OS crash can lose the entries
-//     appended in the last SyncEvery.
+//     appended in the last SyncEvery. With SyncEvery = 0 and MaxUnsynced > 0
+//     Append waits only while more than MaxUnsynced entries await fsync, and
+//     an OS crash can lose those.
 //   - Entries come out of Next in append order, from the oldest entry not
 //     yet acknowledged: after a restart the previous run's unacknowledged
 //     entries come first. An entry acknowledged shortly before a crash may
@@ -53,8 +55,16 @@ type Options struct {
 	// SegmentBytes is the size at which a new segment is started
 	// (MaxBytes/16 clamped to [64 KiB, 64 MiB] when zero).
 	SegmentBytes int64
-	// SyncEvery is the group-commit period; 0 makes Append wait for fsync.
+	// SyncEvery is the group-commit period; 0 makes Append wait for fsync
+	// (fsyncs then run back to back, each covering every entry written
+	// before it started).
 	SyncEvery time.Duration
+	// MaxUnsynced, with SyncEvery = 0, lets Append return once its entry is
+	// written while at most this many entries await fsync: the writer does
+	// not wait for each fsync, and a machine crash loses at most the
+	// entries of the fsync in flight and those queued behind it. 0 makes
+	// every Append wait for its fsync.
+	MaxUnsynced int
 	// CheckpointEvery is how often the acknowledgement checkpoint is
 	// rewritten while it changes (1 s when zero).
 	CheckpointEvery time.Duration
@@ -134,7 +144,7 @@ type Spool struct {
 	syncErr  error
 
 	rdMu sync.Mutex // held by Next; Close takes it to close the reader's file
-	rd   reader
+	rd   reader     // rdMu; rd.seg is also written under mu
 }
 
 // reader is Next's position.
@@ -537,7 +547,15 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 	case s.kick <- struct{}{}:
 	default:
 	}
-	for s.synced < id && s.syncErr == nil && !s.closed {
+	durable := id // the entry that must be fsynced before Append returns
+	if n := uint64(s.opts.MaxUnsynced); n > 0 {
+		if id <= n {
+			durable = 0
+		} else {
+			durable = id - n
+		}
+	}
+	for s.synced < durable && s.syncErr == nil && !s.closed {
 		ch := s.syncCh
 		s.mu.Unlock()
 		select {
@@ -750,7 +768,10 @@ func (s *Spool) advanceReader(sg *segment) {
 	if s.rd.f != nil {
 		s.rd.f.Close()
 	}
-	s.rd.f, s.rd.sc, s.rd.seg = nil, nil, sg
+	s.rd.f, s.rd.sc = nil, nil
+	s.mu.Lock() // roll reads rd.seg under mu
+	s.rd.seg = sg
+	s.mu.Unlock()
 }
 
 func (s *Spool) isAcked(id uint64) bool {

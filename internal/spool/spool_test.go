@@ -582,3 +582,44 @@ func FuzzOpenSegment(f *testing.F) {
 		}
 	})
 }
+
+// With MaxUnsynced, one writer appending in a loop does not wait for each
+// fsync, yet never leaves more than MaxUnsynced entries unsynced, and the
+// fsyncs catch up on their own once it stops.
+func TestMaxUnsyncedBoundsTheBacklog(t *testing.T) {
+	dir := t.TempDir()
+	const max = 5
+	s, _, _ := open(t, dir, Options{MaxUnsynced: max})
+	waited := 0
+	for i := range 300 {
+		id, _, err := s.Append(context.Background(), payload(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		synced := s.synced
+		s.mu.Unlock()
+		if id > synced+max {
+			t.Fatalf("entry %d returned with only %d fsynced: more than %d unsynced", id, synced, max)
+		}
+		if synced >= id {
+			waited++
+		}
+	}
+	if waited == 300 {
+		t.Errorf("every Append returned with its entry already fsynced: the writer waited for each fsync")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		synced, written := s.synced, s.written
+		s.mu.Unlock()
+		if synced == written {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fsyncs stopped at %d of %d written", synced, written)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

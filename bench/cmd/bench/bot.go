@@ -34,7 +34,8 @@ type BotPhase struct {
 
 // BotResult is (d) with one spool setting.
 type BotResult struct {
-	// Spool is the bot's --spool-sync ("always", the default: every message
+	// Spool is the bot's --spool-sync ("group", the default: fsyncs back to
+	// back while reading from Discord goes on; "always": every message
 	// fsynced before the next Discord event is read; a period; or "off":
 	// --spool-dir off, messages wait for Kafka in memory only).
 	Spool  string    `json:"spool"`

@@ -331,7 +331,7 @@ func waitMetric(ctx context.Context, url, prefix string, want float64, timeout t
 }
 
 // startBot runs the bot against the simulator with the spool setting
-// spoolSync ("always", a period, or "off" for no spool), its spool in the
+// spoolSync ("group", "always", a period, or "off" for no spool), its spool in the
 // harness's directory; with a profile file, under the CPU profiler.
 func (h *harness) startBot(world *simWorld, topic, metricsAddr, spoolSync string, tail *stderrTail, every time.Duration, profBin, profile string) (*proc, error) {
 	bin, env := h.bin, []string{"DISCORD_TOKEN=" + world.srv.Token()}

@@ -337,7 +337,7 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.Bot) > 0 {
 		w("### (d) the bot: simulated Discord -> cordstream bot -> Kafka\n\n")
-		w("Spool: `always` is the bot's default (each message written to the spool and fsynced before the next Discord event is read); a period fsyncs in groups; `off` is `--spool-dir off` (memory only).\n\n")
+		w("Spool: `group` is the bot's default (each message written to the spool before the next Discord event is read, fsyncs back to back covering everything written before each; reading waits when 1,000 messages await fsync); `always` fsyncs each message before the next event is read; a period fsyncs that often; `off` is `--spool-dir off` (memory only).\n\n")
 		w("| spool | phase | messages | msgs/s | publish latency p50 / p99 (bot's histogram) | <= 20 ms | post -> broker append p50 / p99 | bot CPU s | CPU µs/msg |\n")
 		w("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, bt := range r.Bot {
