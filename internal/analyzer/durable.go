@@ -152,11 +152,19 @@ type partial struct {
 	Keys  []*string `json:"keys"`
 }
 
-// inputPart is the de-duplication state of one owned input partition.
+// inputPart is the de-duplication state of one owned input partition. The
+// ids are kept by the end of their message's last window: every copy of a
+// message carries the message's creation time (message_timestamp; the bot
+// takes it from Discord, whose copies of a message all agree), so a copy
+// falls in the same slot as the original. A slot's ids are forgotten at
+// once when the horizon passes its end, and each lookup searches one
+// slot's set, not every id within the horizon.
 type inputPart struct {
-	ids   idSet // message ids remembered
 	byEnd map[int64]*dedupSlot
 	hz    horizonValue
+	// The slot of the last lookup: consecutive records mostly share one.
+	lastEnd  int64
+	lastSlot *dedupSlot
 	// This batch.
 	maxTs int64
 	hasTs bool
@@ -164,8 +172,17 @@ type inputPart struct {
 }
 
 type dedupSlot struct {
-	ids  []dedupID
+	ids  idSet
 	seqs []int64 // the records holding them: "d/<end>/<seq>"
+}
+
+// idCount returns how many ids the partition remembers.
+func (p *inputPart) idCount() int {
+	n := 0
+	for _, s := range p.byEnd {
+		n += s.ids.len()
+	}
+	return n
 }
 
 // dedupID is a message id (never empty: records without one are not
@@ -273,14 +290,6 @@ func (s idSet) add(id dedupID) {
 	}
 }
 
-func (s idSet) remove(id dedupID) {
-	if id.s != "" {
-		delete(s.str, id.s)
-	} else {
-		delete(s.num, id.n)
-	}
-}
-
 func (s idSet) len() int { return len(s.num) + len(s.str) }
 
 // durableState is the analyzer's state beyond the engine when it runs on a
@@ -328,7 +337,7 @@ func newMemoryState(cfg Config) *durableState {
 }
 
 func newInputPart() *inputPart {
-	return &inputPart{ids: newIDSet(), byEnd: map[int64]*dedupSlot{}, added: map[int64][]dedupID{}}
+	return &inputPart{byEnd: map[int64]*dedupSlot{}, added: map[int64][]dedupID{}}
 }
 
 // route returns the shuffle partition of a key tuple and whether this
@@ -502,19 +511,22 @@ func (d *durableState) loadInput(st PartitionState) (*inputPart, error) {
 				continue // never stored; an empty id is not de-duplicated
 			}
 			id := toDedupID(s, false)
-			part.ids.add(id)
-			slot.ids = append(slot.ids, id)
+			slot.ids.add(id)
 		}
 	}
 	return part, nil
 }
 
 func (p *inputPart) slot(end int64) *dedupSlot {
+	if p.lastSlot != nil && p.lastEnd == end {
+		return p.lastSlot
+	}
 	s := p.byEnd[end]
 	if s == nil {
-		s = &dedupSlot{}
+		s = &dedupSlot{ids: newIDSet()}
 		p.byEnd[end] = s
 	}
+	p.lastEnd, p.lastSlot = end, s
 	return s
 }
 
@@ -554,13 +566,14 @@ func (d *durableState) admit(p int32, msgID string, hasID bool, ts int64) verdic
 		return tooLate
 	}
 	id := toDedupID(msgID, false)
-	if part.ids.has(id) {
+	slot := part.slot(end)
+	if slot.ids.has(id) {
 		return duplicate
 	}
 	if id.s != "" {
 		id.s = strings.Clone(id.s) // msgID aliases the record
 	}
-	part.ids.add(id)
+	slot.ids.add(id)
 	part.added[end] = append(part.added[end], id)
 	return admitted
 }
@@ -672,10 +685,6 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 				}
 			}
 		}
-		for end, ids := range part.added {
-			slot := part.slot(end)
-			slot.ids = append(slot.ids, ids...)
-		}
 		clear(part.added)
 		// The horizon moves as the engine's watermark does, from this
 		// partition's own event times: the next batch drops what the
@@ -694,14 +703,12 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 			if end > part.hz.Drop {
 				continue
 			}
-			for _, id := range slot.ids {
-				part.ids.remove(id)
-			}
 			for _, seq := range slot.seqs {
 				out = append(out, StateRecord{Topic: InputState, Partition: p, Key: dedupKey(end, seq)})
 			}
 			delete(part.byEnd, end)
 		}
+		part.lastSlot = nil
 		if !emit {
 			continue
 		}

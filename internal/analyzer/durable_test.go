@@ -296,7 +296,7 @@ func TestDurableDedup(t *testing.T) {
 	src.assign([]int32{0}, []int32{0})
 	a := newTestAnalyzer(t, durableQuery(), Deps{Source: src, Outputs: []Output{&recordingOutput{}}})
 	drive(t, a)
-	if n := a.dur.inputs[0].ids.len(); n > 400 {
+	if n := a.dur.inputs[0].idCount(); n > 400 {
 		t.Errorf("%d ids remembered after an hour of messages, one a second: want only those within the horizon", n)
 	}
 	kept := 0
@@ -584,11 +584,5 @@ func TestDedupIDs(t *testing.T) {
 		if !slices.Equal(back, ids) {
 			t.Errorf("max %d: stored ids read back as %q, want %q", max, back, ids)
 		}
-	}
-	for _, id := range list {
-		set.remove(id)
-	}
-	if set.len() != 0 {
-		t.Errorf("%d ids left after removing all", set.len())
 	}
 }
