@@ -168,12 +168,16 @@ type inputPart struct {
 	// This batch.
 	maxTs int64
 	hasTs bool
-	added map[int64][]dedupID // new ids by the end of their last window
+	// sizeHint is the size of the largest slot seen: new slots start with
+	// room for as many ids, instead of growing a set of 100,000s step by
+	// step.
+	sizeHint int
 }
 
 type dedupSlot struct {
-	ids  idSet
-	seqs []int64 // the records holding them: "d/<end>/<seq>"
+	ids   idSet
+	seqs  []int64   // the records holding them: "d/<end>/<seq>"
+	added []dedupID // ids new in this batch, not stored yet
 }
 
 // idCount returns how many ids the partition remembers.
@@ -269,8 +273,8 @@ type idSet struct {
 	str map[string]struct{}
 }
 
-func newIDSet() idSet {
-	return idSet{num: map[uint64]struct{}{}, str: map[string]struct{}{}}
+func newIDSet(hint int) idSet {
+	return idSet{num: make(map[uint64]struct{}, hint), str: map[string]struct{}{}}
 }
 
 func (s idSet) has(id dedupID) bool {
@@ -337,7 +341,7 @@ func newMemoryState(cfg Config) *durableState {
 }
 
 func newInputPart() *inputPart {
-	return &inputPart{byEnd: map[int64]*dedupSlot{}, added: map[int64][]dedupID{}}
+	return &inputPart{byEnd: map[int64]*dedupSlot{}}
 }
 
 // route returns the shuffle partition of a key tuple and whether this
@@ -523,7 +527,10 @@ func (p *inputPart) slot(end int64) *dedupSlot {
 	}
 	s := p.byEnd[end]
 	if s == nil {
-		s = &dedupSlot{ids: newIDSet()}
+		for _, o := range p.byEnd {
+			p.sizeHint = max(p.sizeHint, o.ids.len())
+		}
+		s = &dedupSlot{ids: newIDSet(p.sizeHint)}
 		p.byEnd[end] = s
 	}
 	p.lastEnd, p.lastSlot = end, s
@@ -574,7 +581,7 @@ func (d *durableState) admit(p int32, msgID string, hasID bool, ts int64) verdic
 		id.s = strings.Clone(id.s) // msgID aliases the record
 	}
 	slot.ids.add(id)
-	part.added[end] = append(part.added[end], id)
+	slot.added = append(slot.added, id)
 	return admitted
 }
 
@@ -673,9 +680,9 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 			// One record per window end and chunk of ids, each under
 			// maxDedupRecordBytes: a batch can add hundreds of thousands of
 			// ids, and Kafka refuses records over its max.message.bytes.
-			for _, end := range slices.Sorted(maps.Keys(part.added)) {
-				slot := part.slot(end)
-				ids := part.added[end]
+			for _, end := range slices.Sorted(maps.Keys(part.byEnd)) {
+				slot := part.byEnd[end]
+				ids := slot.added
 				for len(ids) > 0 {
 					v, n := appendIDsChunk(nil, ids, maxDedupRecordBytes)
 					part.hz.Seq++
@@ -685,7 +692,9 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 				}
 			}
 		}
-		clear(part.added)
+		for _, slot := range part.byEnd {
+			slot.added = nil
+		}
 		// The horizon moves as the engine's watermark does, from this
 		// partition's own event times: the next batch drops what the
 		// watermark computed a batch ago passed; forget those ids now.
