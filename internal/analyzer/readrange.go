@@ -10,7 +10,8 @@ import (
 )
 
 // holdPauseAfter is how many records polled ahead of the batch being read a
-// partition may hold before its fetching pauses until the next batch. Fetch
+// partition may hold before its fetching pauses, until a Read leaves it
+// fewer. Fetch
 // responses give every partition about the same bytes while batch ranges
 // follow each partition's backlog (as Spark spreads maxOffsetsPerTrigger),
 // so without a pause the partitions whose range is complete would pile up
