@@ -198,14 +198,11 @@ type dedupID struct {
 	s string // the id when it is not a canonical decimal uint64
 }
 
-// toDedupID returns the id of msgID; with clone, a string id is copied (a
-// msgID that aliases a record must not keep it alive).
-func toDedupID(msgID string, clone bool) dedupID {
+// toDedupID returns the id of msgID. A string id aliases msgID: copy it
+// before keeping it when msgID aliases a record.
+func toDedupID(msgID string) dedupID {
 	if n, ok := canonicalUint(msgID); ok {
 		return dedupID{n: n}
-	}
-	if clone {
-		msgID = strings.Clone(msgID)
 	}
 	return dedupID{s: msgID}
 }
@@ -514,7 +511,7 @@ func (d *durableState) loadInput(st PartitionState) (*inputPart, error) {
 			if s == "" {
 				continue // never stored; an empty id is not de-duplicated
 			}
-			id := toDedupID(s, false)
+			id := toDedupID(s)
 			slot.ids.add(id)
 		}
 	}
@@ -572,7 +569,7 @@ func (d *durableState) admit(p int32, msgID string, hasID bool, ts int64) verdic
 	if end <= part.hz.Drop {
 		return tooLate
 	}
-	id := toDedupID(msgID, false)
+	id := toDedupID(msgID)
 	slot := part.slot(end)
 	if slot.ids.has(id) {
 		return duplicate

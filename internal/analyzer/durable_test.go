@@ -547,7 +547,7 @@ func TestDedupIDs(t *testing.T) {
 	set := newIDSet(0)
 	var list []dedupID
 	for _, s := range ids {
-		id := toDedupID(s, true)
+		id := toDedupID(s)
 		if set.has(id) {
 			t.Errorf("%q: already in the set before it was added", s)
 		}
@@ -558,12 +558,12 @@ func TestDedupIDs(t *testing.T) {
 		t.Errorf("set holds %d ids, want %d", set.len(), len(ids))
 	}
 	for _, s := range []string{"7", "18446744073709551615"} {
-		if id := toDedupID(s, false); id.s != "" {
+		if id := toDedupID(s); id.s != "" {
 			t.Errorf("%q kept as a string, want a number", s)
 		}
 	}
 	for _, s := range []string{"007", "18446744073709551616", "-1"} {
-		if id := toDedupID(s, false); id.s != s {
+		if id := toDedupID(s); id.s != s {
 			t.Errorf("%q kept as %+v, want the string", s, id)
 		}
 	}

@@ -333,45 +333,35 @@ func (h *harness) runReplays(ctx context.Context, rep *Report) error {
 		res := &ReplayResult{Partitions: p, Topic: topic}
 		rep.Replays = append(rep.Replays, res)
 		for i := range cfg.repeat {
-			raw, err := h.runRaw(ctx, topic, p, false)
-			if err != nil {
-				return fmt.Errorf("raw consume %s: %w", topic, err)
+			// measure runs one consumer, checks it read everything and
+			// keeps the run.
+			measure := func(what string, into *[]ConsumeRun, run func() (ConsumeRun, error)) error {
+				r, err := run()
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", what, topic, err)
+				}
+				if err := h.check(r); err != nil {
+					return err
+				}
+				*into = append(*into, r)
+				h.logRun(r, i)
+				return nil
 			}
-			if err := h.check(raw); err != nil {
+			if err := measure("raw consume", &res.Raw, func() (ConsumeRun, error) { return h.runRaw(ctx, topic, p, false) }); err != nil {
 				return err
 			}
-			res.Raw = append(res.Raw, raw)
-			h.logRun(raw, i)
 			if !cfg.skipDiagnose {
-				rp, err := h.runRaw(ctx, topic, p, true)
-				if err != nil {
-					return fmt.Errorf("raw consume with processing %s: %w", topic, err)
-				}
-				if err := h.check(rp); err != nil {
+				if err := measure("raw consume with processing", &res.RawProcess, func() (ConsumeRun, error) { return h.runRaw(ctx, topic, p, true) }); err != nil {
 					return err
 				}
-				res.RawProcess = append(res.RawProcess, rp)
-				h.logRun(rp, i)
 			}
-			cs, err := h.runCordstream(ctx, h.bin, topic, p, nil, false)
-			if err != nil {
-				return fmt.Errorf("cordstream analyze %s: %w", topic, err)
-			}
-			if err := h.check(cs); err != nil {
+			if err := measure("cordstream analyze", &res.Cordstream, func() (ConsumeRun, error) { return h.runCordstream(ctx, h.bin, topic, p, nil, false) }); err != nil {
 				return err
 			}
-			res.Cordstream = append(res.Cordstream, cs)
-			h.logRun(cs, i)
 			if !cfg.skipStateNone {
-				cm, err := h.runCordstream(ctx, h.bin, topic, p, nil, true)
-				if err != nil {
-					return fmt.Errorf("cordstream analyze --state none %s: %w", topic, err)
-				}
-				if err := h.check(cm); err != nil {
+				if err := measure("cordstream analyze --state none", &res.CordstreamMem, func() (ConsumeRun, error) { return h.runCordstream(ctx, h.bin, topic, p, nil, true) }); err != nil {
 					return err
 				}
-				res.CordstreamMem = append(res.CordstreamMem, cm)
-				h.logRun(cm, i)
 			}
 		}
 		if !cfg.skipSpark {

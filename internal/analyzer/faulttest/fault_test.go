@@ -235,10 +235,27 @@ func produceAll(t *testing.T, topic string, msgs []message) {
 // read_committed isolation.
 func readCommitted(t *testing.T, topic string) []*kgo.Record {
 	t.Helper()
+	return readCommittedWith(t, func(opts ...kgo.Opt) *kgo.Client { return kafkatest.Client(t, opts...) }, topic)
+}
+
+// readCommittedWith reads topic's committed records from the start to the
+// end offsets listed when it starts, through clients made by client.
+func readCommittedWith(t *testing.T, client func(...kgo.Opt) *kgo.Client, topic string) []*kgo.Record {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	adm := kadm.NewClient(kafkatest.Client(t))
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	adm := kadm.NewClient(client())
+	var ends kadm.ListedOffsets
+	var err error
+	for ctx.Err() == nil { // a partition may still be electing its leader after a restart
+		if ends, err = adm.ListCommittedOffsets(ctx, topic); err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +265,7 @@ func readCommitted(t *testing.T, topic string) []*kgo.Record {
 			left[o.Partition] = o.Offset
 		}
 	})
-	cl := kafkatest.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	cl := client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	var out []*kgo.Record
 	for len(left) > 0 {

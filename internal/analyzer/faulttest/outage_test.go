@@ -240,45 +240,5 @@ func logLevel() string {
 // readCommittedFrom is readCommitted on the private broker.
 func readCommittedFrom(t *testing.T, b *privateBroker, topic string) []*kgo.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	adm := kadm.NewClient(b.client(t))
-	var ends kadm.ListedOffsets
-	var err error
-	for ctx.Err() == nil { // a partition may still be electing its leader after the restart
-		if ends, err = adm.ListCommittedOffsets(ctx, topic); err == nil {
-			err = ends.Error()
-		}
-		if err == nil {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	left := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			left[o.Partition] = o.Offset
-		}
-	})
-	cl := b.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
-	var out []*kgo.Record
-	for len(left) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %s: partitions %v not read to their end", topic, left)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-			if e, ok := left[r.Partition]; ok && r.Offset >= e-1 {
-				delete(left, r.Partition)
-			}
-		})
-	}
-	return out
+	return readCommittedWith(t, func(opts ...kgo.Opt) *kgo.Client { return b.client(t, opts...) }, topic)
 }
