@@ -175,9 +175,12 @@ type inputPart struct {
 }
 
 type dedupSlot struct {
-	ids   idSet
-	seqs  []int64   // the records holding them: "d/<end>/<seq>"
-	added []dedupID // ids new in this batch, not stored yet
+	ids  idSet
+	seqs []int64 // the records holding them: "d/<end>/<seq>"
+	// The ids new in this batch, not stored yet (kept only when the state
+	// is stored).
+	addedNum []uint64
+	addedStr []string
 }
 
 // idCount returns how many ids the partition remembers.
@@ -188,110 +191,6 @@ func (p *inputPart) idCount() int {
 	}
 	return n
 }
-
-// dedupID is a message id (never empty: records without one are not
-// de-duplicated): Discord's ids are snowflakes, decimal numbers
-// that fit 64 bits, and are kept as numbers (a quarter of the memory, and
-// cheaper to hash than strings); any other id is kept as a string.
-type dedupID struct {
-	n uint64
-	s string // the id when it is not a canonical decimal uint64
-}
-
-// toDedupID returns the id of msgID. A string id aliases msgID: copy it
-// before keeping it when msgID aliases a record.
-func toDedupID(msgID string) dedupID {
-	if n, ok := canonicalUint(msgID); ok {
-		return dedupID{n: n}
-	}
-	return dedupID{s: msgID}
-}
-
-// canonicalUint parses s when it is the canonical decimal form of a uint64
-// (no sign, no leading zero): then the number and the string name the same
-// id.
-func canonicalUint(s string) (uint64, bool) {
-	if len(s) == 0 || len(s) > 20 || (s[0] == '0' && len(s) > 1) {
-		return 0, false
-	}
-	var n uint64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (1<<64-1-d)/10 {
-			return 0, false // overflows
-		}
-		n = n*10 + d
-	}
-	return n, true
-}
-
-// appendJSON appends the id as a JSON string.
-func (id dedupID) appendJSON(b []byte) []byte {
-	if id.s != "" {
-		return chat.AppendJSONString(b, id.s)
-	}
-	b = append(b, '"')
-	b = strconv.AppendUint(b, id.n, 10)
-	return append(b, '"')
-}
-
-// maxDedupRecordBytes bounds the value of a de-duplication record, well
-// under Kafka's default max.message.bytes (1 MiB).
-const maxDedupRecordBytes = 256 << 10
-
-// appendIDsChunk appends a JSON array of strings holding the first of ids,
-// as many as fit in max bytes (at least one), and returns how many it took.
-func appendIDsChunk(b []byte, ids []dedupID, max int) ([]byte, int) {
-	start := len(b)
-	b = append(b, '[')
-	n := 0
-	for n < len(ids) {
-		mark := len(b)
-		if n > 0 {
-			b = append(b, ',')
-		}
-		b = ids[n].appendJSON(b)
-		if n > 0 && len(b)-start+1 > max {
-			b = b[:mark]
-			break
-		}
-		n++
-	}
-	return append(b, ']'), n
-}
-
-// idSet is a set of message ids.
-type idSet struct {
-	num map[uint64]struct{}
-	str map[string]struct{}
-}
-
-func newIDSet(hint int) idSet {
-	return idSet{num: make(map[uint64]struct{}, hint), str: map[string]struct{}{}}
-}
-
-func (s idSet) has(id dedupID) bool {
-	if id.s != "" {
-		_, ok := s.str[id.s]
-		return ok
-	}
-	_, ok := s.num[id.n]
-	return ok
-}
-
-func (s idSet) add(id dedupID) {
-	if id.s != "" {
-		s.str[id.s] = struct{}{}
-	} else {
-		s.num[id.n] = struct{}{}
-	}
-}
-
-func (s idSet) len() int { return len(s.num) + len(s.str) }
 
 // durableState is the analyzer's state beyond the engine when it runs on a
 // Durable: which partitions it owns, their de-duplication sets, and this
@@ -500,20 +399,25 @@ func (d *durableState) loadInput(st PartitionState) (*inputPart, error) {
 		endS, seqS, ok := strings.Cut(rest, "/")
 		end, err1 := strconv.ParseInt(endS, 10, 64)
 		seq, err2 := strconv.ParseInt(seqS, 10, 64)
-		var ids []string
-		err3 := json.Unmarshal(v, &ids)
-		if !ok || err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("de-duplication record %q: malformed", k)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("de-duplication record %q: malformed key", k)
 		}
 		slot := part.slot(end)
 		slot.seqs = append(slot.seqs, seq)
-		for _, s := range ids {
-			if s == "" {
-				continue // never stored; an empty id is not de-duplicated
+		err := decodeIDs(v, func(id dedupID) {
+			if id.s != "" {
+				slot.ids.str[id.s] = struct{}{}
+			} else {
+				slot.ids.old = append(slot.ids.old, id.n)
 			}
-			id := toDedupID(s)
-			slot.ids.add(id)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("de-duplication record %q: malformed: %v", k, err)
 		}
+	}
+	for _, slot := range part.byEnd {
+		slices.Sort(slot.ids.old)
+		slot.ids.old = slices.Compact(slot.ids.old)
 	}
 	return part, nil
 }
@@ -532,6 +436,15 @@ func (p *inputPart) slot(end int64) *dedupSlot {
 	}
 	p.lastEnd, p.lastSlot = end, s
 	return s
+}
+
+// idsRecord returns the state record storing value v, ids of the slot
+// ending at end of input partition part.
+func (p *inputPart) idsRecord(part int32, end int64, v []byte) StateRecord {
+	p.hz.Seq++
+	s := p.byEnd[end]
+	s.seqs = append(s.seqs, p.hz.Seq)
+	return StateRecord{Topic: InputState, Partition: part, Key: dedupKey(end, p.hz.Seq), Value: v}
 }
 
 // verdict is what de-duplication decides about a record.
@@ -578,7 +491,13 @@ func (d *durableState) admit(p int32, msgID string, hasID bool, ts int64) verdic
 		id.s = strings.Clone(id.s) // msgID aliases the record
 	}
 	slot.ids.add(id)
-	slot.added = append(slot.added, id)
+	if d.src != nil {
+		if id.s != "" {
+			slot.addedStr = append(slot.addedStr, id.s)
+		} else {
+			slot.addedNum = append(slot.addedNum, id.n)
+		}
+	}
 	return admitted
 }
 
@@ -679,18 +598,21 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 			// ids, and Kafka refuses records over its max.message.bytes.
 			for _, end := range slices.Sorted(maps.Keys(part.byEnd)) {
 				slot := part.byEnd[end]
-				ids := slot.added
-				for len(ids) > 0 {
+				slices.Sort(slot.addedNum)
+				for ids := slot.addedNum; len(ids) > 0; {
+					v, n := appendNumChunk(nil, ids, maxDedupRecordBytes)
+					out = append(out, part.idsRecord(p, end, v))
+					ids = ids[n:]
+				}
+				for ids := slot.addedStr; len(ids) > 0; {
 					v, n := appendIDsChunk(nil, ids, maxDedupRecordBytes)
-					part.hz.Seq++
-					out = append(out, StateRecord{Topic: InputState, Partition: p, Key: dedupKey(end, part.hz.Seq), Value: v})
-					slot.seqs = append(slot.seqs, part.hz.Seq)
+					out = append(out, part.idsRecord(p, end, v))
 					ids = ids[n:]
 				}
 			}
 		}
 		for _, slot := range part.byEnd {
-			slot.added = nil
+			slot.addedNum, slot.addedStr = slot.addedNum[:0], nil
 		}
 		// The horizon moves as the engine's watermark does, from this
 		// partition's own event times: the next batch drops what the
@@ -746,12 +668,26 @@ func dedupKey(end, seq int64) []byte {
 	return strconv.AppendInt(b, seq, 10)
 }
 
-// rowKey is a window row's key: "w/<start>/<keys as a JSON array>".
+// rowKey is a window row's key: "w/<start>/<keys as a JSON array>", the
+// keys JSON strings or null, written as encoding/json writes them (keys
+// written by earlier versions must stay the same bytes: compaction and
+// tombstones match keys byte for byte).
 func rowKey(r window.Row) []byte {
-	b := append([]byte("w/"), strconv.FormatInt(r.Start, 10)...)
-	b = append(b, '/')
-	k, _ := json.Marshal(jsonKeys(r.Keys)) // strings and nulls only
-	return append(b, k...)
+	b := make([]byte, 0, 32+16*len(r.Keys))
+	b = append(b, "w/"...)
+	b = strconv.AppendInt(b, r.Start, 10)
+	b = append(b, '/', '[')
+	for i, k := range r.Keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if k.Valid {
+			b = chat.AppendJSONString(b, k.S)
+		} else {
+			b = append(b, "null"...)
+		}
+	}
+	return append(b, ']')
 }
 
 func decodeRow(k string, v []byte, cfg window.Config) (window.Row, error) {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -567,9 +568,19 @@ func TestDedupIDs(t *testing.T) {
 			t.Errorf("%q kept as %+v, want the string", s, id)
 		}
 	}
+	var strs []string
+	var nums []uint64
+	for _, id := range list {
+		if id.s != "" {
+			strs = append(strs, id.s)
+		} else {
+			nums = append(nums, id.n)
+		}
+	}
+	slices.Sort(nums)
 	for _, max := range []int{1, 30, 1 << 20} {
 		var back []string
-		for rest := list; len(rest) > 0; {
+		for rest := strs; len(rest) > 0; {
 			v, n := appendIDsChunk(nil, rest, max)
 			if n < 1 || (n > 1 && len(v) > max) {
 				t.Fatalf("max %d: a chunk of %d ids in %d bytes", max, n, len(v))
@@ -581,8 +592,55 @@ func TestDedupIDs(t *testing.T) {
 			back = append(back, got...)
 			rest = rest[n:]
 		}
-		if !slices.Equal(back, ids) {
-			t.Errorf("max %d: stored ids read back as %q, want %q", max, back, ids)
+		if !slices.Equal(back, strs) {
+			t.Errorf("max %d: stored ids read back as %q, want %q", max, back, strs)
+		}
+		var backNums []uint64
+		for rest := nums; len(rest) > 0; {
+			v, n := appendNumChunk(nil, rest, max)
+			if n < 1 || (n > 1 && len(v) > max) {
+				t.Fatalf("max %d: a chunk of %d numeric ids in %d bytes", max, n, len(v))
+			}
+			got := 0
+			if err := decodeIDs(v, func(id dedupID) {
+				if id.s != "" {
+					t.Errorf("numeric chunk gave the string id %q", id.s)
+				}
+				backNums = append(backNums, id.n)
+				got++
+			}); err != nil || got != n {
+				t.Fatalf("max %d: numeric chunk % x: %d ids, want %d: %v", max, v, got, n, err)
+			}
+			rest = rest[n:]
+		}
+		if !slices.Equal(backNums, nums) {
+			t.Errorf("max %d: stored numeric ids read back as %v, want %v", max, backNums, nums)
+		}
+	}
+}
+
+// A window row's key is the same bytes as encoding/json writes (as earlier
+// versions wrote it): compaction and tombstones match keys byte for byte.
+func TestRowKeyAsEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	strs := []string{"", "alice", `a"b\c`, "<script>&amp;", "\u2028\u2029", "\x00\x1f\x7f", "é 李 🦊", "\xff\xfe bad utf-8 \xc3", "tab\tnew\nline\r"}
+	for range 2000 {
+		b := make([]byte, r.IntN(12))
+		for i := range b {
+			b[i] = byte(r.IntN(256))
+		}
+		strs = append(strs, string(b))
+	}
+	for i, s := range strs {
+		keys := []window.Value{{S: s, Valid: true}, {}, {S: strs[(i*7)%len(strs)], Valid: true}}
+		row := window.Row{Start: int64(i) * 30_000_000, Keys: keys}
+		k, err := json.Marshal(jsonKeys(keys))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "w/" + strconv.FormatInt(row.Start, 10) + "/" + string(k)
+		if got := string(rowKey(row)); got != want {
+			t.Fatalf("keys %q: row key %q, encoding/json gives %q", s, got, want)
 		}
 	}
 }

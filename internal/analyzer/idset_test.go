@@ -1,0 +1,180 @@
+package analyzer
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// disorderedIDs returns n snowflake-like ids created at rate per second,
+// each up to disorder ms earlier than its place, with a fraction of repeats
+// of ids seen up to back positions earlier.
+func disorderedIDs(r *rand.Rand, n int, rate float64, disorderMs int64, repeats float64, back int) []uint64 {
+	out := make([]uint64, 0, n)
+	for i := 0; i < n; i++ {
+		if len(out) > 0 && r.Float64() < repeats {
+			out = append(out, out[max(0, len(out)-1-r.IntN(back))])
+			continue
+		}
+		ms := int64(float64(i)*1000/rate) - r.Int64N(disorderMs+1) + 1e9
+		out = append(out, uint64(ms)<<22|uint64(i&(1<<22-1)))
+	}
+	return out
+}
+
+// The set answers as a map would, across merges of generations into old, for
+// ids in order, disordered, repeated near and far, and the extremes.
+func TestIDSetMatchesAMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	streams := map[string][]uint64{
+		"in order":          disorderedIDs(r, 100_000, 5000, 0, 0, 1),
+		"disordered":        disorderedIDs(r, 100_000, 5000, 2000, 0, 1),
+		"repeats near":      disorderedIDs(r, 100_000, 5000, 2000, 0.05, 100),
+		"repeats far":       disorderedIDs(r, 100_000, 5000, 2000, 0.05, 90_000),
+		"slow, disordered":  disorderedIDs(r, 50_000, 1, 60_000, 0.01, 1000),
+		"reverse":           nil,
+		"extremes and zero": {0, 1<<64 - 1, 0, 1, 1<<64 - 2, 1<<64 - 1, 2, 1},
+	}
+	for i := 60_000; i > 0; i-- {
+		streams["reverse"] = append(streams["reverse"], uint64(i)*3)
+	}
+	for name, ids := range streams {
+		t.Run(name, func(t *testing.T) {
+			set := newIDSet(0)
+			ref := map[uint64]bool{}
+			for i, n := range ids {
+				id := dedupID{n: n}
+				if got, want := set.has(id), ref[n]; got != want {
+					t.Fatalf("id %d (#%d): has = %v, want %v (old %d)", n, i, got, want, len(set.old))
+				}
+				if !ref[n] {
+					set.add(id)
+					ref[n] = true
+				}
+				if set.len() != len(ref) {
+					t.Fatalf("after id #%d: len %d, want %d", i, set.len(), len(ref))
+				}
+			}
+			if !slices.IsSorted(set.old) {
+				t.Fatal("old is not sorted")
+			}
+			if len(ids) > 2*genMax && len(set.old) == 0 {
+				t.Fatalf("%d ids and nothing merged into old", len(ids))
+			}
+			for n := range ref {
+				if !set.has(dedupID{n: n}) {
+					t.Fatalf("id %d added, then not found", n)
+				}
+			}
+			for k := 0; k < 10_000; k++ {
+				n := r.Uint64()
+				if set.has(dedupID{n: n}) != ref[n] {
+					t.Fatalf("random id %d: has = %v, want %v", n, !ref[n], ref[n])
+				}
+			}
+		})
+	}
+}
+
+func TestMergeSorted(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for k := 0; k < 200; k++ {
+		var a, b []uint64
+		for i := r.IntN(50); i > 0; i-- {
+			a = append(a, r.Uint64N(1000))
+		}
+		for i := r.IntN(50); i > 0; i-- {
+			b = append(b, r.Uint64N(1000)+uint64(r.IntN(2))*500)
+		}
+		slices.Sort(a)
+		slices.Sort(b)
+		want := slices.Sorted(slices.Values(append(slices.Clone(a), b...)))
+		if got := mergeSorted(slices.Clone(a), b); !slices.Equal(got, want) {
+			t.Fatalf("merge %v and %v = %v, want %v", a, b, got, want)
+		}
+	}
+}
+
+// A de-duplication record that is not one of the two formats is refused
+// with what is wrong, not read as some other set of ids.
+func TestDecodeIDsRefusesMalformed(t *testing.T) {
+	for name, v := range map[string][]byte{
+		"empty":              {},
+		"unknown format":     []byte("x1,2"),
+		"truncated varint":   {idsBinary, 0x05, 0x80},
+		"overlong varint":    {idsBinary, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"repeated id":        {idsBinary, 0x05, 0x00},
+		"wraps past 2^64":    append([]byte{idsBinary}, append(uvarint(1<<64-2), uvarint(5)...)...),
+		"JSON, not strings":  []byte("[1,2]"),
+		"JSON, not an array": []byte(`["1"`),
+	} {
+		if err := decodeIDs(v, func(dedupID) {}); err == nil {
+			t.Errorf("%s (% x): decoded without an error", name, v)
+		}
+	}
+	// The JSON form of earlier versions still reads, numbers as numbers.
+	var got []dedupID
+	if err := decodeIDs([]byte(`["1442323862181007360","007",""]`), func(id dedupID) { got = append(got, id) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []dedupID{{n: 1442323862181007360}, {s: "007"}}; !slices.Equal(got, want) {
+		t.Errorf("JSON ids read as %+v, want %+v", got, want)
+	}
+}
+
+func uvarint(n uint64) []byte { return binary.AppendUvarint(nil, n) }
+
+// BenchmarkIDSet compares the set with one map of every id on a slot's
+// worth of disordered snowflakes (the benchmark workload: 5,000 msgs/s,
+// 2 s of disorder), each looked up then added.
+func BenchmarkIDSet(b *testing.B) {
+	ids := disorderedIDs(rand.New(rand.NewPCG(5, 6)), 300_000, 5000, 2000, 0, 1)
+	b.Run("idSet", func(b *testing.B) {
+		for b.Loop() {
+			s := newIDSet(len(ids))
+			for _, n := range ids {
+				if id := (dedupID{n: n}); !s.has(id) {
+					s.add(id)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ids)), "ns/id")
+	})
+	b.Run("map", func(b *testing.B) {
+		for b.Loop() {
+			s := make(map[uint64]struct{}, len(ids))
+			for _, n := range ids {
+				if _, ok := s[n]; !ok {
+					s[n] = struct{}{}
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ids)), "ns/id")
+	})
+}
+
+func TestSortIDs(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	var scratch []uint64
+	for _, tc := range []struct {
+		name string
+		gen  func() uint64
+	}{
+		{"snowflakes of a few seconds", func() uint64 { return uint64(1e12+r.Int64N(3000))<<22 | r.Uint64N(1<<22) }},
+		{"any 64 bits", r.Uint64},
+		{"few values", func() uint64 { return r.Uint64N(4) }},
+	} {
+		for _, n := range []int{0, 1, 255, 256, 1000, genMax} {
+			ids := make([]uint64, n)
+			for i := range ids {
+				ids[i] = tc.gen()
+			}
+			want := slices.Sorted(slices.Values(ids))
+			sortIDs(ids, &scratch)
+			if !slices.Equal(ids, want) {
+				t.Fatalf("%s, %d ids: not sorted as slices.Sort sorts them", tc.name, n)
+			}
+		}
+	}
+}
