@@ -206,6 +206,7 @@ type durableState struct {
 	inputs   map[int32]*inputPart
 	partials map[int32]map[string]*partial // by shuffle partition, then slot and key
 	buf      []byte
+	scratch  []uint64 // for sortIDs
 }
 
 func newDurableState(src Durable, cfg Config) *durableState {
@@ -548,7 +549,7 @@ func (d *durableState) slotOf(ts int64) (lastStart int64, n int) {
 // shuffle partitions owned elsewhere. It advances the horizons. eng has run
 // the batch; updated and evicted are what PendingChanges reported before.
 func (d *durableState) records(eng *window.Engine, updated, evicted []window.Row) ([]StateRecord, error) {
-	var out []StateRecord
+	out := make([]StateRecord, 0, len(updated)+len(evicted)+len(d.shuffle)+16)
 	for _, r := range updated {
 		out = append(out, StateRecord{Topic: WindowState, Partition: d.shuffleOf(r.Keys), Key: rowKey(r), Value: strconv.AppendInt(nil, r.Count, 10)})
 	}
@@ -598,7 +599,7 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 			// ids, and Kafka refuses records over its max.message.bytes.
 			for _, end := range slices.Sorted(maps.Keys(part.byEnd)) {
 				slot := part.byEnd[end]
-				slices.Sort(slot.addedNum)
+				sortIDs(slot.addedNum, &d.scratch)
 				for ids := slot.addedNum; len(ids) > 0; {
 					v, n := appendNumChunk(nil, ids, maxDedupRecordBytes)
 					out = append(out, part.idsRecord(p, end, v))
