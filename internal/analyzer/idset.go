@@ -44,8 +44,8 @@ func canonicalUint(s string) (uint64, bool) {
 			return 0, false
 		}
 		d := uint64(c - '0')
-		if n > (1<<64-1-d)/10 {
-			return 0, false // overflows
+		if i >= 19 && n > (1<<64-1-d)/10 { // 19 digits never overflow
+			return 0, false
 		}
 		n = n*10 + d
 	}
