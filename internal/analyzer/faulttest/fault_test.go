@@ -33,6 +33,9 @@ const (
 	envFull     = "CORDSTREAM_FAULT_FULL"
 	envMessages = "CORDSTREAM_FAULT_MESSAGES"
 	envKills    = "CORDSTREAM_FAULT_KILLS"
+	// envKeepLogs names a directory where the logs of a failed test's
+	// children are copied (they live in the test's temporary directory).
+	envKeepLogs = "CORDSTREAM_FAULT_KEEP_LOGS"
 )
 
 func TestMain(m *testing.M) {
@@ -100,8 +103,30 @@ func start(t *testing.T, dir, name string, args ...string) *child {
 			cmd.Process.Kill()
 			<-c.done
 		}
+		keepLog(t, logPath, name)
 	})
 	return c
+}
+
+// keepLog copies a failed test's child log to $CORDSTREAM_FAULT_KEEP_LOGS.
+func keepLog(t *testing.T, path, name string) {
+	dir := os.Getenv(envKeepLogs)
+	if dir == "" || !t.Failed() {
+		return
+	}
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err == nil {
+		dst := filepath.Join(dir, fmt.Sprintf("%s-%d-%s.log", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().Unix(), name))
+		if err = os.WriteFile(dst, b, 0o644); err == nil {
+			t.Logf("kept the log of %s: %s", name, dst)
+		}
+	}
+	if err != nil {
+		t.Logf("keep the log of %s: %v", name, err)
+	}
 }
 
 func (c *child) exited() bool {
