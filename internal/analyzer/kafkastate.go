@@ -217,8 +217,13 @@ type KafkaState struct {
 	pos     map[tp]int64  // owned partitions of both topics: next offset to read
 	rr      rangeReader   // guarded by mu where it says so
 	changes *StateChanges // since the last plan
-	loadErr error         // a failed load while partitions were assigned
-	started bool
+	// assigns counts the assignments adjust has handled, assignedAt says
+	// which one last gave a partition: a reload leaves alone a partition
+	// assigned while it read the state back.
+	assigns    uint64
+	assignedAt map[tp]uint64
+	loadErr    error // a failed load while partitions were assigned
+	started    bool
 
 	ends           map[int32]int64 // available-now: the input's end offsets
 	lastPurge      time.Time
@@ -247,12 +252,13 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 	}
 	names := StateTopicNames(cfg.ApplicationID)
 	s := &KafkaState{
-		cfg:   cfg,
-		kcfg:  kcfg,
-		log:   log.With("component", "kafka-state", "topic", cfg.Topic, "group", cfg.Group, "instance", cfg.InstanceID),
-		names: names,
-		pos:   map[tp]int64{},
-		txnID: TransactionalID(cfg.ApplicationID, cfg.InstanceID),
+		cfg:        cfg,
+		kcfg:       kcfg,
+		log:        log.With("component", "kafka-state", "topic", cfg.Topic, "group", cfg.Group, "instance", cfg.InstanceID),
+		names:      names,
+		pos:        map[tp]int64{},
+		assignedAt: map[tp]uint64{},
+		txnID:      TransactionalID(cfg.ApplicationID, cfg.InstanceID),
 	}
 	s.rr = newRangeReader(&s.mu)
 	base, err := kcfg.Options()
@@ -406,7 +412,9 @@ func (s *KafkaState) adjust(ctx context.Context, offsets map[string]map[int32]kg
 		return offsets, nil
 	}
 	ch := s.changesLocked()
+	s.assigns++
 	for _, t := range gained {
+		s.assignedAt[t] = s.assigns
 		offsets[t.topic][t.p] = kgo.NewOffset().At(pos[t])
 		s.pos[t] = pos[t]
 		s.rr.forget(t)
@@ -439,6 +447,7 @@ func (s *KafkaState) revoked(_ context.Context, _ *kgo.Client, lost map[string][
 		for _, p := range parts {
 			t := tp{topic, p}
 			delete(s.pos, t)
+			delete(s.assignedAt, t)
 			s.rr.forget(t)
 			if s.isRepartition(topic) {
 				delete(ch.GainedShuffle, p)
@@ -959,6 +968,7 @@ func (s *KafkaState) Abort(ctx context.Context) error {
 func (s *KafkaState) reload(ctx context.Context) error {
 	s.mu.Lock()
 	owned := slices.Collect(maps.Keys(s.pos))
+	assigns := s.assigns
 	s.mu.Unlock()
 	committed := map[tp]int64{}
 	for topic, parts := range s.cl.CommittedOffsets() {
@@ -980,8 +990,8 @@ func (s *KafkaState) reload(ctx context.Context) error {
 	ch := &StateChanges{Reset: true, GainedInput: map[int32]PartitionState{}, GainedShuffle: map[int32]PartitionState{}}
 	set := map[string]map[int32]kgo.EpochOffset{}
 	for _, t := range owned {
-		if _, still := s.pos[t]; !still {
-			continue // revoked meanwhile
+		if _, still := s.pos[t]; !still || s.assignedAt[t] > assigns {
+			continue // revoked meanwhile (and maybe assigned again: its state is in s.changes)
 		}
 		s.pos[t] = pos[t]
 		s.rr.forget(t)
@@ -995,9 +1005,43 @@ func (s *KafkaState) reload(ctx context.Context) error {
 		}
 		set[t.topic][t.p] = kgo.EpochOffset{Epoch: -1, Offset: pos[t]}
 	}
-	s.changes = ch
+	reloaded := len(ch.GainedInput) + len(ch.GainedShuffle)
+	s.changes = keepGained(ch, s.changes, func(topic string) func(int32) bool {
+		return func(p int32) bool {
+			_, ok := s.pos[tp{topic, p}]
+			return ok
+		}
+	}, s.cfg.Topic, s.names[Repartition])
+	if kept := len(ch.GainedInput) + len(ch.GainedShuffle) - reloaded; kept > 0 {
+		s.log.Info("state reloaded after the rollback; partitions assigned meanwhile keep the state restored when they were assigned", "partitions", kept)
+	}
 	s.cl.SetOffsets(set)
 	return nil
+}
+
+// keepGained returns reset, the changes of a reload, plus the partitions
+// that prev (the changes not planned yet) gained while the reload read the
+// state back: a rebalance can assign partitions meanwhile, and their state,
+// loaded when they were assigned, is only in prev. Without them the reset
+// would rebuild the engine without those partitions' state while they are
+// read: counts restarted from zero, duplicates counted again. owned(topic)
+// says whether a partition of topic is still owned.
+func keepGained(reset, prev *StateChanges, owned func(topic string) func(int32) bool, input, repartition string) *StateChanges {
+	if prev == nil {
+		return reset
+	}
+	inputOwned, shuffleOwned := owned(input), owned(repartition)
+	for p, st := range prev.GainedInput {
+		if _, loaded := reset.GainedInput[p]; !loaded && inputOwned(p) {
+			reset.GainedInput[p] = st
+		}
+	}
+	for p, st := range prev.GainedShuffle {
+		if _, loaded := reset.GainedShuffle[p]; !loaded && shuffleOwned(p) {
+			reset.GainedShuffle[p] = st
+		}
+	}
+	return reset
 }
 
 // readStateTopics reads partitions of compacted state topics from their
