@@ -181,6 +181,7 @@ type dedupSlot struct {
 	// is stored).
 	addedNum []uint64
 	addedStr []string
+	touched  bool // an id was added in this batch
 }
 
 // idCount returns how many ids the partition remembers.
@@ -492,6 +493,7 @@ func (d *durableState) admit(p int32, msgID string, hasID bool, ts int64) verdic
 		id.s = strings.Clone(id.s) // msgID aliases the record
 	}
 	slot.ids.add(id)
+	slot.touched = true
 	if d.src != nil {
 		if id.s != "" {
 			slot.addedStr = append(slot.addedStr, id.s)
@@ -614,6 +616,13 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 		}
 		for _, slot := range part.byEnd {
 			slot.addedNum, slot.addedStr = slot.addedNum[:0], nil
+			if !slot.touched {
+				// Its window has passed: keep its ids compactly until the
+				// horizon forgets them.
+				slot.ids.settle()
+				slot.addedNum = nil
+			}
+			slot.touched = false
 		}
 		// The horizon moves as the engine's watermark does, from this
 		// partition's own event times: the next batch drops what the

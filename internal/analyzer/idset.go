@@ -257,6 +257,24 @@ func sortIDs(ids []uint64, scratch *[]uint64) {
 	}
 }
 
+// settle merges both generations into old and lets their tables go, and
+// trims old to its length: for a slot that no longer receives ids (its
+// window has passed; only late copies still arrive), which may live for
+// the rest of the de-duplication horizon.
+func (s *idSet) settle() {
+	for i := range s.gen {
+		if g := &s.gen[i]; len(g.list) > 0 {
+			sortIDs(g.list, &s.scratch)
+			s.old = mergeSorted(s.old, g.list)
+		}
+		s.gen[i] = idGen{}
+	}
+	s.scratch = nil
+	if cap(s.old) > len(s.old)+len(s.old)/8 {
+		s.old = slices.Clip(slices.Clone(s.old))
+	}
+}
+
 // mergeSorted merges the sorted add into the sorted old, in place from the
 // back: when add's ids come after old's, as they mostly do, it only copies
 // add.

@@ -178,3 +178,38 @@ func TestSortIDs(t *testing.T) {
 		}
 	}
 }
+
+// A settled set (its window passed) still answers as before, holds its ids
+// in old alone, and takes new ones again.
+func TestIDSetSettle(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	ids := disorderedIDs(r, 3*genMax+123, 5000, 2000, 0, 1)
+	set := newIDSet(0)
+	ref := map[uint64]bool{}
+	for _, n := range ids {
+		if !ref[n] {
+			set.add(dedupID{n: n})
+			ref[n] = true
+		}
+	}
+	set.settle()
+	if len(set.old) != len(ref) || set.len() != len(ref) || !slices.IsSorted(set.old) {
+		t.Fatalf("settled: old %d ids (sorted %v), len %d, want %d", len(set.old), slices.IsSorted(set.old), set.len(), len(ref))
+	}
+	if cap(set.old) > len(set.old)+len(set.old)/8 {
+		t.Errorf("settled: old has room for %d ids, holds %d", cap(set.old), len(set.old))
+	}
+	for n := range ref {
+		if !set.has(dedupID{n: n}) {
+			t.Fatalf("id %d lost when settling", n)
+		}
+	}
+	late := uint64(12345)
+	if set.has(dedupID{n: late}) {
+		t.Fatal("an id never added is found")
+	}
+	set.add(dedupID{n: late})
+	if !set.has(dedupID{n: late}) || set.len() != len(ref)+1 {
+		t.Fatal("a settled set does not take a late id")
+	}
+}
