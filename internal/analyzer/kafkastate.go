@@ -1006,12 +1006,7 @@ func (s *KafkaState) reload(ctx context.Context) error {
 		set[t.topic][t.p] = kgo.EpochOffset{Epoch: -1, Offset: pos[t]}
 	}
 	reloaded := len(ch.GainedInput) + len(ch.GainedShuffle)
-	s.changes = keepGained(ch, s.changes, func(topic string) func(int32) bool {
-		return func(p int32) bool {
-			_, ok := s.pos[tp{topic, p}]
-			return ok
-		}
-	}, s.cfg.Topic, s.names[Repartition])
+	s.changes = keepGained(ch, s.changes, s.pos, s.cfg.Topic, s.names[Repartition])
 	if kept := len(ch.GainedInput) + len(ch.GainedShuffle) - reloaded; kept > 0 {
 		s.log.Info("state reloaded after the rollback; partitions assigned meanwhile keep the state restored when they were assigned", "partitions", kept)
 	}
@@ -1024,21 +1019,24 @@ func (s *KafkaState) reload(ctx context.Context) error {
 // state back: a rebalance can assign partitions meanwhile, and their state,
 // loaded when they were assigned, is only in prev. Without them the reset
 // would rebuild the engine without those partitions' state while they are
-// read: counts restarted from zero, duplicates counted again. owned(topic)
-// says whether a partition of topic is still owned.
-func keepGained(reset, prev *StateChanges, owned func(topic string) func(int32) bool, input, repartition string) *StateChanges {
+// read: counts restarted from zero, duplicates counted again. owned holds
+// the partitions still owned, of the topics input and repartition.
+func keepGained(reset, prev *StateChanges, owned map[tp]int64, input, repartition string) *StateChanges {
 	if prev == nil {
 		return reset
 	}
-	inputOwned, shuffleOwned := owned(input), owned(repartition)
 	for p, st := range prev.GainedInput {
-		if _, loaded := reset.GainedInput[p]; !loaded && inputOwned(p) {
-			reset.GainedInput[p] = st
+		if _, loaded := reset.GainedInput[p]; !loaded {
+			if _, ok := owned[tp{input, p}]; ok {
+				reset.GainedInput[p] = st
+			}
 		}
 	}
 	for p, st := range prev.GainedShuffle {
-		if _, loaded := reset.GainedShuffle[p]; !loaded && shuffleOwned(p) {
-			reset.GainedShuffle[p] = st
+		if _, loaded := reset.GainedShuffle[p]; !loaded {
+			if _, ok := owned[tp{repartition, p}]; ok {
+				reset.GainedShuffle[p] = st
+			}
 		}
 	}
 	return reset

@@ -275,10 +275,8 @@ func TestKeepGainedDuringReload(t *testing.T) {
 		GainedInput:   map[int32]PartitionState{3: {"o": []byte("old")}, 5: {"o": []byte("50")}, 6: {"o": []byte("60")}},
 		GainedShuffle: map[int32]PartitionState{2: {"o": []byte("20")}},
 		LostInput:     []int32{1}}
-	owned := map[string]map[int32]bool{"in": {3: true, 5: true}, "rep": {2: true, 3: true}}
-	got := keepGained(reset, prev, func(topic string) func(int32) bool {
-		return func(p int32) bool { return owned[topic][p] }
-	}, "in", "rep")
+	owned := map[tp]int64{{"in", 3}: 0, {"in", 5}: 0, {"rep", 2}: 0, {"rep", 3}: 0}
+	got := keepGained(reset, prev, owned, "in", "rep")
 	if !got.Reset {
 		t.Error("no longer a reset")
 	}
