@@ -330,12 +330,17 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	writeStart := a.d.Now()
 	dctx, done := a.drainContext(ctx)
 	defer done()
-	var updated, evicted []window.Row
+	waitRows := func() {}
 	if txn != nil {
-		updated, evicted = a.engine.PendingChanges()
+		// The changed window rows are written while the batch runs; the
+		// transaction ends only after that (fail and the commit wait).
+		updated, evicted := a.engine.PendingChanges()
+		waitRows = a.dur.writeRows(dctx, updated, evicted)
+		defer waitRows()
 	}
 	b := a.engine.RunBatch()
 	fail := func(what string, err error) error {
+		waitRows()
 		switch {
 		case a.abortCtx.Err() != nil:
 			return abort(ErrAborted)
@@ -355,11 +360,12 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 		}
 	}
 	if txn != nil {
-		recs, err := a.dur.records(a.engine, updated, evicted)
+		recs, err := a.dur.records(a.engine)
 		if err != nil {
 			return false, fail("encode state", err)
 		}
-		txn.Write(recs...)
+		waitRows()
+		txn.Write(dctx, recs...)
 	} else if a.dur != nil {
 		a.dur.advance()
 	}

@@ -168,7 +168,7 @@ func (f *fakeDurable) Begin(context.Context) error {
 	return nil
 }
 
-func (f *fakeDurable) Write(recs ...StateRecord) { f.txn = append(f.txn, recs...) }
+func (f *fakeDurable) Write(_ context.Context, recs ...StateRecord) { f.txn = append(f.txn, recs...) }
 
 func (f *fakeDurable) Commit(ctx context.Context, p Plan) error {
 	if !f.inTxn {

@@ -655,10 +655,10 @@ func (s *KafkaState) Begin(ctx context.Context) error {
 }
 
 // Write implements Durable.
-func (s *KafkaState) Write(recs ...StateRecord) {
+func (s *KafkaState) Write(ctx context.Context, recs ...StateRecord) {
 	for _, r := range recs {
 		rec := &kgo.Record{Topic: s.names[r.Topic], Partition: r.Partition, Key: r.Key, Value: r.Value}
-		s.cl.Produce(context.Background(), rec, s.produced)
+		s.cl.Produce(ctx, rec, s.produced)
 	}
 }
 
@@ -745,7 +745,7 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 		}
 	}
 	for t, o := range next {
-		s.Write(StateRecord{Topic: s.stateTopicOf(t.topic), Partition: t.p, Key: []byte(KeyOffset), Value: strconv.AppendInt(nil, o, 10)})
+		s.Write(ctx, StateRecord{Topic: s.stateTopicOf(t.topic), Partition: t.p, Key: []byte(KeyOffset), Value: strconv.AppendInt(nil, o, 10)})
 	}
 	// The broker aborts a transaction open longer than its timeout: a
 	// flush that takes longer (Kafka unreachable) cannot commit anyway.

@@ -220,7 +220,7 @@ func TestKafkaStateSameInstanceIDIsFenced(t *testing.T) {
 	if err := first.Begin(ctx); err != nil {
 		t.Fatal(err)
 	}
-	first.Write(StateRecord{Topic: WindowState, Partition: 0, Key: []byte("x"), Value: []byte("1")})
+	first.Write(ctx, StateRecord{Topic: WindowState, Partition: 0, Key: []byte("x"), Value: []byte("1")})
 	err = first.Commit(ctx, Plan{})
 	var fe *FencedError
 	if !errors.As(err, &fe) || fe.Hint() == "" {

@@ -3,7 +3,6 @@ package window
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -131,27 +130,38 @@ func (e *Engine) Restore(p Progress, rows []Row) error {
 // state, given the events added since the last batch: updated are the rows
 // whose count changed and that stay in state, with their new counts; evicted
 // are the rows RunBatch removes (their windows ended at or before the
-// watermark the batch runs with), whether updated or not. Both are sorted as
-// Batch.Rows are and share their Keys with the engine (read-only). It does
-// not change the engine. Call it after the batch's Add calls, before
+// watermark the batch runs with), whether updated or not. Both are in no
+// particular order (they are written to a store keyed by row, where order
+// does not matter, and sorting them cost a fifth of the time between two
+// batches) and share their Keys with the engine (read-only). It does not
+// change the engine. Call it after the batch's Add calls, before
 // RunBatch.
 func (e *Engine) PendingChanges() (updated, evicted []Row) {
 	complete := e.cfg.Mode == Complete
+	nu, ne := 0, 0
+	for _, b := range e.buckets {
+		if !complete && b.start+e.size <= e.wm {
+			ne += len(b.cells)
+		} else {
+			nu += len(b.dirty)
+		}
+	}
+	if nu > 0 {
+		updated = make([]Row, 0, nu)
+	}
+	if ne > 0 {
+		evicted = make([]Row, 0, ne)
+	}
 	for _, b := range e.buckets {
 		end := b.start + e.size
 		if !complete && end <= e.wm {
-			for _, pos := range e.order(b) {
-				c := &b.cells[pos]
+			for i := range b.cells {
+				c := &b.cells[i]
 				evicted = append(evicted, Row{Start: b.start, End: end, Keys: e.keys.values(c.key), Count: c.count})
 			}
 			continue
 		}
-		if len(b.dirty) == 0 {
-			continue
-		}
-		pos := slices.Clone(b.dirty)
-		e.sortPositions(b, pos)
-		for _, p := range pos {
+		for _, p := range b.dirty {
 			c := &b.cells[p]
 			updated = append(updated, Row{Start: b.start, End: end, Keys: e.keys.values(c.key), Count: c.count})
 		}
