@@ -177,14 +177,15 @@ type inputPart struct {
 	// room for as many ids, instead of growing a set of 100,000s step by
 	// step.
 	sizeHint int
+	// track: the ids added are stored (the state is kept in a Durable).
+	track bool
 }
 
 type dedupSlot struct {
 	ids  idSet
 	seqs []int64 // the records holding them: "d/<end>/<seq>"
-	// The ids new in this batch, not stored yet (kept only when the state
-	// is stored).
-	addedNum []uint64
+	// The string ids new in this batch, not stored yet (kept only when the
+	// state is stored; ids tracks the numeric ones).
 	addedStr []string
 	touched  bool // an id was added in this batch
 }
@@ -212,8 +213,7 @@ type durableState struct {
 	inputs   map[int32]*inputPart
 	partials map[int32]map[string]*partial // by shuffle partition, then slot and key
 	keys     keyHasher
-	buf      []byte   // for addPartial's keys
-	scratch  []uint64 // for sortIDs
+	buf      []byte // for addPartial's keys
 }
 
 // keyHasher hashes key tuples to shuffle partitions (FNV-1a of
@@ -261,8 +261,8 @@ func newMemoryState(cfg Config) *durableState {
 	}
 }
 
-func newInputPart() *inputPart {
-	return &inputPart{byEnd: map[int64]*dedupSlot{}}
+func newInputPart(track bool) *inputPart {
+	return &inputPart{byEnd: map[int64]*dedupSlot{}, track: track}
 }
 
 // route returns the shuffle partition of a key tuple and whether this
@@ -407,7 +407,7 @@ func (d *durableState) loadShuffle(st PartitionState) (window.Progress, []window
 
 // loadInput decodes an input partition's committed de-duplication state.
 func (d *durableState) loadInput(st PartitionState) (*inputPart, error) {
-	part := newInputPart()
+	part := newInputPart(true)
 	if v, ok := st[keyHorizon]; ok {
 		if err := json.Unmarshal(v, &part.hz); err != nil {
 			return nil, fmt.Errorf("horizon record: %w", err)
@@ -453,7 +453,7 @@ func (p *inputPart) slot(end int64) *dedupSlot {
 		for _, o := range p.byEnd {
 			p.sizeHint = max(p.sizeHint, o.ids.len())
 		}
-		s = &dedupSlot{ids: newIDSet(p.sizeHint)}
+		s = &dedupSlot{ids: newIDSet(p.sizeHint, p.track)}
 		p.byEnd[end] = s
 	}
 	p.lastEnd, p.lastSlot = end, s
@@ -491,7 +491,7 @@ func (d *durableState) admit(p int32, msgID string, hasID bool, ts int64) verdic
 		if d.src != nil {
 			return admitted // not owned: the source does not deliver such records
 		}
-		part = newInputPart()
+		part = newInputPart(false)
 		d.inputs[p] = part
 	}
 	if (!part.hasTs || ts > part.maxTs) && ts >= window.MinTimestamp && ts <= window.MaxTimestamp {
@@ -514,12 +514,8 @@ func (d *durableState) admit(p int32, msgID string, hasID bool, ts int64) verdic
 	}
 	slot.ids.add(id)
 	slot.touched = true
-	if d.src != nil {
-		if id.s != "" {
-			slot.addedStr = append(slot.addedStr, id.s)
-		} else {
-			slot.addedNum = append(slot.addedNum, id.n)
-		}
+	if part.track && id.s != "" {
+		slot.addedStr = append(slot.addedStr, id.s)
 	}
 	return admitted
 }
@@ -669,34 +665,33 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 	delayMs := int64(d.cfg.Delay / time.Millisecond)
 	for _, p := range slices.Sorted(maps.Keys(d.inputs)) {
 		part := d.inputs[p]
-		if d.dedup && emit {
-			// One record per window end and chunk of ids, each under
-			// maxDedupRecordBytes: a batch can add hundreds of thousands of
-			// ids, and Kafka refuses records over its max.message.bytes.
-			for _, end := range slices.Sorted(maps.Keys(part.byEnd)) {
-				slot := part.byEnd[end]
-				sortIDs(slot.addedNum, &d.scratch)
-				for ids := slot.addedNum; len(ids) > 0; {
-					v, n := appendNumChunk(nil, ids, maxDedupRecordBytes)
-					out = append(out, part.idsRecord(p, end, v))
-					ids = ids[n:]
-				}
-				for ids := slot.addedStr; len(ids) > 0; {
-					v, n := appendIDsChunk(nil, ids, maxDedupRecordBytes)
-					out = append(out, part.idsRecord(p, end, v))
-					ids = ids[n:]
-				}
-			}
-		}
-		for _, slot := range part.byEnd {
-			slot.addedNum, slot.addedStr = slot.addedNum[:0], nil
+		// The ids a slot gained are stored in records of at most
+		// maxDedupRecordBytes (a batch can add hundreds of thousands of
+		// ids, and Kafka refuses records over its max.message.bytes): the
+		// numeric ones encoded as the slot's generations were merged, one
+		// record per generation, the others here.
+		for _, end := range slices.Sorted(maps.Keys(part.byEnd)) {
+			slot := part.byEnd[end]
 			if !slot.touched {
 				// Its window has passed: keep its ids compactly until the
 				// horizon forgets them.
 				slot.ids.settle()
-				slot.addedNum = nil
+				continue
 			}
 			slot.touched = false
+			slot.ids.flush()
+			if !d.dedup || !emit {
+				continue
+			}
+			for _, v := range slot.ids.takePending() {
+				out = append(out, part.idsRecord(p, end, v))
+			}
+			for ids := slot.addedStr; len(ids) > 0; {
+				v, n := appendIDsChunk(nil, ids, maxDedupRecordBytes)
+				out = append(out, part.idsRecord(p, end, v))
+				ids = ids[n:]
+			}
+			slot.addedStr = nil
 		}
 		// The horizon moves as the engine's watermark does, from this
 		// partition's own event times: the next batch drops what the

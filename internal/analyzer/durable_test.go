@@ -545,7 +545,7 @@ func TestSlotOfGroupsEventsOfTheSameWindows(t *testing.T) {
 func TestDedupIDs(t *testing.T) {
 	ids := []string{"0", "7", "007", "1442323862181007360", "18446744073709551615", "18446744073709551616",
 		"99999999999999999999", "-1", "+1", "1e3", " 1", "é", "a\"b\\c", "\u2028"}
-	set := newIDSet(0)
+	set := newIDSet(0, false)
 	var list []dedupID
 	for _, s := range ids {
 		id := toDedupID(s)

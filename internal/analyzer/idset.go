@@ -69,6 +69,13 @@ type idSet struct {
 	str map[string]struct{} // ids that are not snowflakes
 
 	scratch []uint64 // for sortIDs
+
+	// With track, the numeric ids added are also encoded for storage
+	// (appendNumChunk) as their generation is merged into old, sorted for
+	// the merge anyway, into pending, until the caller takes them: the
+	// generations only ever hold ids added since the last flush.
+	track   bool
+	pending [][]byte
 }
 
 // idGen is a generation of ids: a hash set, and the same ids in the order
@@ -81,8 +88,8 @@ type idGen struct {
 // genMax is how many ids the newest generation holds before it ages.
 const genMax = 1 << 14
 
-func newIDSet(hint int) idSet {
-	return idSet{old: make([]uint64, 0, hint), str: map[string]struct{}{}}
+func newIDSet(hint int, track bool) idSet {
+	return idSet{old: make([]uint64, 0, hint), str: map[string]struct{}{}, track: track}
 }
 
 func (s *idSet) has(id dedupID) bool {
@@ -133,14 +140,41 @@ func (s *idSet) add(id dedupID) {
 
 // age merges the older generation into old; the newest becomes the older.
 func (s *idSet) age() {
-	g := &s.gen[1]
-	if len(g.list) > 0 {
-		sortIDs(g.list, &s.scratch)
-		s.old = mergeSorted(s.old, g.list)
-		g.set.reset()
-		g.list = g.list[:0]
-	}
+	s.merge(&s.gen[1])
 	s.gen[0], s.gen[1] = s.gen[1], s.gen[0]
+}
+
+// merge moves generation g into old (encoding its ids into pending with
+// track) and empties it.
+func (s *idSet) merge(g *idGen) {
+	if len(g.list) == 0 {
+		return
+	}
+	sortIDs(g.list, &s.scratch)
+	if s.track {
+		for ids := g.list; len(ids) > 0; {
+			v, n := appendNumChunk(nil, ids, maxDedupRecordBytes)
+			s.pending = append(s.pending, v)
+			ids = ids[n:]
+		}
+	}
+	s.old = mergeSorted(s.old, g.list)
+	g.set.reset()
+	g.list = g.list[:0]
+}
+
+// flush merges both generations into old, keeping their tables: after it,
+// pending holds every numeric id added since the last flush (with track).
+func (s *idSet) flush() {
+	s.merge(&s.gen[1])
+	s.merge(&s.gen[0])
+}
+
+// takePending returns the encoded ids and forgets them.
+func (s *idSet) takePending() [][]byte {
+	p := s.pending
+	s.pending = nil
+	return p
 }
 
 // u64Set is a hash set of uint64s: open addressing with linear probing
@@ -262,13 +296,8 @@ func sortIDs(ids []uint64, scratch *[]uint64) {
 // window has passed; only late copies still arrive), which may live for
 // the rest of the de-duplication horizon.
 func (s *idSet) settle() {
-	for i := range s.gen {
-		if g := &s.gen[i]; len(g.list) > 0 {
-			sortIDs(g.list, &s.scratch)
-			s.old = mergeSorted(s.old, g.list)
-		}
-		s.gen[i] = idGen{}
-	}
+	s.flush()
+	s.gen = [2]idGen{}
 	s.scratch = nil
 	if cap(s.old) > len(s.old)+len(s.old)/8 {
 		s.old = slices.Clip(slices.Clone(s.old))

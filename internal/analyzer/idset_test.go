@@ -2,6 +2,7 @@ package analyzer
 
 import (
 	"encoding/binary"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -41,7 +42,7 @@ func TestIDSetMatchesAMap(t *testing.T) {
 	}
 	for name, ids := range streams {
 		t.Run(name, func(t *testing.T) {
-			set := newIDSet(0)
+			set := newIDSet(0, false)
 			ref := map[uint64]bool{}
 			for i, n := range ids {
 				id := dedupID{n: n}
@@ -132,7 +133,7 @@ func BenchmarkIDSet(b *testing.B) {
 	ids := disorderedIDs(rand.New(rand.NewPCG(5, 6)), 300_000, 5000, 2000, 0, 1)
 	b.Run("idSet", func(b *testing.B) {
 		for b.Loop() {
-			s := newIDSet(len(ids))
+			s := newIDSet(len(ids), false)
 			for _, n := range ids {
 				if id := (dedupID{n: n}); !s.has(id) {
 					s.add(id)
@@ -184,7 +185,7 @@ func TestSortIDs(t *testing.T) {
 func TestIDSetSettle(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	ids := disorderedIDs(r, 3*genMax+123, 5000, 2000, 0, 1)
-	set := newIDSet(0)
+	set := newIDSet(0, false)
 	ref := map[uint64]bool{}
 	for _, n := range ids {
 		if !ref[n] {
@@ -211,5 +212,62 @@ func TestIDSetSettle(t *testing.T) {
 	set.add(dedupID{n: late})
 	if !set.has(dedupID{n: late}) || set.len() != len(ref)+1 {
 		t.Fatal("a settled set does not take a late id")
+	}
+}
+
+// A tracking set hands over, at each flush, exactly the numeric ids added
+// since the previous one, encoded in records Kafka takes, and still finds
+// every id afterwards; a set that does not track hands over nothing.
+func TestIDSetTracksAddedIDs(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	all := disorderedIDs(r, 5*genMax+77, 5000, 2000, 0, 1)
+	for _, track := range []bool{true, false} {
+		ids := all
+		set := newIDSet(0, track)
+		seen := map[uint64]bool{}
+		for len(ids) > 0 {
+			// Batches of varying sizes: some age the generations, some not.
+			n := min(len(ids), 1+r.IntN(3*genMax))
+			added := map[uint64]bool{}
+			for _, id := range ids[:n] {
+				if !seen[id] {
+					set.add(dedupID{n: id})
+					seen[id], added[id] = true, true
+				}
+			}
+			ids = ids[n:]
+			set.flush()
+			stored := map[uint64]bool{}
+			for _, v := range set.takePending() {
+				if len(v) > maxDedupRecordBytes {
+					t.Fatalf("a record of %d bytes, over %d", len(v), maxDedupRecordBytes)
+				}
+				if err := decodeIDs(v, func(id dedupID) {
+					if stored[id.n] {
+						t.Fatalf("id %d stored twice", id.n)
+					}
+					stored[id.n] = true
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			switch {
+			case !track && len(stored) > 0:
+				t.Fatalf("not tracking, yet %d ids handed over", len(stored))
+			case track && !maps.Equal(stored, added):
+				t.Fatalf("handed over %d ids, %d were added since the last flush", len(stored), len(added))
+			}
+			if len(set.gen[0].list)+len(set.gen[1].list) != 0 {
+				t.Fatal("ids left in the generations after a flush")
+			}
+		}
+		for id := range seen {
+			if !set.has(dedupID{n: id}) {
+				t.Fatalf("id %d lost", id)
+			}
+		}
+		if set.len() != len(seen) || !slices.IsSorted(set.old) {
+			t.Fatalf("len %d, want %d; old sorted: %v", set.len(), len(seen), slices.IsSorted(set.old))
+		}
 	}
 }
