@@ -86,7 +86,7 @@ type idGen struct {
 }
 
 // genMax is how many ids the newest generation holds before it ages.
-const genMax = 1 << 14
+const genMax = 1 << 13
 
 func newIDSet(hint int, track bool) idSet {
 	return idSet{old: make([]uint64, 0, hint), str: map[string]struct{}{}, track: track}
