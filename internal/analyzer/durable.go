@@ -576,7 +576,8 @@ func (d *durableState) writeRows(ctx context.Context, updated, evicted []window.
 	go func() {
 		defer close(done)
 		var h keyHasher
-		// The keys and values share buffers of up to 3 MiB, and the
+		// The keys and values share buffers of up to 256 KiB (one is
+		// freed once Kafka has taken its records), and the
 		// records are handed over in chunks: allocating each key and value
 		// took a third of the time.
 		var arena []byte
@@ -648,13 +649,13 @@ func (d *durableState) records(eng *window.Engine) ([]StateRecord, error) {
 }
 
 // reserve returns arena, or a new buffer when arena has less than 256 bytes
-// free, sized for rows rows (48 bytes each, at most 3 MiB). The
+// free, sized for rows rows (48 bytes each, at most 256 KiB). The
 // records already pointing into a full buffer keep it.
 func reserve(arena []byte, rows int) []byte {
 	if cap(arena)-len(arena) >= 256 {
 		return arena
 	}
-	return make([]byte, 0, min(max(rows, 64)*48, 3<<20))
+	return make([]byte, 0, min(max(rows, 64)*48, 256<<10))
 }
 
 // endBatch ends a batch for the input partitions: it moves the horizons,
