@@ -181,10 +181,6 @@ func (c KafkaStateConfig) Validate() error {
 }
 
 // tp is a topic partition.
-// maxBufferedStateRecords is how many records a batch's transaction may
-// have waiting for Kafka's acknowledgement before writing more waits.
-const maxBufferedStateRecords = 4096
-
 type tp struct {
 	topic string
 	p     int32
@@ -300,10 +296,6 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 			return OutageTolerance
 		}),
 		kgo.RecordDeliveryTimeout(OutageTolerance),
-		// A batch writes tens of thousands of state records; fewer of
-		// them waiting for Kafka at once keeps the memory they hold down
-		// (franz-go's default is 10,000) at no cost in speed measured.
-		kgo.MaxBufferedRecords(maxBufferedStateRecords),
 		kgo.RecordPartitioner(internalPartitioner{internal: map[string]bool{names[InputState]: true, names[WindowState]: true, names[Repartition]: true}}),
 	)
 	if err := s.open(ctx); err != nil {
