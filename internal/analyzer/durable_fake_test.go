@@ -53,8 +53,11 @@ type fakeDurable struct {
 	txn     []StateRecord
 	inTxn   bool
 
-	// rollbackNext makes the next Commit roll back (a rebalance).
+	// rollbackNext makes the next Commit roll back (a rebalance);
+	// rollBack, when set, is asked for every Commit (numbered from 0).
 	rollbackNext bool
+	rollBack     func(call int) bool
+	calls        int
 	commits      int
 }
 
@@ -175,7 +178,9 @@ func (f *fakeDurable) Commit(ctx context.Context, p Plan) error {
 		return errors.New("fake: Commit without Begin")
 	}
 	f.inTxn = false
-	if f.rollbackNext {
+	call := f.calls
+	f.calls++
+	if f.rollbackNext || (f.rollBack != nil && f.rollBack(call)) {
 		f.rollbackNext = false
 		f.reload()
 		return ErrRolledBack

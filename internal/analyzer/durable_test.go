@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -235,6 +236,65 @@ func TestDurableRestartsContinueExactly(t *testing.T) {
 		}
 	}
 	t.Logf("%d batches, identical after %d crashes and %d rollbacks", len(committed), crashes, rollbacks)
+}
+
+// A batch rolled back maxRollbacksInRow times in a row stops the query with
+// an error instead of being retried forever; one commit starts the count
+// again, and the batches rolled back fewer times end as an uninterrupted
+// run does.
+func TestRunStopsAfterRollbacksInARow(t *testing.T) {
+	msgs := genMessages(rand.New(rand.NewPCG(5, 6)), 1, 300, 40, 5)
+	run := func(rollBack func(call int) bool) ([]window.Batch, *fakeDurable, error) {
+		c := newMemCluster(1, 1)
+		fillCluster(c, msgs)
+		src := newFakeDurable(c, 50)
+		src.assign(allParts(1), allParts(1))
+		src.rollBack = rollBack
+		out := &recordingOutput{}
+		a := newTestAnalyzer(t, durableQuery(), Deps{Source: src, Outputs: []Output{out}, Stderr: io.Discard})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err := a.Run(ctx)
+		// A rolled-back batch was written before its commit failed: keep
+		// the last writing of each batch, the one that committed.
+		var last []window.Batch
+		for _, b := range out.batches {
+			if n := len(last); n > 0 && last[n-1].ID == b.ID {
+				last[n-1] = b
+			} else {
+				last = append(last, b)
+			}
+		}
+		return last, src, err
+	}
+	want, _, err := run(nil)
+	if err != nil || len(want) < 5 {
+		t.Fatalf("uninterrupted: %d batches, err %v", len(want), err)
+	}
+
+	_, src, err := run(func(int) bool { return true })
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("rolled back %d times in a row", maxRollbacksInRow)) {
+		t.Fatalf("every commit rolled back: err %v, want a stop after %d rollbacks", err, maxRollbacksInRow)
+	}
+	if src.calls != maxRollbacksInRow || src.commits != 0 {
+		t.Fatalf("every commit rolled back: %d commit calls, %d commits; want %d calls, none committed", src.calls, src.commits, maxRollbacksInRow)
+	}
+
+	for name, rollBack := range map[string]func(int) bool{
+		"one short of the limit, once":   func(call int) bool { return call < maxRollbacksInRow-1 },
+		"one short of the limit, always": func(call int) bool { return call%maxRollbacksInRow != maxRollbacksInRow-1 },
+	} {
+		got, src, err := run(rollBack)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if src.calls <= maxRollbacksInRow {
+			t.Fatalf("%s: only %d commit calls", name, src.calls)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: %d batches differ from the uninterrupted run's %d", name, len(got), len(want))
+		}
+	}
 }
 
 // De-duplication: a message_id is counted once within the horizon, records

@@ -8,11 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 	_ "time/tzdata" // --time-zone works where the system has no zoneinfo
 
@@ -407,31 +404,12 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 
 	// The first Ctrl-C (ctx) stops gracefully: the batch in flight finishes
 	// and commits. A second one aborts it.
-	runDone := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-ctx.Done():
-		case <-runDone:
-			return
-		}
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		defer signal.Stop(sig)
-		log.Info("stopping: a batch in flight finishes and commits first (press Ctrl-C again to abort it)")
-		select {
-		case <-sig:
-			log.Warn("aborting the batch in flight; its input will be read again")
-			a.Abort()
-		case <-runDone:
-		}
-	}()
+	watched := onSecondStop(ctx, log,
+		"stopping: a batch in flight finishes and commits first (press Ctrl-C again to abort it)",
+		"aborting the batch in flight; its input will be read again", a.Abort)
 	started = true
 	err = a.Run(ctx)
-	close(runDone)
-	wg.Wait()
+	watched()
 	if err != nil {
 		return err
 	}

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -467,26 +465,11 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 
 	// The first Ctrl-C (ctx) stops reading and flushes; a second one cuts
 	// the flush short.
-	runDone := make(chan struct{})
-	wg.Go(func() {
-		select {
-		case <-ctx.Done():
-		case <-runDone:
-			return
-		}
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		defer signal.Stop(sig)
-		log.Info("stopping: delivering buffered messages to Kafka (press Ctrl-C again to stop waiting)")
-		select {
-		case <-sig:
-			log.Warn("not waiting for Kafka any longer; unacknowledged messages are counted as failed")
-			b.Abort()
-		case <-runDone:
-		}
-	})
+	watched := onSecondStop(ctx, log,
+		"stopping: delivering buffered messages to Kafka (press Ctrl-C again to stop waiting)",
+		"not waiting for Kafka any longer; unacknowledged messages are counted as failed", b.Abort)
 	err = b.Run(ctx, src, monitors...)
-	close(runDone)
+	watched()
 	return err
 }
 
