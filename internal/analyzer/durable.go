@@ -438,8 +438,7 @@ func (d *durableState) loadInput(st PartitionState) (*inputPart, error) {
 		}
 	}
 	for _, slot := range part.byEnd {
-		slices.Sort(slot.ids.old)
-		slot.ids.old = slices.Compact(slot.ids.old)
+		slot.ids.sortLoaded()
 	}
 	return part, nil
 }

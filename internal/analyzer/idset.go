@@ -70,6 +70,11 @@ type idSet struct {
 
 	scratch []uint64 // for sortIDs
 
+	// maxID is at least every numeric id held (0 when none is): a larger
+	// id is not in the set. Snowflakes grow with time, so most new ids are
+	// larger than any before them and are found new without a probe.
+	maxID uint64
+
 	// With track, the numeric ids added are also encoded for storage
 	// (appendNumChunk) as their generation is merged into old, sorted for
 	// the merge anyway, into pending, until the caller takes them: the
@@ -97,7 +102,20 @@ func (s *idSet) has(id dedupID) bool {
 		_, ok := s.str[id.s]
 		return ok
 	}
+	if id.n > s.maxID {
+		return false
+	}
 	return s.gen[0].set.has(id.n) || s.gen[1].set.has(id.n) || s.inOld(id.n)
+}
+
+// sortLoaded sorts old after ids were appended to it directly (restoring
+// stored ids) and drops repeats.
+func (s *idSet) sortLoaded() {
+	slices.Sort(s.old)
+	s.old = slices.Compact(s.old)
+	if n := len(s.old); n > 0 {
+		s.maxID = max(s.maxID, s.old[n-1])
+	}
 }
 
 // inOld searches old for n: galloping back from the end, where recent
@@ -130,6 +148,7 @@ func (s *idSet) add(id dedupID) {
 		s.str[id.s] = struct{}{}
 		return
 	}
+	s.maxID = max(s.maxID, id.n)
 	g := &s.gen[0]
 	g.set.add(id.n)
 	g.list = append(g.list, id.n)

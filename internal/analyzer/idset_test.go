@@ -271,3 +271,30 @@ func TestIDSetTracksAddedIDs(t *testing.T) {
 		}
 	}
 }
+
+// Ids restored from storage (appended to old in any order, repeats
+// included) are all found after sortLoaded, and new ones are not.
+func TestIDSetSortLoaded(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	ids := disorderedIDs(r, 20_000, 5000, 2000, 0.1, 50)
+	set := newIDSet(0, false)
+	ref := map[uint64]bool{}
+	for _, n := range ids {
+		set.old = append(set.old, n)
+		ref[n] = true
+	}
+	set.sortLoaded()
+	if len(set.old) != len(ref) || !slices.IsSorted(set.old) {
+		t.Fatalf("old holds %d ids (sorted: %v), want %d distinct", len(set.old), slices.IsSorted(set.old), len(ref))
+	}
+	for n := range ref {
+		if !set.has(dedupID{n: n}) {
+			t.Fatalf("restored id %d not found", n)
+		}
+	}
+	for range 10_000 {
+		if n := r.Uint64(); !ref[n] && set.has(dedupID{n: n}) {
+			t.Fatalf("id %d never restored, yet found", n)
+		}
+	}
+}
