@@ -226,6 +226,7 @@ type KafkaState struct {
 	started    bool
 
 	ends           map[int32]int64 // available-now: the input's end offsets
+	idle           idleWatch       // Plan's: how long no partition was owned
 	lastPurge      time.Time
 	lastTransient  time.Time
 	transientSince time.Time
@@ -606,6 +607,9 @@ func (s *KafkaState) Plan(ctx context.Context) (Plan, error) {
 	s.changes = nil
 	pos := maps.Clone(s.pos)
 	s.mu.Unlock()
+	if d, say := s.idle.note(time.Now(), len(pos) == 0); say {
+		s.log.Info("this instance owns no partition: the group gave them all to other instances of the query, or has not assigned them again since Kafka was unreachable (if no other instance runs, see \"When Kafka is unreachable\" in docs/OPERATIONS.md)", "for", d.Round(time.Second))
+	}
 
 	from, until := map[int32]int64{}, map[int32]int64{}
 	var plan Plan
@@ -823,6 +827,32 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 	s.mu.Unlock()
 	s.purge(ctx, next)
 	return nil
+}
+
+// idleWatch tells, plan after plan, how long an instance has owned no
+// partition, so that an instance left without work says so instead of
+// idling in silence.
+type idleWatch struct{ since, said time.Time }
+
+// idleSayEvery is how often an instance that owns no partition says so.
+const idleSayEvery = time.Minute
+
+// note records whether the instance owns no partition at now; it returns
+// how long that has lasted when it is time to say so (idleSayEvery after it
+// began, then every idleSayEvery).
+func (w *idleWatch) note(now time.Time, none bool) (time.Duration, bool) {
+	switch {
+	case !none:
+		*w = idleWatch{}
+		return 0, false
+	case w.since.IsZero():
+		w.since, w.said = now, now
+		return 0, false
+	case now.Sub(w.said) < idleSayEvery:
+		return 0, false
+	}
+	w.said = now
+	return now.Sub(w.since), true
 }
 
 // purgeEvery is how often the repartition records already counted are

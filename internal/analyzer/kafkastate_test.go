@@ -300,3 +300,33 @@ func TestKeepGainedDuringReload(t *testing.T) {
 		t.Error("without pending changes the reset is not returned as it is")
 	}
 }
+
+// An instance that owns no partition says so a minute after it began, then
+// every minute, with how long it has lasted; owning one again resets it.
+func TestIdleWatch(t *testing.T) {
+	var w idleWatch
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		after   time.Duration
+		none    bool
+		say     bool
+		lasting time.Duration
+	}{
+		{0, true, false, 0},
+		{30 * time.Second, true, false, 0},
+		{59 * time.Second, true, false, 0},
+		{60 * time.Second, true, true, 60 * time.Second},
+		{90 * time.Second, true, false, 0},
+		{125 * time.Second, true, true, 125 * time.Second},
+		{130 * time.Second, false, false, 0},
+		{140 * time.Second, true, false, 0},
+		{199 * time.Second, true, false, 0},
+		{200 * time.Second, true, true, 60 * time.Second},
+	}
+	for i, s := range steps {
+		d, say := w.note(t0.Add(s.after), s.none)
+		if say != s.say || d != s.lasting {
+			t.Fatalf("step %d (at %v, none %v): said %v after %v, want %v after %v", i, s.after, s.none, say, d, s.say, s.lasting)
+		}
+	}
+}

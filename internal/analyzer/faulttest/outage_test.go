@@ -54,6 +54,7 @@ func startPrivateBroker(t *testing.T) *privateBroker {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		keepLog(t, filepath.Join(b.state, "logs", "server.log"), "broker")
 		if err := b.run("clean"); err != nil {
 			t.Log(err)
 		}
