@@ -71,6 +71,7 @@ type Analyzer struct {
 	fields []keyField
 	keys   []window.Value
 	proj   chat.Projection
+	count  *counter // while a batch is read
 	m      *analyzerMetrics
 
 	batches        int64 // batches run so far
@@ -311,7 +312,10 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	stats.wmLate = a.engine.Progress().WatermarkForLate
 	readStart := a.d.Now()
 	if !plan.Empty() {
+		a.count = startCounting(a.engine, len(a.fields))
 		err := a.d.Source.Read(ctx, plan, func(r *Record) { a.process(r, stats) })
+		a.count.close()
+		a.count = nil
 		if err != nil {
 			if ctx.Err() != nil {
 				a.log.Info("stopping: abandoned the batch being read; its input will be read again", "batch", a.batches, "input", plan.String())
@@ -475,8 +479,20 @@ func (a *Analyzer) process(r *Record, s *batchStats) {
 			return
 		}
 	}
-	a.engine.Add(ts, a.keys)
+	a.add(ts, 1, a.keys)
 	s.counted++
+}
+
+// add counts an event n times: through the batch's counter while a batch is
+// read, else directly.
+func (a *Analyzer) add(ts, n int64, keys []window.Value) {
+	if a.count != nil {
+		a.count.add(ts, n, keys)
+		return
+	}
+	for range n {
+		a.engine.Add(ts, keys)
+	}
 }
 
 // processPartial adds a partial count another instance sent.
@@ -488,10 +504,7 @@ func (a *Analyzer) processPartial(r *Record, s *batchStats) {
 		}
 		return
 	}
-	keys := valueKeys(p.Keys)
-	for range p.Count {
-		a.engine.Add(p.TS, keys)
-	}
+	a.add(p.TS, p.Count, valueKeys(p.Keys))
 	s.fromOthers += p.Count
 }
 

@@ -1,0 +1,82 @@
+package analyzer
+
+import "github.com/cordstream/cordstream/internal/window"
+
+// counter is the engine's half of reading a batch. The reading goroutine
+// decodes, de-duplicates and routes each record and hands what to count
+// (an event time, a key tuple, how many times) to the counter in chunks; a
+// goroutine of the counter's own adds them to the engine, in the order
+// given. The two halves run on two cores: one goroutine doing both was the
+// critical path of a batch's reading.
+//
+// Between startCounting and close, nothing else may use the engine.
+type counter struct {
+	eng   *window.Engine
+	nkeys int
+	cur   *countChunk
+	full  chan *countChunk
+	free  chan *countChunk
+	done  chan struct{}
+}
+
+// countChunk is events to count: ts[i] counted n[i] times with the key
+// tuple keys[i*nkeys:(i+1)*nkeys]. The keys' strings may alias records.
+type countChunk struct {
+	ts, n []int64
+	keys  []window.Value
+}
+
+// countChunkLen is how many events a chunk holds; chunksInFlight how many
+// chunks exist (filled, being counted, free).
+const (
+	countChunkLen  = 1024
+	chunksInFlight = 4
+)
+
+func startCounting(eng *window.Engine, nkeys int) *counter {
+	c := &counter{eng: eng, nkeys: nkeys, full: make(chan *countChunk, chunksInFlight),
+		free: make(chan *countChunk, chunksInFlight), done: make(chan struct{})}
+	for range chunksInFlight {
+		c.free <- &countChunk{ts: make([]int64, 0, countChunkLen), n: make([]int64, 0, countChunkLen),
+			keys: make([]window.Value, 0, countChunkLen*nkeys)}
+	}
+	c.cur = <-c.free
+	go func() {
+		defer close(c.done)
+		for ch := range c.full {
+			for i, ts := range ch.ts {
+				keys := ch.keys[i*c.nkeys : (i+1)*c.nkeys]
+				for range ch.n[i] {
+					c.eng.Add(ts, keys)
+				}
+			}
+			clear(ch.keys) // let the records the strings alias go
+			ch.ts, ch.n, ch.keys = ch.ts[:0], ch.n[:0], ch.keys[:0]
+			c.free <- ch
+		}
+	}()
+	return c
+}
+
+// add counts an event n times (keys is copied; its strings are kept until
+// they are counted).
+func (c *counter) add(ts, n int64, keys []window.Value) {
+	ch := c.cur
+	ch.ts = append(ch.ts, ts)
+	ch.n = append(ch.n, n)
+	ch.keys = append(ch.keys, keys...)
+	if len(ch.ts) == countChunkLen {
+		c.full <- ch
+		c.cur = <-c.free
+	}
+}
+
+// close counts what is left and waits until every event is in the engine.
+// Call it once, whatever became of the reading.
+func (c *counter) close() {
+	if len(c.cur.ts) > 0 {
+		c.full <- c.cur
+	}
+	close(c.full)
+	<-c.done
+}
