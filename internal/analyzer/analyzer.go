@@ -71,7 +71,6 @@ type Analyzer struct {
 	fields []keyField
 	keys   []window.Value
 	proj   chat.Projection
-	count  *counter // while a batch is read
 	m      *analyzerMetrics
 
 	batches        int64 // batches run so far
@@ -312,10 +311,9 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	stats.wmLate = a.engine.Progress().WatermarkForLate
 	readStart := a.d.Now()
 	if !plan.Empty() {
-		a.count = startCounting(a.engine, len(a.fields))
-		err := a.d.Source.Read(ctx, plan, func(r *Record) { a.process(r, stats) })
-		a.count.close()
-		a.count = nil
+		cnt := startCounting(a.engine, len(a.fields))
+		err := a.d.Source.Read(ctx, plan, func(r *Record) { a.process(r, stats, cnt) })
+		cnt.close()
 		if err != nil {
 			if ctx.Err() != nil {
 				a.log.Info("stopping: abandoned the batch being read; its input will be read again", "batch", a.batches, "input", plan.String())
@@ -433,11 +431,11 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 		"took", took, "read", s.readTook, "run_and_write", s.writeTook, "commit", s.commitTook)
 }
 
-// process feeds one record to the engine, or accounts for it as skipped,
+// process feeds one record to the engine (through cnt), or accounts for it as skipped,
 // bad, a duplicate, or sent to the instance that owns its key.
-func (a *Analyzer) process(r *Record, s *batchStats) {
+func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 	if r.Repartitioned {
-		a.processPartial(r, s)
+		a.processPartial(r, s, cnt)
 		return
 	}
 	s.records++
@@ -479,24 +477,12 @@ func (a *Analyzer) process(r *Record, s *batchStats) {
 			return
 		}
 	}
-	a.add(ts, 1, a.keys)
+	cnt.add(ts, 1, a.keys)
 	s.counted++
 }
 
-// add counts an event n times: through the batch's counter while a batch is
-// read, else directly.
-func (a *Analyzer) add(ts, n int64, keys []window.Value) {
-	if a.count != nil {
-		a.count.add(ts, n, keys)
-		return
-	}
-	for range n {
-		a.engine.Add(ts, keys)
-	}
-}
-
 // processPartial adds a partial count another instance sent.
-func (a *Analyzer) processPartial(r *Record, s *batchStats) {
+func (a *Analyzer) processPartial(r *Record, s *batchStats, cnt *counter) {
 	p, err := decodePartial(r.Value, len(a.fields))
 	if err != nil {
 		if s.corrupt == nil {
@@ -504,7 +490,7 @@ func (a *Analyzer) processPartial(r *Record, s *batchStats) {
 		}
 		return
 	}
-	a.add(p.TS, p.Count, valueKeys(p.Keys))
+	cnt.add(p.TS, p.Count, valueKeys(p.Keys))
 	s.fromOthers += p.Count
 }
 
