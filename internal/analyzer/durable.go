@@ -586,25 +586,25 @@ func (d *durableState) writeRows(ctx context.Context, updated, evicted []window.
 			clear(chunk)
 			chunk = chunk[:0]
 		}
-		for _, r := range updated {
+		put := func(r window.Row, tombstone bool) {
 			arena = reserve(arena, len(updated)+len(evicted))
 			k := len(arena)
 			arena = appendRowKey(arena, r)
-			v := len(arena)
-			arena = strconv.AppendInt(arena, r.Count, 10)
-			chunk = append(chunk, StateRecord{Topic: WindowState, Partition: h.partition(r.Keys, d.nShuffle), Key: arena[k:v:v], Value: arena[v:len(arena):len(arena)]})
-			if len(chunk) == cap(chunk) {
+			rec := StateRecord{Topic: WindowState, Partition: h.partition(r.Keys, d.nShuffle), Key: arena[k:len(arena):len(arena)]}
+			if !tombstone {
+				v := len(arena)
+				arena = strconv.AppendInt(arena, r.Count, 10)
+				rec.Value = arena[v:len(arena):len(arena)]
+			}
+			if chunk = append(chunk, rec); len(chunk) == cap(chunk) {
 				flush()
 			}
 		}
+		for _, r := range updated {
+			put(r, false)
+		}
 		for _, r := range evicted {
-			arena = reserve(arena, len(updated)+len(evicted))
-			k := len(arena)
-			arena = appendRowKey(arena, r)
-			chunk = append(chunk, StateRecord{Topic: WindowState, Partition: h.partition(r.Keys, d.nShuffle), Key: arena[k:len(arena):len(arena)]})
-			if len(chunk) == cap(chunk) {
-				flush()
-			}
+			put(r, true)
 		}
 		flush()
 	}()
