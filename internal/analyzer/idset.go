@@ -38,7 +38,17 @@ func canonicalUint(s string) (uint64, bool) {
 		return 0, false
 	}
 	var n uint64
-	for i := 0; i < len(s); i++ {
+	i := 0
+	// Eight digits at a time (a snowflake has 17 to 20): no overflow in
+	// the first 16, n < 10^16.
+	for ; len(s)-i >= 8; i += 8 {
+		v, ok := eightDigits(s[i : i+8])
+		if !ok {
+			return 0, false
+		}
+		n = n*100_000_000 + v
+	}
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c < '0' || c > '9' {
 			return 0, false
@@ -50,6 +60,28 @@ func canonicalUint(s string) (uint64, bool) {
 		n = n*10 + d
 	}
 	return n, true
+}
+
+// eightDigits parses eight ASCII decimal digits, the first the most
+// significant, with a few word operations instead of a loop.
+func eightDigits(s string) (uint64, bool) {
+	// Little endian: s[0] is the lowest byte.
+	w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	const ones = 0x0101010101010101
+	// Every byte is in 0x30-0x39: its high nibble is 3 and adding 6 does not
+	// carry out of its low nibble.
+	if w&(0xF0*ones) != 0x30*ones || (w+0x06*ones)&(0xF0*ones) != 0x30*ones {
+		return 0, false
+	}
+	w -= 0x30 * ones
+	// Pairs of digits into 16-bit lanes, then 4 digits into 32-bit lanes,
+	// then all eight: each step multiplies the more significant half (the
+	// lower bytes) and adds the other.
+	w = (w*10 + w>>8) & 0x00FF00FF00FF00FF
+	w = (w*100 + w>>16) & 0x0000FFFF0000FFFF
+	w = (w*10000 + w>>32) & 0xFFFFFFFF
+	return w, true
 }
 
 // idSet is the set of message ids of one de-duplication slot.

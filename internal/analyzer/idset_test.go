@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -296,5 +297,66 @@ func TestIDSetSortLoaded(t *testing.T) {
 		if n := r.Uint64(); !ref[n] && set.has(dedupID{n: n}) {
 			t.Fatalf("id %d never restored, yet found", n)
 		}
+	}
+}
+
+// canonicalRef is canonicalUint's definition, the slow way.
+func canonicalRef(s string) (uint64, bool) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || strconv.FormatUint(n, 10) != s {
+		return 0, false
+	}
+	return n, true
+}
+
+// TestCanonicalUint compares the word-at-a-time parse with the definition
+// on edge cases and on random strings near the digits (every length up to
+// 21, every byte position disturbed).
+func TestCanonicalUint(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		n, ok := canonicalUint(s)
+		wn, wok := canonicalRef(s)
+		if ok != wok || n != wn {
+			t.Fatalf("canonicalUint(%q) = %d, %v; want %d, %v", s, n, ok, wn, wok)
+		}
+	}
+	for _, s := range []string{"", "0", "00", "01", "9", "10", "12345678", "99999999", "100000000",
+		"1442323862181007360", "18446744073709551615", "18446744073709551616", "99999999999999999999",
+		"184467440737095516150", "1844674407370955161a", "/0000000", ":0000000", "1234567/", "1234567:",
+		"12345678\x00", "\xff2345678", "-1", "+1", " 1", "1 "} {
+		check(s)
+	}
+	rng := rand.New(rand.NewPCG(5, 8))
+	near := []byte("0123456789/:@ \x00\x7f\xb0\xff")
+	for range 200_000 {
+		b := make([]byte, rng.IntN(22))
+		for i := range b {
+			b[i] = byte('0' + rng.IntN(10))
+		}
+		if len(b) > 0 && rng.IntN(2) == 0 {
+			b[rng.IntN(len(b))] = near[rng.IntN(len(near))]
+		}
+		if len(b) > 1 && rng.IntN(4) != 0 && b[0] == '0' {
+			b[0] = '1'
+		}
+		check(string(b))
+	}
+}
+
+// BenchmarkCanonicalUint parses snowflakes, as every record's message id is.
+func BenchmarkCanonicalUint(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	ids := make([]string, 1024)
+	for i := range ids {
+		ids[i] = strconv.FormatUint(1_400_000_000_000_000_000+rng.Uint64N(1e17), 10)
+	}
+	var sum uint64
+	for i := 0; b.Loop(); i++ {
+		n, _ := canonicalUint(ids[i&1023])
+		sum += n
+	}
+	if sum == 1 {
+		b.Log(sum)
 	}
 }
