@@ -1,6 +1,7 @@
 package analyzer
 
 import (
+	"sync"
 	"unsafe"
 
 	"github.com/cordstream/cordstream/internal/window"
@@ -34,20 +35,43 @@ type countChunk struct {
 }
 
 // countChunkLen is how many events a chunk holds; chunksInFlight how many
-// chunks exist (filled, being counted, free).
-// countChunkText is the initial room for a chunk's key text.
+// chunks a batch uses (filled, being counted, free); countChunkText the
+// initial room for a chunk's key text.
 const (
 	countChunkLen  = 1024
 	chunksInFlight = 4
 	countChunkText = 32 << 10
 )
 
+// chunks keeps the chunks of finished batches for the next ones: a batch of
+// a few records, every trigger of a quiet stream, allocates none.
+var chunks = sync.Pool{New: func() any { return new(countChunk) }}
+
+func getChunk(nkeys int) *countChunk {
+	ch := chunks.Get().(*countChunk)
+	if cap(ch.ts) < countChunkLen {
+		ch.ts, ch.n = make([]int64, 0, countChunkLen), make([]int64, 0, countChunkLen)
+	}
+	if cap(ch.keys) < countChunkLen*nkeys {
+		ch.keys = make([]window.Value, 0, countChunkLen*nkeys)
+	}
+	if cap(ch.text) < countChunkText {
+		ch.text = make([]byte, 0, countChunkText)
+	}
+	return ch
+}
+
+// putChunk pools an empty chunk (counted, or never filled).
+func putChunk(ch *countChunk) {
+	clear(ch.keys[:cap(ch.keys)]) // strings into text arrays the chunk no longer has
+	chunks.Put(ch)
+}
+
 func startCounting(eng *window.Engine, nkeys int) *counter {
 	c := &counter{eng: eng, nkeys: nkeys, full: make(chan *countChunk, chunksInFlight),
 		free: make(chan *countChunk, chunksInFlight), done: make(chan struct{})}
 	for range chunksInFlight {
-		c.free <- &countChunk{ts: make([]int64, 0, countChunkLen), n: make([]int64, 0, countChunkLen),
-			keys: make([]window.Value, 0, countChunkLen*nkeys), text: make([]byte, 0, countChunkText)}
+		c.free <- getChunk(nkeys)
 	}
 	c.cur = <-c.free
 	go func() {
@@ -96,7 +120,13 @@ func (c *counter) add(ts, n int64, keys []window.Value) {
 func (c *counter) close() {
 	if len(c.cur.ts) > 0 {
 		c.full <- c.cur
+	} else {
+		putChunk(c.cur)
 	}
+	c.cur = nil
 	close(c.full)
 	<-c.done
+	for len(c.free) > 0 {
+		putChunk(<-c.free)
+	}
 }

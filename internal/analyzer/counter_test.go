@@ -71,3 +71,38 @@ func TestCounterCopiesKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestCounterReusesChunks: chunks go back to a pool between batches; counts
+// stay exact batch after batch, when analyzers of different key counts
+// share the pool, and whether a batch ends on a full chunk or not.
+func TestCounterReusesChunks(t *testing.T) {
+	for round, nkeys := range []int{1, 3, 1, 2, 3} {
+		eng, err := window.New(window.Config{Size: time.Minute, Slide: time.Minute, Mode: window.Complete, Keys: nkeys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cnt := startCounting(eng, nkeys)
+		events := 1 + round*1500 // one chunk, then several
+		keys := make([]window.Value, nkeys)
+		for i := range events {
+			for j := range keys {
+				keys[j] = window.Value{S: fmt.Sprintf("k%d-%d", j, i%7), Valid: true}
+			}
+			cnt.add(0, 1, keys)
+		}
+		cnt.close()
+		var total int64
+		b := eng.RunBatch()
+		for _, r := range b.Rows {
+			total += r.Count
+			for j, v := range r.Keys {
+				if want := fmt.Sprintf("k%d-", j); !strings.HasPrefix(v.S, want) {
+					t.Fatalf("round %d: key %d is %q, want %s...", round, j, v.S, want)
+				}
+			}
+		}
+		if total != int64(events) || len(b.Rows) != min(events, 7) {
+			t.Fatalf("round %d (%d keys): %d rows counting %d, want %d rows counting %d", round, nkeys, len(b.Rows), total, min(events, 7), events)
+		}
+	}
+}
