@@ -61,9 +61,15 @@ func getChunk(nkeys int) *countChunk {
 	return ch
 }
 
-// putChunk pools an empty chunk (counted, or never filled).
+// putChunk pools an empty chunk (counted, or never filled). Its keys past
+// their length are cleared: some point into text arrays the chunk no longer
+// has, or into records. A text buffer grown for unusually long keys is not
+// kept.
 func putChunk(ch *countChunk) {
-	clear(ch.keys[:cap(ch.keys)]) // strings into text arrays the chunk no longer has
+	clear(ch.keys[:cap(ch.keys)])
+	if cap(ch.text) > 4*countChunkText {
+		ch.text = nil
+	}
 	chunks.Put(ch)
 }
 
@@ -83,6 +89,8 @@ func startCounting(eng *window.Engine, nkeys int) *counter {
 					c.eng.Add(ts, keys)
 				}
 			}
+			// Keys past the new length still point into text, which the next
+			// adds overwrite: nothing reads them (putChunk clears them).
 			ch.ts, ch.n, ch.keys, ch.text = ch.ts[:0], ch.n[:0], ch.keys[:0], ch.text[:0]
 			c.free <- ch
 		}

@@ -78,7 +78,11 @@ func TestOnSecondStopRunEndsFirst(t *testing.T) {
 	cutCalled := false
 	done := onSecondStop(ctx, slog.New(w), "stopping now", "cut short", func() { cutCalled = true })
 	cancel()
-	<-w.seen
+	select {
+	case <-w.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first stop was not logged")
+	}
 	done()
 	if cutCalled {
 		t.Error("cutShort was called without a second signal")
