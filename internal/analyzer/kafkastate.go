@@ -267,7 +267,7 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		return nil, err
 	}
 	s.opts = append(base,
-		kgo.WithLogger(&slogKgo{log: log.With("component", "kafka")}),
+		kgo.WithLogger(&slogKgo{log: log.With("component", "kafka"), unstable: &unstableWatch{now: time.Now}}),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.InstanceID(cfg.InstanceID),
 		kgo.SessionTimeout(cfg.SessionTimeout),
@@ -1226,10 +1226,16 @@ func (p internalPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
 
 // slogKgo routes franz-go's warnings and errors to slog, and its
 // informational messages too when log is at debug level.
-type slogKgo struct{ log *slog.Logger }
+type slogKgo struct {
+	log *slog.Logger
+	// unstable, when set, watches the group's offset fetches: franz-go
+	// retries them quietly (at info) while the broker holds the offsets
+	// for a transaction it has not completed.
+	unstable *unstableWatch
+}
 
 func (l *slogKgo) Level() kgo.LogLevel {
-	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+	if l.unstable != nil || l.log.Enabled(context.Background(), slog.LevelDebug) {
 		return kgo.LogLevelInfo
 	}
 	return kgo.LogLevelWarn
@@ -1245,5 +1251,62 @@ func (l *slogKgo) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	case kgo.LogLevelDebug:
 		sl = slog.LevelDebug
 	}
+	if level == kgo.LogLevelInfo && l.unstable != nil {
+		l.unstable.check(l.log, keyvals)
+		if !l.log.Enabled(context.Background(), slog.LevelDebug) {
+			return // franz-go's info lines show from --log-level debug
+		}
+	}
 	l.log.Log(context.Background(), sl, msg, keyvals...)
+}
+
+// unstableWatch tells when the group's committed offsets have stayed
+// unstable (UNSTABLE_OFFSET_COMMIT) for a while: the broker holds them for a
+// transaction it has not completed, and the group's partitions cannot be
+// read until it does. franz-go waits for that without limit, as the protocol
+// requires, and logs each retry at info only.
+type unstableWatch struct {
+	mu   sync.Mutex
+	now  func() time.Time
+	w    idleWatch
+	last time.Time
+}
+
+// unstableGap is how long without an unstable fetch ends a spell of them.
+const unstableGap = 10 * time.Second
+
+// check looks for an UNSTABLE_OFFSET_COMMIT error among a franz-go log
+// line's key-values and warns, once the offsets have stayed unstable for
+// idleSayEvery, every idleSayEvery.
+func (u *unstableWatch) check(log *slog.Logger, keyvals []any) {
+	var topic any
+	var partition any
+	found := false
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		switch keyvals[i] {
+		case "topic":
+			topic = keyvals[i+1]
+		case "partition":
+			partition = keyvals[i+1]
+		case "err":
+			if err, ok := keyvals[i+1].(error); ok && errors.Is(err, kerr.UnstableOffsetCommit) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		return
+	}
+	u.mu.Lock()
+	now := u.now()
+	if !u.last.IsZero() && now.Sub(u.last) > unstableGap {
+		u.w.note(now, false)
+	}
+	u.last = now
+	d, say := u.w.note(now, true)
+	u.mu.Unlock()
+	if say {
+		log.Warn("the group's committed offsets stay unstable: the broker holds them for a transaction it has not completed, and this instance cannot read its partitions until it does (see \"When Kafka is unreachable\" in docs/OPERATIONS.md)",
+			"for", d.Round(time.Second), "topic", topic, "partition", partition)
+	}
 }

@@ -1,15 +1,18 @@
 package analyzer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cordstream/cordstream/internal/kafka"
@@ -328,5 +331,55 @@ func TestIdleWatch(t *testing.T) {
 		if say != s.say || d != s.lasting {
 			t.Fatalf("step %d (at %v, none %v): said %v after %v, want %v after %v", i, s.after, s.none, say, d, s.say, s.lasting)
 		}
+	}
+}
+
+// TestUnstableOffsetsWarning: franz-go's quiet retries of an offset fetch
+// the broker answers with UNSTABLE_OFFSET_COMMIT turn into a warning once
+// they have gone on for a minute (then every minute); a pause longer than
+// unstableGap starts the count again, and other errors do not count.
+func TestUnstableOffsetsWarning(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := &slogKgo{log: slog.New(slog.NewTextHandler(&buf, nil)), unstable: &unstableWatch{now: func() time.Time { return now }}}
+	if l.Level() != kgo.LogLevelInfo {
+		t.Fatalf("level %v: franz-go would not report its retries", l.Level())
+	}
+	const msg = "fetch offsets failed with retryable partition error, waiting 1s and retrying"
+	unstable := []any{"group", "g", "topic", "in", "partition", int32(3), "err", kerr.UnstableOffsetCommit}
+	warnings := func() int { return strings.Count(buf.String(), "stay unstable") }
+	step := func(d time.Duration, kv []any) {
+		now = now.Add(d)
+		l.Log(kgo.LogLevelInfo, msg, kv...)
+	}
+	for range 60 { // the first, then 59 s of them
+		step(time.Second, unstable)
+	}
+	if n := warnings(); n != 0 {
+		t.Fatalf("%d warnings after 59 s", n)
+	}
+	step(time.Second, unstable)
+	if n := warnings(); n != 1 || !strings.Contains(buf.String(), "partition=3") || !strings.Contains(buf.String(), "for=1m0s") {
+		t.Fatalf("after 60 s: %d warnings in %q", n, buf.String())
+	}
+	if strings.Contains(buf.String(), msg) {
+		t.Errorf("franz-go's info line was logged at the default level: %q", buf.String())
+	}
+	step(30*time.Second, unstable) // a gap: counting starts again
+	for range 59 {
+		step(time.Second, unstable)
+	}
+	for range 100 {
+		step(time.Second, []any{"topic", "in", "partition", int32(3), "err", kerr.UnknownTopicID})
+	}
+	if n := warnings(); n != 1 {
+		t.Fatalf("%d warnings, want 1: a gap must restart the count, other errors must not count", n)
+	}
+	step(time.Second, unstable)
+	for range 60 {
+		step(time.Second, unstable)
+	}
+	if n := warnings(); n != 2 {
+		t.Fatalf("%d warnings after a second minute of unstable offsets, want 2", n)
 	}
 }
