@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -837,6 +838,11 @@ type idleWatch struct{ since, said time.Time }
 // idleSayEvery is how often an instance that owns no partition says so.
 const idleSayEvery = time.Minute
 
+// hungAfter is how long a transaction may keep state partitions from being
+// restored before the wait is reported as a transaction the broker has not
+// ended (far longer than a transaction timeout of the default 15 s).
+var hungAfter = 2 * time.Minute // a variable for tests
+
 // note records whether the instance owns no partition at now; it returns
 // how long that has lasted when it is time to say so (idleSayEvery after it
 // began, then every idleSayEvery).
@@ -1104,24 +1110,33 @@ func readStateTopics(ctx context.Context, kcfg kafka.Config, adm *kadm.Client, w
 	// A transaction still open (a batch of an instance that died) hides
 	// everything after it; wait until every one open now has ended.
 	began, warned := time.Now(), false
+	sayHung := began.Add(hungAfter)
 	for {
 		lso, err := list(adm.ListCommittedOffsets)
 		if err != nil {
 			return nil, fmt.Errorf("list stable offsets of the state topics: %w", err)
 		}
-		open := 0
+		var open []string
 		for t := range wanted {
 			if lso[t] < hw[t] {
-				open++
+				open = append(open, fmt.Sprintf("%s/%d@%d", t.topic, t.p, lso[t]))
 			}
 		}
-		if open == 0 {
+		if len(open) == 0 {
 			break
 		}
 		if !warned && time.Since(began) > 3*time.Second {
 			log.Warn("waiting for transactions left open on the state topics to end (an instance died mid-batch; the broker aborts its transaction after the transaction timeout)",
-				"partitions", open)
+				"partitions", len(open))
 			warned = true
+		}
+		// Far longer than a transaction timeout: the transaction may be hung
+		// on the broker (its end never reached these partitions).
+		if now := time.Now(); now.After(sayHung) {
+			slices.Sort(open)
+			log.Warn("transactions on the state topics are still open: the broker has not ended them, and this instance cannot restore these partitions until it does (see \"When Kafka is unreachable\" in docs/OPERATIONS.md)",
+				"for", now.Sub(began).Round(time.Second), "partitions", strings.Join(open, " "))
+			sayHung = now.Add(idleSayEvery)
 		}
 		select {
 		case <-ctx.Done():

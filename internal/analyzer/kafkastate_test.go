@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -381,5 +382,45 @@ func TestUnstableOffsetsWarning(t *testing.T) {
 	}
 	if n := warnings(); n != 2 {
 		t.Fatalf("%d warnings after a second minute of unstable offsets, want 2", n)
+	}
+}
+
+// TestStateRestoreReportsOpenTransaction: a transaction left open on a
+// state partition holds its restore back; when that lasts past hungAfter the
+// wait is reported, naming the partition and where its stable offset stands,
+// and the restore goes on once the transaction ends.
+func TestStateRestoreReportsOpenTransaction(t *testing.T) {
+	topic := kafkatest.Topic(t, 1)
+	prod := kafkatest.Client(t, kgo.TransactionalID("cordstream-test-"+topic), kgo.TransactionTimeout(2*time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := prod.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { hungAfter = d }(hungAfter)
+	hungAfter = time.Second
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	adm := kadm.NewClient(kafkatest.Client(t))
+	want := map[string][]int32{topic: {0}}
+
+	wctx, wcancel := context.WithTimeout(ctx, 3500*time.Millisecond)
+	_, err := readStateTopics(wctx, kafkatest.Config(t), adm, want, log)
+	wcancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("restore with a transaction open: %v, want it to wait", err)
+	}
+	if got := buf.String(); !strings.Contains(got, "transactions on the state topics are still open") || !strings.Contains(got, topic+"/0@0") {
+		t.Fatalf("the open transaction was not reported after hungAfter (naming %s/0@0):\n%s", topic, got)
+	}
+
+	if err := prod.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readStateTopics(ctx, kafkatest.Config(t), adm, want, log); err != nil {
+		t.Fatalf("restore after the transaction ended: %v", err)
 	}
 }
