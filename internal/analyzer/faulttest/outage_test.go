@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cordstream/cordstream/internal/analyzer"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
 )
@@ -183,12 +184,23 @@ func TestBrokerOutage(t *testing.T) {
 	// Wait until everything produced is committed by the analyzer.
 	adm := kadm.NewClient(b.client(t))
 	caughtUpBy := time.Now().Add(3 * time.Minute)
+	aborted := 0 // partitions of a hanging transaction aborted, as an operator would
 	for stable := 0; stable < 3; {
 		supervise()
+		if time.Now().After(caughtUpBy) && aborted == 0 {
+			// A broker stopped right after a commit can come back with that
+			// transaction left open on partitions (docs/OPERATIONS.md, "When
+			// Kafka is unreachable"): apply the documented remedy once, then
+			// require the catch-up and the exact counts all the same.
+			if aborted = abortHanging(t, b, analyzer.TransactionalID(app, "o1")); aborted > 0 {
+				caughtUpBy = time.Now().Add(2 * time.Minute)
+				continue
+			}
+		}
 		if time.Now().After(caughtUpBy) {
 			a.cmd.Process.Signal(syscall.SIGQUIT) // a goroutine dump into its log
 			<-a.done
-			t.Fatalf("the analyzer did not catch up within 3 minutes of the broker's return:\n%s", tail(a.log))
+			t.Fatalf("the analyzer did not catch up within 3 minutes of the broker's return (hanging-transaction partitions aborted: %d):\n%s", aborted, tail(a.log))
 		}
 		ends, err1 := adm.ListCommittedOffsets(ctx, topic)
 		resp, err2 := adm.FetchOffsets(ctx, app)
@@ -213,8 +225,58 @@ func TestBrokerOutage(t *testing.T) {
 	got, recs := finalCounts(t, readCommittedFrom(t, b, results))
 	compareCounts(t, "after a broker outage vs the brute-force count", got, oracle(msgs))
 	if !t.Failed() {
-		t.Logf("%d messages, %d windows exact, %d result records; restarts after the outage: %d", len(msgs), len(got), len(recs), lives)
+		t.Logf("%d messages, %d windows exact, %d result records; restarts after the outage: %d; hanging-transaction partitions aborted: %d", len(msgs), len(got), len(recs), lives, aborted)
 	}
+}
+
+// abortHanging finds the partitions where the transaction of txnID's
+// producer is still open although its coordinator has ended it, and aborts
+// it there, as docs/OPERATIONS.md tells an operator to (kafka-transactions.sh
+// describe-producers, then abort). It returns how many partitions it aborted.
+func abortHanging(t *testing.T, b *privateBroker, txnID string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(b.client(t))
+	txns, err := adm.DescribeTransactions(ctx, txnID)
+	if err != nil {
+		t.Logf("describe transaction %s: %v", txnID, err)
+		return 0
+	}
+	txn, ok := txns[txnID]
+	if !ok || txn.Err != nil || (txn.State != "CompleteCommit" && txn.State != "CompleteAbort" && txn.State != "Empty") {
+		t.Logf("transaction %s is not over for its coordinator (%+v): nothing to abort", txnID, txn)
+		return 0
+	}
+	topics, err := adm.ListTopicsWithInternal(ctx)
+	if err != nil {
+		t.Logf("list topics: %v", err)
+		return 0
+	}
+	all := kadm.TopicsSet{}
+	for _, td := range topics {
+		for p := range td.Partitions {
+			all.Add(td.Topic, p)
+		}
+	}
+	producers, err := adm.DescribeProducers(ctx, all)
+	if err != nil {
+		t.Logf("describe producers: %v", err)
+		return 0
+	}
+	n := 0
+	producers.EachProducer(func(p kadm.DescribedProducer) {
+		if p.ProducerID != txn.ProducerID || p.CurrentTxnStartOffset < 0 || p.ProducerEpoch >= txn.ProducerEpoch {
+			return
+		}
+		_, err := adm.WriteTxnMarkers(ctx, kadm.TxnMarkers{ProducerID: p.ProducerID, ProducerEpoch: p.ProducerEpoch,
+			CoordinatorEpoch: p.CoordinatorEpoch, Topics: kadm.TopicsSet{p.Topic: {p.Partition: {}}}})
+		t.Logf("hanging transaction of %s (producer %d, epoch %d; its coordinator: %s at epoch %d) on %s/%d since offset %d: aborted (err %v)",
+			txnID, p.ProducerID, p.ProducerEpoch, txn.State, txn.ProducerEpoch, p.Topic, p.Partition, p.CurrentTxnStartOffset, err)
+		if err == nil {
+			n++
+		}
+	})
+	return n
 }
 
 // lastLines returns the last n lines of a file.
