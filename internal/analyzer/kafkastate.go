@@ -1116,10 +1116,10 @@ func readStateTopics(ctx context.Context, kcfg kafka.Config, adm *kadm.Client, w
 		if err != nil {
 			return nil, fmt.Errorf("list stable offsets of the state topics: %w", err)
 		}
-		var open []string
+		var open []tp
 		for t := range wanted {
 			if lso[t] < hw[t] {
-				open = append(open, fmt.Sprintf("%s/%d@%d", t.topic, t.p, lso[t]))
+				open = append(open, t)
 			}
 		}
 		if len(open) == 0 {
@@ -1133,9 +1133,13 @@ func readStateTopics(ctx context.Context, kcfg kafka.Config, adm *kadm.Client, w
 		// Far longer than a transaction timeout: the transaction may be hung
 		// on the broker (its end never reached these partitions).
 		if now := time.Now(); now.After(sayHung) {
-			slices.Sort(open)
+			held := make([]string, len(open))
+			for i, t := range open {
+				held[i] = fmt.Sprintf("%s/%d@%d", t.topic, t.p, lso[t])
+			}
+			slices.Sort(held)
 			log.Warn("transactions on the state topics are still open: the broker has not ended them, and this instance cannot restore these partitions until it does (see \"When Kafka is unreachable\" in docs/OPERATIONS.md)",
-				"for", now.Sub(began).Round(time.Second), "partitions", strings.Join(open, " "))
+				"for", now.Sub(began).Round(time.Second), "partitions", strings.Join(held, " "))
 			sayHung = now.Add(idleSayEvery)
 		}
 		select {
