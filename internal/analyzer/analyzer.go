@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/httpserve"
 	"github.com/cordstream/cordstream/internal/metrics"
 	"github.com/cordstream/cordstream/internal/sink"
 	"github.com/cordstream/cordstream/internal/window"
@@ -72,6 +73,7 @@ type Analyzer struct {
 	keys   []window.Value
 	proj   chat.Projection
 	m      *analyzerMetrics
+	health *metrics.Health // served at /healthz and /readyz
 
 	batches        int64 // batches run so far
 	rollbacksInRow int   // transactions rolled back since the last commit
@@ -130,6 +132,7 @@ func New(cfg Config, d Deps) (*Analyzer, error) {
 		engine: eng,
 		keys:   make([]window.Value, len(cfg.GroupBy)),
 		m:      newAnalyzerMetrics(d.Metrics),
+		health: metrics.NewHealth(),
 	}
 	for _, c := range cfg.GroupBy {
 		a.fields = append(a.fields, keyFields[c])
@@ -146,8 +149,9 @@ func New(cfg Config, d Deps) (*Analyzer, error) {
 	return a, nil
 }
 
-// Handler serves the analyzer's metrics at /metrics and /healthz.
-func (a *Analyzer) Handler() http.Handler { return a.m.reg.Handler(nil) }
+// Handler serves the analyzer's metrics at /metrics, and its health checks
+// at /healthz and /readyz.
+func (a *Analyzer) Handler() http.Handler { return a.m.reg.Handler(a.health) }
 
 // Abort cancels the batch in flight while Run is stopping, instead of
 // letting it finish writing and committing (the second Ctrl-C). Its input is
@@ -164,15 +168,16 @@ func (a *Analyzer) Abort() { a.abort() }
 func (a *Analyzer) Run(ctx context.Context) (err error) {
 	defer a.abort()
 	if a.d.MetricsAddr != "" {
-		mctx, cancel := context.WithCancel(context.Background())
-		wait, err := serveMetrics(mctx, a.d.MetricsAddr, a.Handler(), a.log)
+		srv, err := httpserve.Listen(a.d.MetricsAddr, a.Handler(), httpserve.Limits{}, a.log, "metrics", "/metrics /healthz /readyz")
 		if err != nil {
-			cancel()
-			return err
+			return fmt.Errorf("metrics: %w", err)
 		}
+		mctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(mctx) }()
 		defer func() {
 			cancel()
-			if werr := wait(); werr != nil && err == nil {
+			if werr := <-done; werr != nil && err == nil {
 				err = fmt.Errorf("metrics server: %w", werr)
 			}
 		}()

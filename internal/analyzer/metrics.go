@@ -1,14 +1,6 @@
 package analyzer
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
-	"time"
-
 	"github.com/cordstream/cordstream/internal/metrics"
 )
 
@@ -57,36 +49,4 @@ func newAnalyzerMetrics(reg *metrics.Registry) *analyzerMetrics {
 		restores:      reg.NewCounter("cordstream_analyze_state_restores_total", "Times the window state was rebuilt from the state topics (start, rebalance, rolled-back batch)."),
 		rollbacks:     reg.NewCounter("cordstream_analyze_batches_rolled_back_total", "Batches whose transaction was rolled back because the group rebalanced; their input is read again."),
 	}
-}
-
-// serveMetrics serves h on addr until ctx ends. It listens before returning
-// the address, so ":0" works and the real port is logged.
-func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (wait func() error, err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
-	}
-	log.Info("serving metrics", "addr", ln.Addr().String(), "paths", "/metrics /healthz")
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan error, 1)
-	go func() {
-		err := srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		done <- err
-	}()
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	return func() error {
-		err := <-done
-		<-stopped
-		return err
-	}, nil
 }

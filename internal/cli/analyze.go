@@ -147,7 +147,7 @@ func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
 	fs.StringVar(&f.resultsTopic, "results-topic", "", "topic of the kafka output (created compacted: the latest count of every window and key)")
 	fs.StringVar(&f.deadTopic, "dead-letter-topic", "", "topic bad records are copied to, with reason, field, error and source headers")
 	fs.StringVar(&f.tz, "time-zone", "UTC", "time zone of the console's window times (an IANA name such as Europe/Lisbon, or Local)")
-	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics and /healthz on this address, e.g. :9090")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (a non-loopback address is readable by anyone who reaches it)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.state, "state", analyzeStateKafka, "where state lives: kafka (internal topics, exactly-once across restarts and instances) or none (memory only, at-least-once)")
 	fs.StringVar(&f.appID, "application-id", "", "names the query's internal topics (<id>-input-state, <id>-window-state, <id>-repartition) and transactional ids (default: --group)")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cordstream/cordstream/internal/bot"
 	"github.com/cordstream/cordstream/internal/discord"
+	"github.com/cordstream/cordstream/internal/httpserve"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/metrics"
 	"github.com/cordstream/cordstream/internal/spool"
@@ -73,9 +74,9 @@ Ctrl-C stops waiting.`
 
 const botExample = `export DISCORD_TOKEN=...   # Developer Portal -> your application -> Bot -> Reset Token
 cordstream bot --brokers localhost:9092 --topic discord_messages
-# only two channels, text hashed, edits and deletes too, metrics on :9091:
+# only two channels, text hashed, edits and deletes too, metrics on 127.0.0.1:9091:
 cordstream bot --brokers localhost:9092 --token-file /run/secrets/discord_token \
-    --channels 81384788765712384,81384788765712385 --content hash --edits-and-deletes --metrics :9091`
+    --channels 81384788765712384,81384788765712385 --content hash --edits-and-deletes --metrics 127.0.0.1:9091`
 
 // Health thresholds of /healthz.
 const (
@@ -123,7 +124,7 @@ func addBotFlags(fs *flagSet) *botFlags {
 	fs.IntVar(&f.replicationFactor, "replication-factor", -1, "replication factor of the topic, if the bot creates it (-1: the broker's default)")
 	fs.IntVar(&f.maxBuffered, "max-buffered", 10000, "messages sent to Kafka and not yet acknowledged at most; without a spool also the in-memory buffer: when that many wait, reading from Discord pauses")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait at exit for Kafka to acknowledge buffered messages")
-	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics and /healthz on this address, e.g. :9091")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9091 (a non-loopback address is readable by anyone who reaches it)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "`directory` of the durable spool and the backfill positions, one per topic and bot; \"off\" keeps messages in memory only (default $XDG_STATE_HOME/cordstream/spool/<topic>, else ~/.local/state/cordstream/spool/<topic>)")
 	f.spoolMaxBytes = 1 << 30
@@ -448,13 +449,13 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		wg.Wait()
 	}()
 	if f.metrics != "" {
-		healthy := func() error {
-			return errors.Join(gw.Health(botGatewayDownUnhealthy), pub.Healthy(botKafkaStallUnhealthy))
-		}
-		srv, err := bot.ListenHTTP(f.metrics, reg.Handler(healthy), log)
+		health := metrics.NewHealth()
+		health.Live("gateway", func() error { return gw.Health(botGatewayDownUnhealthy) })
+		health.Live("kafka", func() error { return pub.Healthy(botKafkaStallUnhealthy) })
+		srv, err := httpserve.Listen(f.metrics, reg.Handler(health), httpserve.Limits{}, log, "metrics", "/metrics /healthz /readyz")
 		if err != nil {
 			sink.Close(context.Background())
-			return usageErrorf("use a free host:port, e.g. --metrics :9091 (or :0 for any free port)", "--metrics: %v", err)
+			return usageErrorf("use a free host:port, e.g. --metrics 127.0.0.1:9091 (or 127.0.0.1:0 for any free port)", "--metrics: %v", err)
 		}
 		wg.Go(func() {
 			if err := srv.Run(srvCtx); err != nil {

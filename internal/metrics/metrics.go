@@ -70,23 +70,17 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Handler serves /metrics (text format) and /healthz (200 "ok" while healthy()
-// returns nil, else 503 with the error). healthy may be nil.
-func (r *Registry) Handler(healthy func() error) http.Handler {
+// Handler serves /metrics (text format), /healthz and /readyz (JSON, 200
+// while every check passes, else 503 with each check's reason; see Health).
+// health may be nil: always healthy.
+func (r *Registry) Handler(health *Health) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		r.WriteTo(w)
 	})
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if healthy != nil {
-			if err := healthy(); err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		io.WriteString(w, "ok\n")
-	})
+	mux.HandleFunc("/healthz", health.serve(false))
+	mux.HandleFunc("/readyz", health.serve(true))
 	return mux
 }
 

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"math"
@@ -63,8 +64,11 @@ func TestCounterRejectsDecrease(t *testing.T) {
 func TestHandler(t *testing.T) {
 	r := NewRegistry()
 	r.NewCounter("up_total", "x").Inc()
-	var health error
-	srv := httptest.NewServer(r.Handler(func() error { return health }))
+	var kafkaErr, restoreErr error
+	h := NewHealth()
+	h.Live("kafka", func() error { return kafkaErr })
+	h.Ready("state", func() error { return restoreErr })
+	srv := httptest.NewServer(r.Handler(h))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		resp, err := srv.Client().Get(srv.URL + path)
@@ -75,15 +79,47 @@ func TestHandler(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	report := func(path string) (int, HealthReport) {
+		code, body := get(path)
+		var rep HealthReport
+		if err := json.Unmarshal([]byte(body), &rep); err != nil {
+			t.Fatalf("%s: %v in %q", path, err, body)
+		}
+		return code, rep
+	}
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "up_total 1") {
 		t.Errorf("/metrics = %d %q", code, body)
 	}
-	if code, _ := get("/healthz"); code != 200 {
-		t.Errorf("/healthz = %d, want 200", code)
+	if code, rep := report("/healthz"); code != 200 || rep.Status != "ok" || len(rep.Checks) != 1 {
+		t.Errorf("/healthz = %d %+v, want 200 with the one live check", code, rep)
 	}
-	health = errors.New("kafka unreachable")
-	if code, body := get("/healthz"); code != 503 || !strings.Contains(body, "kafka unreachable") {
-		t.Errorf("/healthz unhealthy = %d %q", code, body)
+	if code, rep := report("/readyz"); code != 200 || rep.Status != "ok" || len(rep.Checks) != 2 {
+		t.Errorf("/readyz = %d %+v, want 200 with both checks", code, rep)
+	}
+	restoreErr = errors.New("restoring state of 3 partitions")
+	if code, _ := report("/healthz"); code != 200 {
+		t.Errorf("/healthz while restoring = %d, want 200 (readiness only)", code)
+	}
+	if code, rep := report("/readyz"); code != 503 || rep.Status != "not_ready" || rep.Checks[1].Reason != "restoring state of 3 partitions" {
+		t.Errorf("/readyz while restoring = %d %+v", code, rep)
+	}
+	kafkaErr = errors.New("kafka unreachable")
+	code, rep := report("/healthz")
+	if code != 503 || rep.Status != "unhealthy" || rep.Checks[0].OK || rep.Checks[0].Reason != "kafka unreachable" {
+		t.Errorf("/healthz unhealthy = %d %+v", code, rep)
+	}
+}
+
+func TestHandlerNilHealth(t *testing.T) {
+	srv := httptest.NewServer(NewRegistry().Handler(nil))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/healthz without checks = %d, want 200", resp.StatusCode)
 	}
 }
 
