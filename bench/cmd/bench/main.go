@@ -55,6 +55,7 @@ type config struct {
 	streamsLib        string
 	streamsRepeat     int
 	streamsJVMOpts    []string
+	streamsThreads    int
 	streamsGuarantees []string
 	checkMessages     int64
 	checkEventRate    float64
@@ -167,6 +168,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.skipStreams, "skip-streams", false, "do not run Kafka Streams (nor the agreement check)")
 	fs.StringVar(&c.streamsLib, "streams-lib", os.Getenv("CORDSTREAM_BENCH_STREAMS_LIB"), "directory of the Kafka Streams application's jars (default $CORDSTREAM_BENCH_STREAMS_LIB, which bench/run sets from bench/streams/setup.sh)")
 	fs.IntVar(&c.streamsRepeat, "streams-repeat", 1, "runs of Kafka Streams per topic and guarantee")
+	fs.IntVar(&c.streamsThreads, "streams-threads", 1, "Kafka Streams' num.stream.threads (its default: 1)")
 	jvmOpts := fs.String("streams-jvm-opts", "", "options for the Kafka Streams application's JVM, space-separated, e.g. -Xmx512m (default none: the JVM's own, a heap of up to a quarter of the RAM)")
 	guarantees := fs.String("streams-guarantee", GuaranteeEOS+","+GuaranteeALOS, "Kafka Streams processing guarantees to measure, comma-separated: "+GuaranteeEOS+", "+GuaranteeALOS)
 	fs.Int64Var(&c.checkMessages, "check-messages", 300_000, "messages of the agreement check's topics (the workload without late messages); 0: no check")
@@ -240,8 +242,8 @@ func parseFlags(args []string) (config, error) {
 	switch {
 	case c.messages < 1:
 		return c, usageError{"--messages must be at least 1"}
-	case c.repeat < 1 || c.sparkRepeat < 1 || c.streamsRepeat < 1:
-		return c, usageError{"--repeat, --spark-repeat and --streams-repeat must be at least 1"}
+	case c.repeat < 1 || c.sparkRepeat < 1 || c.streamsRepeat < 1 || c.streamsThreads < 1:
+		return c, usageError{"--repeat, --spark-repeat, --streams-repeat and --streams-threads must be at least 1"}
 	case c.checkMessages < 0 || c.checkEventRate <= 0:
 		return c, usageError{"--check-messages must not be negative and --check-event-rate must be positive"}
 	case c.batchRecords < 0:

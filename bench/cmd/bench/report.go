@@ -132,7 +132,7 @@ func reportConfig(c config) map[string]any {
 		"batch_records": c.batchRecords, "repeat": c.repeat, "spark_repeat": c.sparkRepeat,
 		"seed": c.seed, "authors": c.authors, "event_rate": c.eventRate,
 		"spark_master": c.sparkMaster, "spark_shuffle_partitions": c.sparkShuffle, "skip_spark": c.skipSpark,
-		"skip_streams": c.skipStreams, "streams_guarantees": c.streamsGuarantees, "streams_repeat": c.streamsRepeat, "streams_jvm_opts": strings.Join(c.streamsJVMOpts, " "),
+		"skip_streams": c.skipStreams, "streams_guarantees": c.streamsGuarantees, "streams_repeat": c.streamsRepeat, "streams_threads": c.streamsThreads, "streams_jvm_opts": strings.Join(c.streamsJVMOpts, " "),
 		"check_messages": c.checkMessages, "check_event_rate": c.checkEventRate, "skip_seed_producer": c.skipSeedProducer,
 		"bot_rate": c.botRate, "bot_spool": c.botConfigs, "bot_duration_s": c.botDuration.Seconds(), "bot_burst": c.botBurst,
 		"e2e_rate": c.e2eRate, "e2e_duration_s": c.e2eDuration.Seconds(), "e2e_trigger_s": c.e2eTrigger.Seconds(),
@@ -380,7 +380,7 @@ func (r *Report) Markdown() string {
 				w("\nKafka Streams failed on %d partition(s), twice:\n\n```\n%s\n```\n", rr.Partitions, e)
 			}
 		}
-		w("\n(b) is the analyzer as shipped: state in Kafka, each batch one transaction (--state kafka), duplicates by message_id dropped (--dedup). (b') keeps state in memory and commits offsets after each batch (at-least-once), counting duplicates as Spark does. (a+) is a diagnostic, not a product: the raw consumer with the analyzer's per-record work (chat.Project, window.Engine.Add, a batch end every batch) in its polling loop, without consumer group, planning, output or commits. (f) is the seed's query in Kafka Streams (bench/streams: hopping windows of 1 min advancing by 30 s with 1 min of grace, a repartition by author_name, a RocksDB window store with its changelog, every updated count written to an output topic; one stream thread, Kafka Streams' defaults otherwise: commit.interval.ms 100 with exactly_once_v2, 30,000 with at_least_once, a 10 MB record cache), from the topic's start until it has counted every record, then closed (flush, commit); JVM options: %s.\n\n", jvmOpts(r.Config["streams_jvm_opts"]))
+		w("\n(b) is the analyzer as shipped: state in Kafka, each batch one transaction (--state kafka), duplicates by message_id dropped (--dedup). (b') keeps state in memory and commits offsets after each batch (at-least-once), counting duplicates as Spark does. (a+) is a diagnostic, not a product: the raw consumer with the analyzer's per-record work (chat.Project, window.Engine.Add, a batch end every batch) in its polling loop, without consumer group, planning, output or commits. (f) is the seed's query in Kafka Streams (bench/streams: hopping windows of 1 min advancing by 30 s with 1 min of grace, a repartition by author_name, a RocksDB window store with its changelog, every updated count written to an output topic; %v stream thread(s), Kafka Streams' defaults otherwise: commit.interval.ms 100 with exactly_once_v2, 30,000 with at_least_once, a 10 MB record cache), from the topic's start until it has counted every record, then closed (flush, commit); JVM options: %s.\n\n", r.Config["streams_threads"], jvmOpts(r.Config["streams_jvm_opts"]))
 		for _, rr := range r.Replays {
 			b, bm, sp := rr.Medians[KindCordstream], rr.Medians[KindCordstreamMem], rr.Medians[KindSpark]
 			for _, kind := range []string{KindStreamsEOS, KindStreamsALOS} {

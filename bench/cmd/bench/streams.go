@@ -26,7 +26,7 @@ const (
 )
 
 // Measured Kafka Streams runs (bench/streams: the seed's query in Kafka
-// Streams, one stream thread, its defaults otherwise).
+// Streams, --streams-threads stream threads, its defaults otherwise).
 const (
 	KindStreamsEOS  = "kafka-streams-eos"
 	KindStreamsALOS = "kafka-streams-alos"
@@ -86,7 +86,7 @@ func (h *harness) runStreams(ctx context.Context, topic string, parts int, guara
 	args := append(slices.Clone(h.cfg.streamsJVMOpts), "-cp", filepath.Join(h.cfg.streamsLib, "*"), "io.cordstream.bench.streams.CountByAuthor",
 		"--brokers", h.brokers, "--topic", topic, "--output-topic", run.output, "--application-id", app,
 		"--records", strconv.FormatInt(want, 10), "--guarantee", guarantee, "--state-dir", stateDir,
-		"--timeout-s", "3000")
+		"--threads", strconv.Itoa(h.cfg.streamsThreads), "--timeout-s", "3000")
 	var first time.Time
 	var result string
 	var mu sync.Mutex
