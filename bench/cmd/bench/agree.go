@@ -48,6 +48,9 @@ type PeerAgreement struct {
 	Differ   int    `json:"differing_rows"`
 	OnlyOurs int    `json:"only_in_cordstream"`
 	OnlyPeer int    `json:"only_in_peer"`
+	// Dropped is what the peer reported dropping (Kafka Streams: records
+	// late for a window's grace, counted once per window).
+	Dropped int64 `json:"dropped_records"`
 	// Examples are a few rows that do not agree.
 	Examples []string `json:"examples,omitempty"`
 	Agree    bool     `json:"agree"`
@@ -161,7 +164,7 @@ func (h *harness) runAgreement(ctx context.Context) ([]*AgreementCheck, error) {
 		ac.Rows, ac.Total = len(ours), ours.total()
 		for _, g := range cfg.streamsGuarantees {
 			kind := streamsKind(g)
-			peer, err := h.streamsFinalCounts(ctx, topics[p], p, g)
+			peer, dropped, err := h.streamsFinalCounts(ctx, topics[p], p, g)
 			if err != nil {
 				if ctx.Err() != nil {
 					return out, ctx.Err()
@@ -170,6 +173,7 @@ func (h *harness) runAgreement(ctx context.Context) ([]*AgreementCheck, error) {
 				continue
 			}
 			pa := compare(kind, ours, peer)
+			pa.Dropped = dropped
 			ac.Peers = append(ac.Peers, pa)
 			h.log.Info("agreement", "partitions", p, "peer", kind, "agree", pa.Agree, "rows", pa.Rows, "equal", pa.Equal,
 				"differing", pa.Differ, "only_cordstream", pa.OnlyOurs, "only_peer", pa.OnlyPeer)
@@ -232,19 +236,21 @@ func readRows(r io.Reader) (finalCounts, error) {
 }
 
 // streamsFinalCounts runs the Kafka Streams application on topic and reads
-// the last count of every row from its output topic.
-func (h *harness) streamsFinalCounts(ctx context.Context, topic string, parts int, guarantee string) (finalCounts, error) {
+// the last count of every row from its output topic; it also returns what
+// the application reported dropping.
+func (h *harness) streamsFinalCounts(ctx context.Context, topic string, parts int, guarantee string) (finalCounts, int64, error) {
 	run, err := h.runStreams(ctx, topic, parts, guarantee, h.cfg.checkMessages, true)
 	if run.cleanup != nil {
 		defer run.cleanup()
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if run.Records != h.cfg.checkMessages {
-		return nil, fmt.Errorf("counted %d records, want %d", run.Records, h.cfg.checkMessages)
+		return nil, 0, fmt.Errorf("counted %d records, want %d", run.Records, h.cfg.checkMessages)
 	}
-	return h.readOutputTopic(ctx, run.output)
+	c, err := h.readOutputTopic(ctx, run.output)
+	return c, run.Dropped, err
 }
 
 // readOutputTopic reads a topic of rows from its start (committed records

@@ -450,21 +450,21 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.Agreement) > 0 {
 		w("### Kafka Streams' final counts against cordstream's (no late data)\n\n")
-		w("The workload without its late messages (event times at most 2 s out of order, far within the 1 minute of watermark delay and of grace), read whole by `cordstream analyze --available-now` as shipped (JSON lines) and by the Kafka Streams application (its output topic, committed records); the last count of every (window, author) compared.\n\n")
-		w("| partitions | messages | event time | peer | cordstream rows | peer rows | equal | differ | only cordstream | only peer | sum of counts (cordstream / peer) | agree |\n")
-		w("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		w("The workload without its late messages (event times at most 2 s out of order, far within the 1 minute of watermark delay and of grace), read whole by `cordstream analyze --available-now` as shipped (JSON lines) and by the Kafka Streams application (its output topic, committed records); the last count of every (window, author) compared. Dropped by the peer: Kafka Streams' dropped-records metric (records too late for a window's grace, or without a timestamp).\n\n")
+		w("| partitions | messages | event time | peer | cordstream rows | peer rows | equal | differ | only cordstream | only peer | sum of counts (cordstream / peer) | dropped by the peer | agree |\n")
+		w("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, ac := range r.Agreement {
 			if ac.Err != "" {
-				w("| %d | %d | %.0f s | - | cordstream failed: %s | | | | | | | - |\n", ac.Partitions, ac.Messages, ac.EventSeconds, firstLine(ac.Err))
+				w("| %d | %d | %.0f s | - | cordstream failed: %s | | | | | | | | - |\n", ac.Partitions, ac.Messages, ac.EventSeconds, firstLine(ac.Err))
 				continue
 			}
 			for _, pa := range ac.Peers {
 				if pa.Err != "" {
-					w("| %d | %d | %.0f s | %s | %d | failed: %s | | | | | | - |\n", ac.Partitions, ac.Messages, ac.EventSeconds, kindLabel(pa.Kind), ac.Rows, firstLine(pa.Err))
+					w("| %d | %d | %.0f s | %s | %d | failed: %s | | | | | | | - |\n", ac.Partitions, ac.Messages, ac.EventSeconds, kindLabel(pa.Kind), ac.Rows, firstLine(pa.Err))
 					continue
 				}
-				w("| %d | %d | %.0f s | %s | %d | %d | %d | %d | %d | %d | %d / %d | %s |\n", ac.Partitions, ac.Messages, ac.EventSeconds, kindLabel(pa.Kind),
-					ac.Rows, pa.Rows, pa.Equal, pa.Differ, pa.OnlyOurs, pa.OnlyPeer, ac.Total, pa.Total, map[bool]string{true: "yes", false: "**no**"}[pa.Agree])
+				w("| %d | %d | %.0f s | %s | %d | %d | %d | %d | %d | %d | %d / %d | %d | %s |\n", ac.Partitions, ac.Messages, ac.EventSeconds, kindLabel(pa.Kind),
+					ac.Rows, pa.Rows, pa.Equal, pa.Differ, pa.OnlyOurs, pa.OnlyPeer, ac.Total, pa.Total, pa.Dropped, map[bool]string{true: "yes", false: "**no**"}[pa.Agree])
 			}
 		}
 		for _, ac := range r.Agreement {
