@@ -18,8 +18,9 @@
 // It loads --messages generated messages (bench/workload) into a topic of
 // each --partitions count, measures, and writes a Markdown table and a JSON
 // file. On smaller topics without late data it checks that Kafka Streams'
-// final counts agree with cordstream's. --soak runs the demo-like pipeline at a steady rate instead and
-// samples memory. See docs/BENCHMARKS.md; bench/run is the entry point.
+// final counts agree with cordstream's. --soak runs the demo-like pipeline
+// at a steady rate instead and samples memory. See docs/BENCHMARKS.md;
+// bench/run is the entry point.
 package main
 
 import (
