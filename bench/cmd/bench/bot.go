@@ -16,6 +16,12 @@ import (
 type BotPhase struct {
 	Name     string `json:"name"`
 	Messages int    `json:"messages"`
+	// Lost is how many of the messages never reached the topic (the bot's
+	// phases fail instead: they must all arrive).
+	Lost int `json:"lost"`
+	// NoHistogram: the producer has no latency histogram (the seed's), so
+	// the Hist fields are not measured.
+	NoHistogram bool `json:"no_histogram,omitempty"`
 	// RatePerS is messages / (last broker append - first post).
 	RatePerS float64 `json:"messages_per_s"`
 	// HistP50Ms and HistP99Ms come from the bot's own
@@ -32,8 +38,11 @@ type BotPhase struct {
 	CPUPerMsgUS float64 `json:"bot_cpu_us_per_message"`
 }
 
-// BotResult is (d) with one spool setting.
+// BotResult is (d) with one spool setting, or the seed's producer.
 type BotResult struct {
+	// Producer is empty for cordstream bot, ProducerSeed for the seed's
+	// producer (discord.py + kafka-python).
+	Producer string `json:"producer,omitempty"`
 	// Spool is the bot's --spool-sync ("group", the default: fsyncs back to
 	// back while reading from Discord goes on; "always": every message
 	// fsynced before the next Discord event is read; a period; or "off":

@@ -8,13 +8,19 @@
 //	(b) cordstream analyze --available-now with the seed's query;
 //	(c) the seed's query in Spark (spark/discord_consumer.py, local[2],
 //	    availableNow);
-//	(d) the bot: simulated Discord -> cordstream bot -> Kafka;
+//	(f) the seed's query in Kafka Streams (bench/streams), exactly-once v2
+//	    and at-least-once;
+//	(d) the bot: simulated Discord -> cordstream bot -> Kafka, and the
+//	    seed's own producer (bench/seedproducer: discord.py + kafka-python)
+//	    in its place;
 //	(e) end to end: simulated Discord -> bot -> Kafka -> analyzer.
 //
 // It loads --messages generated messages (bench/workload) into a topic of
 // each --partitions count, measures, and writes a Markdown table and a JSON
-// file. --soak runs the demo-like pipeline at a steady rate instead and
-// samples memory. See docs/BENCHMARKS.md; bench/run is the entry point.
+// file. On smaller topics without late data it checks that Kafka Streams'
+// final counts agree with cordstream's. --soak runs the demo-like pipeline
+// at a steady rate instead and samples memory. See docs/BENCHMARKS.md;
+// bench/run is the entry point.
 package main
 
 import (
@@ -39,42 +45,52 @@ import (
 )
 
 type config struct {
-	brokers       string
-	messages      int64
-	partitions    []int
-	batchRecords  int64
-	repeat        int
-	sparkRepeat   int
-	skipSpark     bool
-	skipBot       bool
-	skipE2E       bool
-	skipReplay    bool
-	skipDiagnose  bool
-	skipStateNone bool
-	reuseTopics   bool
-	keepTopics    bool
-	topicPrefix   string
-	seed          uint64
-	authors       int
-	eventRate     float64
-	cordstream    string
-	sparkPython   string
-	sparkMaster   string
-	sparkShuffle  int
-	botRate       float64
-	botDuration   time.Duration
-	botBurst      int
-	botConfigs    []string
-	e2eRate       float64
-	e2eDuration   time.Duration
-	e2eTrigger    time.Duration
-	soak          time.Duration
-	soakRate      float64
-	soakEvery     time.Duration
-	soakWarmup    time.Duration
-	out           string
-	profile       bool
-	kafkaVersion  string
+	brokers           string
+	messages          int64
+	partitions        []int
+	batchRecords      int64
+	repeat            int
+	sparkRepeat       int
+	skipSpark         bool
+	skipStreams       bool
+	streamsLib        string
+	streamsRepeat     int
+	streamsJVMOpts    []string
+	streamsThreads    int
+	streamsGuarantees []string
+	checkMessages     int64
+	checkEventRate    float64
+	skipSeedProducer  bool
+	seedPython        string
+	skipBot           bool
+	skipE2E           bool
+	skipReplay        bool
+	skipDiagnose      bool
+	skipStateNone     bool
+	reuseTopics       bool
+	keepTopics        bool
+	topicPrefix       string
+	seed              uint64
+	authors           int
+	eventRate         float64
+	cordstream        string
+	sparkPython       string
+	sparkMaster       string
+	sparkShuffle      int
+	botRate           float64
+	botDuration       time.Duration
+	botBurst          int
+	botConfigs        []string
+	e2eRate           float64
+	e2eDuration       time.Duration
+	e2eTrigger        time.Duration
+	soak              time.Duration
+	soakRate          float64
+	soakEvery         time.Duration
+	soakWarmup        time.Duration
+	out               string
+	profile           bool
+	kafkaVersion      string
 }
 
 // harness holds what every measurement needs.
@@ -114,16 +130,23 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-const usage = `Usage: go run ./bench/cmd/bench [flags]   (bench/run starts a broker and calls this)
+const usage = `Usage: bench/run [flags]
+
+bench/run starts a broker, installs what Spark, Kafka Streams and the seed's
+producer need (cached), then runs this command (bench/cmd/bench) with the
+same flags.
 
 Loads --messages generated messages into a real Kafka topic of each
 --partitions count, then measures, side by side: a raw franz-go consumer,
-cordstream analyze --available-now and the Spark job (both with the seed's
-query), the bot (simulated Discord -> bot -> Kafka) and the pipeline end to
-end. Writes <out>/results.md and <out>/results.json.
+cordstream analyze --available-now, the Spark job and the Kafka Streams
+application (all three with the seed's query), the bot (simulated Discord ->
+bot -> Kafka) beside the seed's producer (discord.py + kafka-python), and the
+pipeline end to end. Checks that Kafka Streams' final counts agree with
+cordstream's on topics without late data. Writes <out>/results.md and
+<out>/results.json.
 
-Quick run:   go run ./bench/cmd/bench --messages 200000 --skip-spark --repeat 1
-Soak:        go run ./bench/cmd/bench --soak 30m
+Quick run:   bench/run --messages 200000 --skip-spark --repeat 1
+Soak:        bench/run --soak 30m
 
 Flags:
 `
@@ -143,11 +166,21 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.repeat, "repeat", 3, "runs of the raw consumer and of cordstream per topic (the median is reported)")
 	fs.IntVar(&c.sparkRepeat, "spark-repeat", 1, "runs of Spark per topic")
 	fs.BoolVar(&c.skipSpark, "skip-spark", false, "do not run Spark")
+	fs.BoolVar(&c.skipStreams, "skip-streams", false, "do not run Kafka Streams (nor the agreement check)")
+	fs.StringVar(&c.streamsLib, "streams-lib", os.Getenv("CORDSTREAM_BENCH_STREAMS_LIB"), "directory of the Kafka Streams application's jars (default $CORDSTREAM_BENCH_STREAMS_LIB, which bench/run sets from bench/streams/setup.sh)")
+	fs.IntVar(&c.streamsRepeat, "streams-repeat", 1, "runs of Kafka Streams per topic and guarantee")
+	fs.IntVar(&c.streamsThreads, "streams-threads", 1, "Kafka Streams' num.stream.threads (its default: 1)")
+	jvmOpts := fs.String("streams-jvm-opts", "", "options for the Kafka Streams application's JVM, space-separated, e.g. -Xmx512m (default none: the JVM's own, a heap of up to a quarter of the RAM)")
+	guarantees := fs.String("streams-guarantee", GuaranteeEOS+","+GuaranteeALOS, "Kafka Streams processing guarantees to measure, comma-separated: "+GuaranteeEOS+", "+GuaranteeALOS)
+	fs.Int64Var(&c.checkMessages, "check-messages", 300_000, "messages of the agreement check's topics (the workload without late messages); 0: no check")
+	fs.Float64Var(&c.checkEventRate, "check-event-rate", 1_000, "messages per second of event time in the agreement check's topics (1,000: 300,000 messages span 5 minutes, ten windows)")
+	fs.BoolVar(&c.skipSeedProducer, "skip-seed-producer", false, "do not measure the seed's producer (discord.py + kafka-python) in (d)")
+	fs.StringVar(&c.seedPython, "seed-python", os.Getenv("CORDSTREAM_BENCH_SEED_PYTHON"), "Python with discord.py and kafka-python (default $CORDSTREAM_BENCH_SEED_PYTHON, which bench/run sets from bench/seedproducer/setup.sh)")
 	fs.BoolVar(&c.skipBot, "skip-bot", false, "do not measure the bot (d)")
 	fs.BoolVar(&c.skipE2E, "skip-e2e", false, "do not measure end to end (e)")
 	fs.BoolVar(&c.skipDiagnose, "skip-diagnose", false, "do not run the raw consumer with decode + window in its loop (the cost of the per-record work alone)")
 	fs.BoolVar(&c.skipStateNone, "skip-state-none", false, "do not also measure cordstream analyze --state none --dedup=false")
-	fs.BoolVar(&c.skipReplay, "skip-replay", false, "do not load topics nor measure (a), (b), (c)")
+	fs.BoolVar(&c.skipReplay, "skip-replay", false, "do not load topics nor measure (a), (b), (c), (f) nor check agreement")
 	fs.BoolVar(&c.reuseTopics, "reuse-topics", false, "keep using loaded topics of the same size (named by --topic-prefix, --messages, --seed) instead of loading them again")
 	fs.BoolVar(&c.keepTopics, "keep-topics", false, "do not delete the loaded topics at the end")
 	fs.StringVar(&c.topicPrefix, "topic-prefix", "cordstream-bench", "prefix of the topics the benchmark creates")
@@ -188,6 +221,16 @@ func parseFlags(args []string) (config, error) {
 		}
 		c.botConfigs = append(c.botConfigs, b)
 	}
+	c.streamsJVMOpts = strings.Fields(*jvmOpts)
+	for _, g := range strings.Split(*guarantees, ",") {
+		g = strings.TrimSpace(g)
+		if g != GuaranteeEOS && g != GuaranteeALOS {
+			return c, usageError{fmt.Sprintf("--streams-guarantee %q: want %s, %s or both", g, GuaranteeEOS, GuaranteeALOS)}
+		}
+		if !slices.Contains(c.streamsGuarantees, g) {
+			c.streamsGuarantees = append(c.streamsGuarantees, g)
+		}
+	}
 	for _, p := range strings.Split(*parts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
 		if err != nil || n < 1 || n > 64 {
@@ -200,8 +243,10 @@ func parseFlags(args []string) (config, error) {
 	switch {
 	case c.messages < 1:
 		return c, usageError{"--messages must be at least 1"}
-	case c.repeat < 1 || c.sparkRepeat < 1:
-		return c, usageError{"--repeat and --spark-repeat must be at least 1"}
+	case c.repeat < 1 || c.sparkRepeat < 1 || c.streamsRepeat < 1 || c.streamsThreads < 1:
+		return c, usageError{"--repeat, --spark-repeat, --streams-repeat and --streams-threads must be at least 1"}
+	case c.checkMessages < 0 || c.checkEventRate <= 0:
+		return c, usageError{"--check-messages must not be negative and --check-event-rate must be positive"}
 	case c.batchRecords < 0:
 		return c, usageError{"--batch-records must not be negative"}
 	case c.botRate <= 0 || c.e2eRate <= 0 || c.soakRate <= 0:
@@ -211,6 +256,12 @@ func parseFlags(args []string) (config, error) {
 	}
 	if !c.skipSpark && !c.skipReplay && c.soak == 0 && c.sparkPython == "" {
 		return c, usageError{"no Python with pyspark: run spark/setup.sh and source its env file (. \"$(spark/setup.sh --env-file)\"), pass --spark-python, or --skip-spark"}
+	}
+	if !c.skipStreams && !c.skipReplay && c.soak == 0 && c.streamsLib == "" {
+		return c, usageError{"no Kafka Streams application: build it with bench/streams/setup.sh and pass the directory it prints with --streams-lib (bench/run does both), or --skip-streams"}
+	}
+	if !c.skipSeedProducer && !c.skipBot && c.soak == 0 && c.seedPython == "" {
+		return c, usageError{"no Python with discord.py and kafka-python: run bench/seedproducer/setup.sh and pass the Python it prints with --seed-python (bench/run does both), or --skip-seed-producer"}
 	}
 	return c, nil
 }
@@ -270,6 +321,21 @@ func run(ctx context.Context, args []string) error {
 				return fmt.Errorf("bot (--spool-sync %s): %w", sc, err)
 			}
 			rep.Bot = append(rep.Bot, b)
+		}
+		if !cfg.skipSeedProducer {
+			// The seed's producer is a peer: its failure is reported, and
+			// the benchmark goes on.
+			b, err := h.runSeedProducer(ctx)
+			if ctx.Err() != nil {
+				_ = h.writeReport(rep, true)
+				return ctx.Err()
+			}
+			if err != nil {
+				h.log.Warn("the seed's producer failed", "err", lastLines(err.Error(), 5))
+				rep.SeedProducerErr = lastLines(err.Error(), 20)
+			} else {
+				rep.Bot = append(rep.Bot, b)
+			}
 		}
 	}
 	if !cfg.skipE2E {
@@ -390,6 +456,38 @@ func (h *harness) runReplays(ctx context.Context, rep *Report) error {
 				h.logRun(sp, i)
 			}
 		}
+		if !cfg.skipStreams {
+			for _, g := range cfg.streamsGuarantees {
+				for i := range cfg.streamsRepeat {
+					// Like Spark's, a failed Kafka Streams run is retried
+					// once, then reported.
+					var r streamsRun
+					var err error
+					for try := range 2 {
+						if r, err = h.runStreams(ctx, topic, p, g, cfg.messages, false); err == nil {
+							err = h.check(r.ConsumeRun)
+						}
+						if err == nil || ctx.Err() != nil {
+							break
+						}
+						h.log.Warn("kafka streams run failed", "topic", topic, "guarantee", g, "try", try+1, "err", lastLines(err.Error(), 5))
+					}
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					if err != nil {
+						res.StreamsErrors = append(res.StreamsErrors, g+": "+lastLines(err.Error(), 20))
+						continue
+					}
+					if g == GuaranteeALOS {
+						res.StreamsALOS = append(res.StreamsALOS, r.ConsumeRun)
+					} else {
+						res.StreamsEOS = append(res.StreamsEOS, r.ConsumeRun)
+					}
+					h.logRun(r.ConsumeRun, i)
+				}
+			}
+		}
 		if cfg.profile {
 			prof, err := h.profileAnalyzer(ctx, topic, p)
 			if err != nil {
@@ -398,6 +496,13 @@ func (h *harness) runReplays(ctx context.Context, rep *Report) error {
 			res.Profile = prof
 		}
 		if err := h.writeReport(rep, false); err != nil {
+			return err
+		}
+	}
+	if !cfg.skipStreams && cfg.checkMessages > 0 {
+		checks, err := h.runAgreement(ctx)
+		rep.Agreement = checks
+		if err != nil {
 			return err
 		}
 	}

@@ -35,6 +35,9 @@ type simWorld struct {
 
 	mu   sync.Mutex
 	sent map[string]time.Time // message id -> when it was posted
+	// bySeedKey is set by keySeedRecords: seedKey -> when each message
+	// with that key was posted, in posting order.
+	bySeedKey map[string][]time.Time
 }
 
 func newSimWorld(seed uint64, authors int) (*simWorld, error) {
@@ -81,8 +84,20 @@ func (w *simWorld) post() error {
 	}
 	w.mu.Lock()
 	w.sent[m.ID.String()] = t
+	if w.bySeedKey != nil {
+		k := seedKey(m.Author.ID.String(), chat.FormatTimestamp(m.Timestamp), m.Content)
+		w.bySeedKey[k] = append(w.bySeedKey[k], t)
+	}
 	w.mu.Unlock()
 	return nil
+}
+
+// keySeedRecords makes the world also remember its posts by the fields a
+// record of the seed's producer carries (it has no message id).
+func (w *simWorld) keySeedRecords() {
+	w.mu.Lock()
+	w.bySeedKey = map[string][]time.Time{}
+	w.mu.Unlock()
 }
 
 // postedAt returns when message id was posted.
@@ -97,6 +112,9 @@ func (w *simWorld) postedAt(id string) (time.Time, bool) {
 func (w *simWorld) forget() {
 	w.mu.Lock()
 	w.sent = map[string]time.Time{}
+	if w.bySeedKey != nil {
+		w.bySeedKey = map[string][]time.Time{}
+	}
 	w.mu.Unlock()
 }
 

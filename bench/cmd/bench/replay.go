@@ -43,6 +43,12 @@ type ConsumeRun struct {
 	CPUPerRecUS float64 `json:"cpu_us_per_record"`
 	// LoadAvg is the machine's 1-minute load average when the run started.
 	LoadAvg float64 `json:"loadavg_at_start"`
+	// Kafka Streams only: commits (commit-total of its stream threads)
+	// before it was closed, records it dropped (late for their windows, or
+	// with no timestamp), and the rows it wrote to its output topic.
+	Commits       int64 `json:"commits,omitempty"`
+	Dropped       int64 `json:"dropped_records,omitempty"`
+	OutputRecords int64 `json:"output_records,omitempty"`
 	ProcStats
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -24,9 +25,14 @@ type Report struct {
 	Startup []StartupRun    `json:"startup,omitempty"`
 	Replays []*ReplayResult `json:"replays,omitempty"`
 	Bot     []*BotResult    `json:"bot,omitempty"`
-	E2E     *E2EResult      `json:"e2e,omitempty"`
-	Soak    *SoakResult     `json:"soak,omitempty"`
-	Targets []Target        `json:"targets"`
+	// SeedProducerErr is the end of the seed producer's output when its
+	// measurement failed.
+	SeedProducerErr string `json:"seed_producer_error,omitempty"`
+	// Agreement compares Kafka Streams' final counts with cordstream's.
+	Agreement []*AgreementCheck `json:"agreement,omitempty"`
+	E2E       *E2EResult        `json:"e2e,omitempty"`
+	Soak      *SoakResult       `json:"soak,omitempty"`
+	Targets   []Target          `json:"targets"`
 }
 
 // ReplayResult holds (a), (b) and (c) on one topic.
@@ -41,6 +47,12 @@ type ReplayResult struct {
 	Spark         []ConsumeRun `json:"spark,omitempty"`
 	// SparkErrors are Spark runs that failed twice (the end of their output).
 	SparkErrors []string `json:"spark_errors,omitempty"`
+	// StreamsEOS and StreamsALOS are the Kafka Streams application with
+	// exactly_once_v2 and with at_least_once.
+	StreamsEOS  []ConsumeRun `json:"kafka_streams_eos,omitempty"`
+	StreamsALOS []ConsumeRun `json:"kafka_streams_alos,omitempty"`
+	// StreamsErrors are Kafka Streams runs that failed twice.
+	StreamsErrors []string `json:"kafka_streams_errors,omitempty"`
 	// Medians holds, per kind, the median of every metric over the runs.
 	Medians map[string]*ConsumeRun `json:"medians"`
 	// Ratios of the medians.
@@ -120,6 +132,8 @@ func reportConfig(c config) map[string]any {
 		"batch_records": c.batchRecords, "repeat": c.repeat, "spark_repeat": c.sparkRepeat,
 		"seed": c.seed, "authors": c.authors, "event_rate": c.eventRate,
 		"spark_master": c.sparkMaster, "spark_shuffle_partitions": c.sparkShuffle, "skip_spark": c.skipSpark,
+		"skip_streams": c.skipStreams, "streams_guarantees": c.streamsGuarantees, "streams_repeat": c.streamsRepeat, "streams_threads": c.streamsThreads, "streams_jvm_opts": strings.Join(c.streamsJVMOpts, " "),
+		"check_messages": c.checkMessages, "check_event_rate": c.checkEventRate, "skip_seed_producer": c.skipSeedProducer,
 		"bot_rate": c.botRate, "bot_spool": c.botConfigs, "bot_duration_s": c.botDuration.Seconds(), "bot_burst": c.botBurst,
 		"e2e_rate": c.e2eRate, "e2e_duration_s": c.e2eDuration.Seconds(), "e2e_trigger_s": c.e2eTrigger.Seconds(),
 		"soak_s": c.soak.Seconds(), "soak_rate": c.soakRate,
@@ -161,7 +175,8 @@ func (r *Report) finish(c config) {
 	r.Targets = nil
 	for _, rr := range r.Replays {
 		rr.Medians = map[string]*ConsumeRun{}
-		for kind, runs := range map[string][]ConsumeRun{KindRaw: rr.Raw, KindRawProcess: rr.RawProcess, KindCordstream: rr.Cordstream, KindCordstreamMem: rr.CordstreamMem, KindSpark: rr.Spark} {
+		for kind, runs := range map[string][]ConsumeRun{KindRaw: rr.Raw, KindRawProcess: rr.RawProcess, KindCordstream: rr.Cordstream,
+			KindCordstreamMem: rr.CordstreamMem, KindSpark: rr.Spark, KindStreamsEOS: rr.StreamsEOS, KindStreamsALOS: rr.StreamsALOS} {
 			if m := medianRun(runs); m != nil {
 				rr.Medians[kind] = m
 			}
@@ -206,6 +221,9 @@ func (r *Report) finish(c config) {
 		r.Targets = append(r.Targets, Target{Goal: "first batch <= 1 s after start (the seed's settings)", Got: got, Met: boolp(cs <= 1)})
 	}
 	for i, b := range r.Bot {
+		if b.Producer == ProducerSeed {
+			continue
+		}
 		s := b.Steady
 		met := s.HistUnder20 >= 0.99 && s.External.P99 <= 20
 		goal := "bot publish latency p99 <= 20 ms (--spool-sync " + b.Spool
@@ -215,6 +233,27 @@ func (r *Report) finish(c config) {
 		r.Targets = append(r.Targets, Target{Goal: goal + ")",
 			Got: fmt.Sprintf("bot's histogram: %.2f%% of messages <= 20 ms; post -> broker append p99 %.1f ms; at %.0f msgs/s", 100*s.HistUnder20, s.External.P99, s.RatePerS),
 			Met: boolp(met)})
+	}
+	for _, ac := range r.Agreement {
+		if ac.Err != "" {
+			r.Targets = append(r.Targets, Target{Goal: fmt.Sprintf("Kafka Streams: final counts equal cordstream's, no late data (%d partition%s)",
+				ac.Partitions, plural(ac.Partitions)), Got: "cordstream's run failed: " + firstLine(ac.Err)})
+			continue
+		}
+		for _, pa := range ac.Peers {
+			got := fmt.Sprintf("%d of %d rows equal (%d messages, %.0f s of event time)", pa.Equal, ac.Rows, ac.Messages, ac.EventSeconds)
+			if pa.Err != "" {
+				got = "the run failed: " + firstLine(pa.Err)
+			} else if !pa.Agree {
+				got += fmt.Sprintf("; %d differ, %d only in cordstream's, %d only in %s's", pa.Differ, pa.OnlyOurs, pa.OnlyPeer, kindLabel(pa.Kind))
+			}
+			var met *bool
+			if pa.Err == "" {
+				met = boolp(pa.Agree)
+			}
+			r.Targets = append(r.Targets, Target{Goal: fmt.Sprintf("%s: final counts equal cordstream's, no late data (%d partition%s)",
+				kindLabel(pa.Kind), ac.Partitions, plural(ac.Partitions)), Got: got, Met: met})
+		}
 	}
 	if r.Soak != nil {
 		r.Targets = append(r.Targets, Target{Goal: "memory flat over a steady run",
@@ -231,6 +270,11 @@ func (r *Report) startupMedian(kind string) float64 {
 		}
 	}
 	return median(xs)
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }
 
 func plural(n int) string {
@@ -301,16 +345,21 @@ func (r *Report) Markdown() string {
 		w("\n")
 	}
 	if len(r.Replays) > 0 {
-		w("### (a) raw consume, (b) cordstream analyze, (c) Spark: reading the whole topic\n\n")
-		w("Medians over %v runs ((c): %v) of each column; micro-batches of %s records; load avg: the machine's 1-minute load average when the run started.\n\n", r.Config["repeat"], r.Config["spark_repeat"], batchLabel(toInt64(r.Config["batch_records"])))
+		w("### (a) raw consume, (b) cordstream analyze, (c) Spark, (f) Kafka Streams: reading the whole topic\n\n")
+		w("Medians over %v runs ((c): %v, (f): %v) of each column; micro-batches of %s records ((f) has none: it commits every commit.interval.ms); first batch s: process start to its first result (console line, or row handed to (f)'s output topic); load avg: the machine's 1-minute load average when the run started.\n\n",
+			r.Config["repeat"], r.Config["spark_repeat"], r.Config["streams_repeat"], batchLabel(toInt64(r.Config["batch_records"])))
 		w("| partitions | consumer | records/s | wall s | CPU s | CPU µs/record | peak RSS | first batch s | batches | vs raw | vs Spark | load avg |\n")
 		w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, rr := range r.Replays {
 			raw, sp := rr.Medians[KindRaw], rr.Medians[KindSpark]
-			for _, kind := range []string{KindRaw, KindRawProcess, KindCordstream, KindCordstreamMem, KindSpark} {
+			for _, kind := range []string{KindRaw, KindRawProcess, KindCordstream, KindCordstreamMem, KindSpark, KindStreamsEOS, KindStreamsALOS} {
 				c := rr.Medians[kind]
 				if c == nil {
 					continue
+				}
+				batches := strconv.Itoa(c.Batches)
+				if kind == KindStreamsEOS || kind == KindStreamsALOS {
+					batches = "-"
 				}
 				vsRaw, vsSpark := "-", "-"
 				if raw != nil {
@@ -319,37 +368,78 @@ func (r *Report) Markdown() string {
 				if sp != nil {
 					vsSpark = fmt.Sprintf("%.1fx", c.RecordsPerS/sp.RecordsPerS)
 				}
-				w("| %d | %s | %s | %.2f | %.2f | %.2f | %s | %.2f | %d | %s | %s | %.1f |\n", rr.Partitions, kindLabel(kind),
-					si(c.RecordsPerS), c.WallS, c.CPUS, c.CPUPerRecUS, mib(c.PeakRSS), c.FirstBatchS, c.Batches, vsRaw, vsSpark, c.LoadAvg)
+				w("| %d | %s | %s | %.2f | %.2f | %.2f | %s | %.2f | %s | %s | %s | %.1f |\n", rr.Partitions, kindLabel(kind),
+					si(c.RecordsPerS), c.WallS, c.CPUS, c.CPUPerRecUS, mib(c.PeakRSS), c.FirstBatchS, batches, vsRaw, vsSpark, c.LoadAvg)
 			}
 		}
 		for _, rr := range r.Replays {
 			for _, e := range rr.SparkErrors {
 				w("\nSpark failed on %d partition(s), twice:\n\n```\n%s\n```\n", rr.Partitions, e)
 			}
+			for _, e := range rr.StreamsErrors {
+				w("\nKafka Streams failed on %d partition(s), twice:\n\n```\n%s\n```\n", rr.Partitions, e)
+			}
 		}
-		w("\n(b) is the analyzer as shipped: state in Kafka, each batch one transaction (--state kafka), duplicates by message_id dropped (--dedup). (b') keeps state in memory and commits offsets after each batch (at-least-once), counting duplicates as Spark does. (a+) is a diagnostic, not a product: the raw consumer with the analyzer's per-record work (chat.Project, window.Engine.Add, a batch end every batch) in its polling loop, without consumer group, planning, output or commits.\n\n")
+		w("\n(b) is the analyzer as shipped: state in Kafka, each batch one transaction (--state kafka), duplicates by message_id dropped (--dedup). (b') keeps state in memory and commits offsets after each batch (at-least-once), counting duplicates as Spark does. (a+) is a diagnostic, not a product: the raw consumer with the analyzer's per-record work (chat.Project, window.Engine.Add, a batch end every batch) in its polling loop, without consumer group, planning, output or commits. (f) is the seed's query in Kafka Streams (bench/streams: hopping windows of 1 min advancing by 30 s with 1 min of grace, a repartition by author_name, a RocksDB window store with its changelog, every updated count written to an output topic; %v stream thread(s), Kafka Streams' defaults otherwise: commit.interval.ms 100 with exactly_once_v2, 30,000 with at_least_once, a 10 MB record cache), from the topic's start until it has counted every record, then closed (flush, commit); JVM options: %s.\n\n", r.Config["streams_threads"], jvmOpts(r.Config["streams_jvm_opts"]))
+		for _, rr := range r.Replays {
+			b, bm, sp := rr.Medians[KindCordstream], rr.Medians[KindCordstreamMem], rr.Medians[KindSpark]
+			for _, kind := range []string{KindStreamsEOS, KindStreamsALOS} {
+				f := rr.Medians[kind]
+				if f == nil {
+					continue
+				}
+				var parts []string
+				if b != nil && b.CPUPerRecUS > 0 {
+					parts = append(parts, fmt.Sprintf("%.1fx the CPU per record of (b)", f.CPUPerRecUS/b.CPUPerRecUS))
+				}
+				if bm != nil && bm.CPUPerRecUS > 0 {
+					parts = append(parts, fmt.Sprintf("%.1fx that of (b')", f.CPUPerRecUS/bm.CPUPerRecUS))
+				}
+				if sp != nil && sp.CPUPerRecUS > 0 {
+					parts = append(parts, fmt.Sprintf("%.2fx Spark's", f.CPUPerRecUS/sp.CPUPerRecUS))
+				}
+				w("%s on %d partition(s): %s; %d commits before close, %d records dropped (late for a window, or no timestamp), %d rows written (median run).\n",
+					kindLabel(kind), rr.Partitions, strings.Join(parts, ", "), f.Commits, f.Dropped, f.OutputRecords)
+			}
+		}
+		w("\n")
 		for _, rr := range r.Replays {
 			if rr.Profile != nil {
 				w("CPU profile of `cordstream analyze` on %d partition(s) (%s, `go tool pprof -top`):\n\n```\n%s```\n\n", rr.Partitions, rr.Profile.File, rr.Profile.Top)
 			}
 		}
 	}
-	if len(r.Bot) > 0 {
-		w("### (d) the bot: simulated Discord -> cordstream bot -> Kafka\n\n")
-		w("Spool: `group` is the bot's default (each message written to the spool before the next Discord event is read, fsyncs back to back covering everything written before each; reading waits when 1,000 messages await fsync); `always` fsyncs each message before the next event is read; a period fsyncs that often; `off` is `--spool-dir off` (memory only).\n\n")
-		w("| spool | phase | messages | msgs/s | publish latency p50 / p99 (bot's histogram) | <= 20 ms | post -> broker append p50 / p99 | bot CPU s | CPU µs/msg |\n")
-		w("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	if len(r.Bot) > 0 || r.SeedProducerErr != "" {
+		w("### (d) the bot: simulated Discord -> cordstream bot -> Kafka, and the seed's producer in its place\n\n")
+		w("Spool: `group` is the bot's default (each message written to the spool before the next Discord event is read, fsyncs back to back covering everything written before each; reading waits when 1,000 messages await fsync); `always` fsyncs each message before the next event is read; a period fsyncs that often; `off` is `--spool-dir off` (memory only). The seed's producer (bench/seedproducer: discord.py's on_message sending each message with kafka-python's KafkaProducer, default settings) has no spool and no latency histogram; a message it never delivered is lost.\n\n")
+		w("| producer | spool | phase | messages | lost | msgs/s | publish latency p50 / p99 (bot's histogram) | <= 20 ms | post -> broker append p50 / p99 | CPU s | CPU µs/msg |\n")
+		w("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, bt := range r.Bot {
 			for _, ph := range []*BotPhase{&bt.Steady, &bt.Burst} {
-				w("| %s | %s | %d | %s | %s / %s ms | %.2f%% | %s / %s ms | %.2f | %.1f |\n", bt.Spool, ph.Name, ph.Messages, si(ph.RatePerS),
-					ms(ph.HistP50Ms), ms(ph.HistP99Ms), 100*ph.HistUnder20, ms(ph.External.P50), ms(ph.External.P99), ph.CPUS, ph.CPUPerMsgUS)
+				hist, under := fmt.Sprintf("%s / %s ms", ms(ph.HistP50Ms), ms(ph.HistP99Ms)), fmt.Sprintf("%.2f%%", 100*ph.HistUnder20)
+				if ph.NoHistogram {
+					hist, under = "-", "-"
+				}
+				w("| %s | %s | %s | %d | %d | %s | %s | %s | %s / %s ms | %.2f | %.1f |\n", producerLabel(bt.Producer), bt.Spool, ph.Name, ph.Messages, ph.Lost,
+					si(ph.RatePerS), hist, under, ms(ph.External.P50), ms(ph.External.P99), ph.CPUS, ph.CPUPerMsgUS)
 			}
 		}
-		w("\nThe bot's histogram has buckets at 5, 10, 20 and 50 ms: its p50 and p99 are interpolated within a bucket; the share <= 20 ms is exact. Post -> broker append is per message (the broker's LogAppendTime has millisecond resolution).\n\n")
+		w("\nThe bot's histogram has buckets at 5, 10, 20 and 50 ms: its p50 and p99 are interpolated within a bucket; the share <= 20 ms is exact. Post -> broker append is per message (the broker's LogAppendTime has millisecond resolution); msgs/s is the messages delivered over first post -> last append.\n\n")
 		for _, bt := range r.Bot {
+			if bt.Producer == ProducerSeed {
+				w("The seed's producer: peak RSS %s, %.2f CPU s over %.1f s, ready (discord.py's on_ready) %.2f s after start.\n",
+					mib(bt.Proc.PeakRSS), bt.Proc.CPUS, bt.Proc.WallS, bt.ReadyS)
+				continue
+			}
 			w("Bot with spool %s: peak RSS %s, %.2f CPU s over %.1f s, ready (Gateway session up) %.2f s after start.\n", bt.Spool,
 				mib(bt.Proc.PeakRSS), bt.Proc.CPUS, bt.Proc.WallS, bt.ReadyS)
+		}
+		if seed, bot := r.seedProducer(), r.defaultBot(); seed != nil && bot != nil && bot.Steady.CPUPerMsgUS > 0 {
+			w("\nCPU per message, the seed's producer against the bot with spool %s: %.1fx at the steady rate, %.1fx as fast as the simulator posts.\n",
+				bot.Spool, seed.Steady.CPUPerMsgUS/bot.Steady.CPUPerMsgUS, seed.Burst.CPUPerMsgUS/bot.Burst.CPUPerMsgUS)
+		}
+		if r.SeedProducerErr != "" {
+			w("\nThe seed's producer failed:\n\n```\n%s\n```\n", r.SeedProducerErr)
 		}
 		w("\n")
 		for _, bt := range r.Bot {
@@ -357,6 +447,37 @@ func (r *Report) Markdown() string {
 				w("The bot (spool %s) ran under the CPU profiler (%s, `go tool pprof -top`):\n\n```\n%s```\n\n", bt.Spool, bt.Profile.File, bt.Profile.Top)
 			}
 		}
+	}
+	if len(r.Agreement) > 0 {
+		w("### Kafka Streams' final counts against cordstream's (no late data)\n\n")
+		w("The workload without its late messages (event times at most 2 s out of order, far within the 1 minute of watermark delay and of grace), read whole by `cordstream analyze --available-now` as shipped (JSON lines) and by the Kafka Streams application (its output topic, committed records); the last count of every (window, author) compared. Dropped by the peer: Kafka Streams' dropped-records metric (records too late for a window's grace, or without a timestamp).\n\n")
+		w("| partitions | messages | event time | peer | cordstream rows | peer rows | equal | differ | only cordstream | only peer | sum of counts (cordstream / peer) | dropped by the peer | agree |\n")
+		w("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, ac := range r.Agreement {
+			if ac.Err != "" {
+				w("| %d | %d | %.0f s | - | cordstream failed: %s | | | | | | | | - |\n", ac.Partitions, ac.Messages, ac.EventSeconds, firstLine(ac.Err))
+				continue
+			}
+			for _, pa := range ac.Peers {
+				if pa.Err != "" {
+					w("| %d | %d | %.0f s | %s | %d | failed: %s | | | | | | | - |\n", ac.Partitions, ac.Messages, ac.EventSeconds, kindLabel(pa.Kind), ac.Rows, firstLine(pa.Err))
+					continue
+				}
+				w("| %d | %d | %.0f s | %s | %d | %d | %d | %d | %d | %d | %d / %d | %d | %s |\n", ac.Partitions, ac.Messages, ac.EventSeconds, kindLabel(pa.Kind),
+					ac.Rows, pa.Rows, pa.Equal, pa.Differ, pa.OnlyOurs, pa.OnlyPeer, ac.Total, pa.Total, pa.Dropped, map[bool]string{true: "yes", false: "**no**"}[pa.Agree])
+			}
+		}
+		for _, ac := range r.Agreement {
+			for _, pa := range ac.Peers {
+				if len(pa.Examples) > 0 {
+					w("\n%s on %d partition(s), rows that differ (window start, end, author: counts):\n\n```\n%s\n```\n", kindLabel(pa.Kind), ac.Partitions, strings.Join(pa.Examples, "\n"))
+				}
+				if pa.Err != "" {
+					w("\n%s on %d partition(s) failed:\n\n```\n%s\n```\n", kindLabel(pa.Kind), ac.Partitions, pa.Err)
+				}
+			}
+		}
+		w("\n")
 	}
 	if r.E2E != nil {
 		e := r.E2E
@@ -417,8 +538,47 @@ func kindLabel(k string) string {
 		return "(b') cordstream analyze --state none --dedup=false"
 	case KindSpark:
 		return "(c) Spark local[2]"
+	case KindStreamsEOS:
+		return "(f) Kafka Streams exactly_once_v2"
+	case KindStreamsALOS:
+		return "(f') Kafka Streams at_least_once"
 	}
 	return k
+}
+
+func jvmOpts(v any) string {
+	if s, _ := v.(string); s != "" {
+		return "`" + s + "`"
+	}
+	return "none (the JVM's defaults: a heap of up to a quarter of the RAM)"
+}
+
+func producerLabel(p string) string {
+	if p == ProducerSeed {
+		return "seed: discord.py + kafka-python"
+	}
+	return "cordstream bot"
+}
+
+// seedProducer returns the seed producer's (d), nil if not measured.
+func (r *Report) seedProducer() *BotResult {
+	for _, b := range r.Bot {
+		if b.Producer == ProducerSeed {
+			return b
+		}
+	}
+	return nil
+}
+
+// defaultBot returns (d) of the bot with the first spool setting measured
+// (the default unless --bot-spool says otherwise), nil if not measured.
+func (r *Report) defaultBot() *BotResult {
+	for _, b := range r.Bot {
+		if b.Producer == "" {
+			return b
+		}
+	}
+	return nil
 }
 
 func toInt64(v any) int64 {

@@ -185,6 +185,7 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": s.botID, "name": s.bot.Username, "icon": nil, "description": "", "bot_public": true,
 			"bot_require_code_grant": false, "flags": s.applicationFlags(), "bot": s.botUserObject(),
+			"owner":      s.appOwnerObject(),
 			"verify_key": "0000000000000000000000000000000000000000000000000000000000000000",
 		})
 	case len(parts) >= 2 && len(parts) <= 4 && parts[0] == "channels":
