@@ -498,7 +498,7 @@ func (d *Dashboard) serveRows(w http.ResponseWriter, r *http.Request, snap *Snap
 		writeError(w, e)
 		return
 	}
-	if p.has("cursor") {
+	if p.get("cursor") != "" { // an empty cursor is the first page
 		c, err := decodeCursor(p.get("cursor"), len(q.GroupBy))
 		if err != nil {
 			writeError(w, badParam("cursor", fmt.Sprintf("cursor %q was not given by this query's rows answer (%v)", p.get("cursor"), err), "send the next_cursor of the previous page, with the same filters"))

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -162,4 +163,14 @@ func randomTraffic(f *feeder, rng *rand.Rand, now time.Duration, n, nkeys int) {
 		}
 		f.add(us(ts), key)
 	}
+}
+
+// serve serves d until the test ends; its event streams end first.
+func serve(t testing.TB, d *Dashboard) *httptest.Server {
+	srv := httptest.NewServer(d.Handler())
+	t.Cleanup(func() {
+		d.Close()
+		srv.Close()
+	})
+	return srv
 }
