@@ -133,7 +133,7 @@
     setText($("board-val-h"), st.measure);
     setText($("totals-h"), st.total ? st.total + " per window" : "Totals per window");
     $("totals-card").hidden = !st.total;
-    $("find-card").hidden = d.group_by.length !== 1;
+    $("find").hidden = $("find-or").hidden = d.group_by.length !== 1;
     $("find-input").placeholder = d.group_by[0] + " (exact)";
     $("heatmap-card").hidden = d.view !== "heatmap" || !st.total;
   }
@@ -154,7 +154,8 @@
     const b = st.batch;
     if (!b) return setText($("batch-age"), "");
     const s = Math.max(0, Math.round((Date.now() - ms(b.committed_at)) / 1000));
-    setText($("batch-age"), "(" + (s < 90 ? s + " s" : Math.round(s / 60) + " min") + " ago)");
+    const ago = s < 90 ? s + " s" : s < 5400 ? Math.round(s / 60) + " min" : s < 172800 ? Math.round(s / 3600) + " h" : Math.round(s / 86400) + " days";
+    setText($("batch-age"), "(" + ago + " ago)");
   }
 
   function showStatus(s) {
@@ -178,6 +179,7 @@
       setText(tr.cells[2], fmtNum(p.lag));
     });
     const reasons = Object.keys(since.bad || {}).sort();
+    $("bad-none").hidden = reasons.length > 0;
     syncRows($("bad-table").tBodies[0], reasons, (r) => r, () => row(["", "num", "num"]), (tr, r) => {
       setText(tr.cells[0], r);
       setText(tr.cells[1], fmtNum(since.bad[r]));
