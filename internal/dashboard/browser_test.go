@@ -234,7 +234,7 @@ func TestPageInBrowser(t *testing.T) {
 	// Batch 1 changes counts in the same window: the page updates the rows
 	// it has (the table and a row element stay the same objects).
 	run("mark elements", chromedp.Steps(chromedp.Evaluate[chromedp.Void](`window.__board = document.getElementById("board");
-		window.__row = document.querySelector('#board tbody tr[data-id="` + p0.Rows[19].ID + `"]'); window.__events = Number(document.body.dataset.events || 0)`)))
+		window.__row = document.querySelector('#board tbody tr[data-id="`+p0.Rows[19].ID+`"]'); window.__events = Number(document.body.dataset.events || 0)`)))
 	for range 20 {
 		f.add(us(20*time.Second), names[len(names)-1]) // the last moves up
 	}
