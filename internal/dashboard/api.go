@@ -168,13 +168,13 @@ type retentionJSON struct {
 func (d *Dashboard) queryJSON(q *Query) queryJSON {
 	out := queryJSON{
 		Name: q.Name, Title: q.Title, Input: q.Input,
-		Window: q.Window.String(), Slide: q.Slide.String(), Watermark: q.Watermark.String(),
+		Window: shortDur(q.Window), Slide: shortDur(q.Slide), Watermark: shortDur(q.Watermark),
 		GroupBy: q.GroupBy, OutputMode: q.Mode.String(), Trigger: "available-now",
 		View: q.View, Scope: q.Scope, Spark: sparkText(q),
 		Retention: retentionJSON{d.opt.MaxRows, d.opt.RetainClosedWindows, d.opt.MaxTotals, d.opt.RecentBatches},
 	}
 	if q.Trigger > 0 {
-		out.Trigger = q.Trigger.String()
+		out.Trigger = shortDur(q.Trigger)
 	}
 	for _, m := range q.Measures {
 		out.Measures = append(out.Measures, measureJSON(m))
@@ -194,6 +194,19 @@ func sparkText(q *Query) string {
 	}
 	return fmt.Sprintf(`withWatermark("message_timestamp", %q).groupBy(window("message_timestamp", %q, %q), %s).agg(%s)`,
 		sparkDur(q.Watermark), sparkDur(q.Window), sparkDur(q.Slide), strings.Join(cols, ", "), strings.Join(aggs, ", "))
+}
+
+// shortDur writes d as Go does, without zero units at the end: 1m, 1h,
+// 1h30m, 30s.
+func shortDur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 func sparkDur(d time.Duration) string {
@@ -273,7 +286,7 @@ func rowOf(q *Query, r rowRef, rank int) rowJSON {
 	k := r.w.keys[r.i]
 	return rowJSON{
 		Rank: rank, Start: usTime(r.w.start), End: usTime(r.w.end),
-		Keys: keysObject(q, k.vals), KeyID: k.id,
+		Keys: keysObject(q, k.vals), KeyID: k.id(),
 		Values: valuesObject(q, r.w.vals[r.i*nm:(r.i+1)*nm]), Closed: r.w.closed,
 	}
 }

@@ -106,7 +106,7 @@ func allRows(snap *Snapshot) []rowA {
 	var out []rowA
 	for _, w := range snap.wins {
 		for i, k := range w.keys {
-			out = append(out, rowA{Start: usTime(w.start), KeyID: k.id, Values: map[string]float64{"message_count": w.vals[i]}, Closed: w.closed})
+			out = append(out, rowA{Start: usTime(w.start), KeyID: k.id(), Values: map[string]float64{"message_count": w.vals[i]}, Closed: w.closed})
 		}
 	}
 	return out
@@ -239,7 +239,7 @@ func TestAPIRowsFilters(t *testing.T) {
 
 func keyID(vals ...window.Value) string {
 	s := newStore(&Query{}, limits{})
-	return s.intern(vals).id
+	return s.intern(vals).id()
 }
 
 // A query with two key columns, two measures (one not additive) and NULL
@@ -332,7 +332,7 @@ func TestAPITop(t *testing.T) {
 		}
 		var all []kv
 		for i, k := range w.keys {
-			all = append(all, kv{k.id, k.vals, w.vals[i]})
+			all = append(all, kv{k.id(), k.vals, w.vals[i]})
 		}
 		slices.SortFunc(all, func(a, b kv) int {
 			if c := cmp.Compare(b.v, a.v); c != 0 {
@@ -646,10 +646,15 @@ func TestAPIQueryDescription(t *testing.T) {
 	}
 	var one map[string]any
 	get(t, srv, "/api/v1/queries/messages_per_author", 200, &one)
-	for k, want := range map[string]any{"window": "1m0s", "slide": "30s", "watermark": "1m0s", "output_mode": "update", "trigger": "5s", "view": "leaderboard", "scope": "instance",
+	for k, want := range map[string]any{"window": "1m", "slide": "30s", "watermark": "1m", "output_mode": "update", "trigger": "5s", "view": "leaderboard", "scope": "instance",
 		"spark": `withWatermark("message_timestamp", "1 minutes").groupBy(window("message_timestamp", "1 minutes", "30 seconds"), "author_name").agg(count(*).alias("message_count"))`} {
 		if one[k] != want {
 			t.Errorf("%s = %v, want %v", k, one[k], want)
+		}
+	}
+	for d, want := range map[time.Duration]string{time.Hour: "1h", 90 * time.Minute: "1h30m", 30 * time.Second: "30s", 61 * time.Second: "1m1s", 1500 * time.Millisecond: "1.5s"} {
+		if got := shortDur(d); got != want {
+			t.Errorf("shortDur(%v) = %s, want %s", d, got, want)
 		}
 	}
 	var idx map[string]any

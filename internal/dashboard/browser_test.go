@@ -89,7 +89,8 @@ var digits = regexp.MustCompile(`\D`)
 func TestPageInBrowser(t *testing.T) {
 	exe := chromium(t)
 	q := seedQuery(window.Update)
-	d := newDash(t, Options{}, q)
+	hq := heatmapQuery()
+	d := newDash(t, Options{}, q, hq)
 	srv := serve(t, d)
 	f := newFeeder(t, d, q)
 	names := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia", "peggy",
@@ -316,6 +317,52 @@ func TestPageInBrowser(t *testing.T) {
 	}
 	shot("dashboard-phone.png")
 
+	// The heatmap of a query whose view asks for it: every cell holds the
+	// totals of the windows starting in that day of the week and hour (UTC).
+	want := publishHeatmap(t, d, hq)
+	run("open the heatmap query", chromedp.Steps(chromedp.EmulateViewport(1280, 1000), chromedp.Navigate(srv.URL+"/?heatmap#query="+hq.Name)))
+	cells, err := chromedp.Run(bctx, chromedp.Poll[[]float64](`document.body.dataset.ready === "1" && document.querySelectorAll("#heatmap .cell").length === 168 &&
+		!document.getElementById("heatmap-card").hidden && [...document.querySelectorAll("#heatmap .cell")].map((c) => Number(c.dataset.value))`,
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatalf("the heatmap was not drawn: %v", err)
+	}
+	if fmt.Sprint(cells) != fmt.Sprint(want[:]) {
+		t.Fatalf("heatmap cells %v, want %v", cells, want)
+	}
+	shot("dashboard-heatmap.png")
+
 	stopConsole()
 	checkConsole()
+}
+
+// heatmapQuery is the day-by-hour preset: messages per guild per hour.
+func heatmapQuery() Query {
+	return Query{
+		Name: "messages_per_guild_hourly", Title: "Messages per guild per hour", Input: "discord_messages",
+		Window: time.Hour, Slide: time.Hour, Watermark: 10 * time.Minute,
+		GroupBy: []string{"guild_id"}, Measures: []Measure{CountMeasure}, View: ViewHeatmap,
+	}
+}
+
+// publishHeatmap publishes two weeks of hourly rows for two guilds and
+// returns the heatmap they make: sums by day of week (Monday first) and hour,
+// UTC.
+func publishHeatmap(t *testing.T, d *Dashboard, q Query) (cells [7 * 24]float64) {
+	var rows []Row
+	for h := range 14 * 24 {
+		start := t0.Add(time.Duration(h) * time.Hour)
+		for g, guild := range []string{"111", "222"} {
+			n := float64((h*7+g*3)%11) * float64(1+start.Hour()/6)
+			if n == 0 {
+				continue
+			}
+			rows = append(rows, Row{Start: start.UnixMicro(), End: start.Add(time.Hour).UnixMicro(), Keys: []window.Value{{S: guild, Valid: true}}, Values: []float64{n}})
+			cells[(int(start.Weekday())+6)%7*24+start.Hour()] += n
+		}
+	}
+	if err := d.Publish(&Batch{Query: q.Name, ID: 0, CommittedAt: t0, Changed: rows}); err != nil {
+		t.Fatal(err)
+	}
+	return cells
 }

@@ -51,8 +51,13 @@ type limits struct {
 // rows of every window share one copy.
 type keyEntry struct {
 	vals []window.Value
-	id   string // key_id in answers: base64url of window.AppendKeys(vals)
-	refs int    // rows of the current snapshot holding it; writer only
+	refs int // rows of the current snapshot holding it; writer only
+}
+
+// id is the key's key_id in answers: base64url of window.AppendKeys(vals).
+// It is computed when asked, not kept: it would cost a string per key.
+func (e *keyEntry) id() string {
+	return base64.RawURLEncoding.EncodeToString(window.AppendKeys(nil, e.vals))
 }
 
 // win is one window's rows, sorted by key (NULL first, then byte order,
@@ -362,7 +367,7 @@ func (s *store) intern(keys []window.Value) *keyEntry {
 		return e
 	}
 	enc := string(s.buf)
-	e := &keyEntry{vals: slices.Clone(keys), id: base64.RawURLEncoding.EncodeToString(s.buf), refs: 1}
+	e := &keyEntry{vals: slices.Clone(keys), refs: 1}
 	s.keys[enc] = e
 	return e
 }

@@ -160,8 +160,9 @@
 
   function showStatus(s) {
     showBatch(s.batch);
+    const wm = s.watermark && ms(s.watermark) > 0;
     setText($("t-watermark"), s.watermark ? fmtTime(s.watermark, false) : "–");
-    setText($("t-watermark-sub"), s.watermark ? fmtTime(s.watermark, true).slice(0, 10) + " · late rows before " + fmtTime(s.watermark_for_late, false) : "");
+    setText($("t-watermark-sub"), wm ? fmtTime(s.watermark, true).slice(0, 10) + " · the next batch closes windows ending by then" : "");
     setText($("t-lag"), fmtNum(s.lag.total));
     const since = s.since_start;
     const last = s.last_batch || { counted: 0, late_rows: 0, late_records: 0, bad: {} };
