@@ -575,12 +575,12 @@ func (d *Dashboard) serveTop(w http.ResponseWriter, r *http.Request, snap *Snaps
 		writeError(w, e)
 		return
 	}
-	start, given, held, e := p.windowStart(snap, "current")
+	start, named, held, e := p.windowStart(snap, "current")
 	if e != nil {
 		writeError(w, e)
 		return
 	}
-	if given && !held && start != 0 {
+	if named && !held {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "unknown_window", Param: "window",
 			Message: fmt.Sprintf("window %s is not held (not yet seen, or dropped)", usTime(start).Format(time.RFC3339Nano)),
 			Hint:    "GET /api/v1/queries/" + snap.query.Name + "/windows lists the held windows"})

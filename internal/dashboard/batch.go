@@ -182,3 +182,19 @@ func FromEngine(b *window.Batch, updated, evicted []window.Row) Batch {
 		StateRows:        int64(b.StateRows),
 	}
 }
+
+// ResetFromEngine builds the reset batch of a count query from an engine
+// just restored (window.Engine.Restore, at start or after a rebalance): its
+// progress and its rows (window.Engine.Rows). It carries the id of the last
+// committed batch and the watermarks that batch left. The caller adds the
+// query's name and CommittedAt (the restore's time).
+func ResetFromEngine(p window.Progress, rows []window.Row) Batch {
+	return Batch{
+		ID:            p.NextBatchID - 1,
+		Reset:         true,
+		Changed:       CountRows(rows),
+		Watermark:     p.LastRunWatermark,
+		NextWatermark: p.Watermark,
+		StateRows:     int64(len(rows)),
+	}
+}

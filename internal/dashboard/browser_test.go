@@ -3,6 +3,8 @@ package dashboard
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,6 +94,7 @@ func TestPageInBrowser(t *testing.T) {
 	hq := heatmapQuery()
 	d := newDash(t, Options{}, q, hq)
 	srv := serve(t, d)
+	addr := srv.Listener.Addr().String()
 	f := newFeeder(t, d, q)
 	names := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia", "peggy",
 		"rupert", "sybil", "trent", "victor", "walter", "xena", "yusuf", "zoe", "amir", "bea", "chen", "dana", "eko", "fatima", "goran", "hana"}
@@ -306,6 +309,39 @@ func TestPageInBrowser(t *testing.T) {
 		}
 	}
 	shot("dashboard.png")
+
+	// A restart: the dashboard goes away with its process and comes back on
+	// the same address, fed with the state the analyzer restored (a reset
+	// batch). The page reconnects by itself, is told to reload, and shows
+	// the same counts as before.
+	loads, err := chromedp.Run(bctx, chromedp.Evaluate[int](`Number(document.body.dataset.loads)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close() // ends the event streams, so that the server can close
+	srv.Close()
+	d = newDash(t, Options{}, q, hq)
+	reset := ResetFromEngine(f.eng.Progress(), f.eng.Rows())
+	reset.Query, reset.CommittedAt = q.Name, f.at
+	if err := d.Publish(&reset); err != nil {
+		t.Fatal(err)
+	}
+	srv = httptest.NewUnstartedServer(d.Handler())
+	srv.Listener.Close()
+	if srv.Listener, err = net.Listen("tcp", addr); err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	if _, err := chromedp.Run(bctx, chromedp.Poll[bool](fmt.Sprintf(`Number(document.body.dataset.loads) > %d && document.getElementById("conn").dataset.state === "live"`, loads),
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the page did not reload after the restart: %v", err)
+	}
+	waitBatch(3)
+	if p := check(3); fmt.Sprint(p.Rows) != fmt.Sprint(p3.Rows) || p.Total != p3.Total || p.Window != p3.Window {
+		t.Fatalf("after the restart the leaderboard is %+v, before it %+v", p, p3)
+	}
+	shot("dashboard-restarted.png")
 
 	// On a phone: no sideways scrolling of the page (wide tables scroll in
 	// their own box).

@@ -76,7 +76,7 @@ type Options struct {
 	// ("localhost:8080"); requests for other hosts get 403. It defeats DNS
 	// rebinding: a web page of another site cannot make a browser read the
 	// dashboard through a name that resolves to this machine. Use
-	// LoopbackHosts for a loopback address.
+	// LoopbackHosts for a loopback address. Compared without regard to case.
 	AllowedHosts []string
 	// Log receives operational messages (dropped stream clients).
 	Log *slog.Logger
@@ -133,6 +133,9 @@ func New(queries []Query, opt Options) (*Dashboard, error) {
 		return nil, errors.New("dashboard: no query to show")
 	}
 	opt = opt.withDefaults()
+	for i, h := range opt.AllowedHosts {
+		opt.AllowedHosts[i] = strings.ToLower(h)
+	}
 	d := &Dashboard{
 		opt:    opt,
 		stores: make(map[string]*store, len(queries)),

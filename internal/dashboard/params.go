@@ -116,27 +116,26 @@ func (p params) timeRange() (from, to int64, hasFrom, hasTo bool, e *apiError) {
 }
 
 // windowStart resolves the window parameter against snap: "current" (the
-// default), "newest", or a window start as RFC 3339. held is false when no
-// window is held (nothing to show yet) or the one named is not held.
-func (p params) windowStart(snap *Snapshot, def string) (start int64, given, held bool, e *apiError) {
+// default), "newest", or a window start as RFC 3339 (named). held is false
+// when no window is held (nothing to show yet) or the one named is not held.
+func (p params) windowStart(snap *Snapshot, def string) (start int64, named, held bool, e *apiError) {
 	s := def
 	if p.has("window") {
 		s = p.get("window")
-		given = true
 	}
 	switch s {
 	case "":
 		return 0, false, false, nil
 	case "current":
 		if w := snap.current(); w != nil {
-			return w.start, given, true, nil
+			return w.start, false, true, nil
 		}
-		return 0, given, false, nil
+		return 0, false, false, nil
 	case "newest":
 		if n := len(snap.wins); n > 0 {
-			return snap.wins[n-1].start, given, true, nil
+			return snap.wins[n-1].start, false, true, nil
 		}
-		return 0, given, false, nil
+		return 0, false, false, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {

@@ -128,7 +128,7 @@
     setText($("query-settings"), "window " + d.window + ", slide " + d.slide + ", watermark " + d.watermark + ", " + d.output_mode +
       " mode, trigger " + d.trigger + ", group by " + d.group_by.join(", ") + "; " + ms_ + (d.input ? "; reads " + d.input : ""));
     $("query-scope").hidden = d.scope !== "instance";
-    setText($("query-scope"), "This instance's share of the keys: with several instances in the group, each shows the keys it counts.");
+    setText($("query-scope"), "The keys this instance counts: with several instances in the group, each shows its share.");
     setText($("board-key-h"), d.group_by.join(" · "));
     setText($("board-val-h"), st.measure);
     setText($("totals-h"), st.total ? st.total + " per window" : "Totals per window");
@@ -354,7 +354,7 @@
 
   function showBatches(list) {
     syncRows($("batches-table").tBodies[0], list.slice(0, BATCH_ROWS), (b) => String(b.id), () => row(["num", "", "num", "num", "num", "num", "num"]), (tr, b) => {
-      setText(tr.cells[0], String(b.id));
+      setText(tr.cells[0], b.reset ? b.id + " (reset)" : String(b.id));
       setText(tr.cells[1], fmtTime(b.committed_at, false));
       setText(tr.cells[2], fmtNum(b.duration_ms));
       setText(tr.cells[3], fmtNum(b.counts.records));
@@ -383,12 +383,19 @@
     showTotals();
     await loadBoard();
     await loadDrill();
+    document.body.dataset.loads = String(Number(document.body.dataset.loads || 0) + 1);
   }
 
   function onBatch(e) {
     const ev = JSON.parse(e.data);
     if (ev.query !== st.name || !ev.batch) return;
     if (st.batch && ev.batch.id < st.batch.id) return;
+    if (ev.batch.reset) {
+      // The query's state was reloaded (a restart, a rebalance): windows
+      // may be gone that no event names, so load it all again.
+      load().catch(showError);
+      return;
+    }
     showStatus(ev);
     mergeWindows(ev.windows, ev.held.dropped_through);
     showTotals();
