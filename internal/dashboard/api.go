@@ -135,6 +135,19 @@ func (o object) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// batchRef names the batch an answer reflects.
+type batchRef struct {
+	ID          int64     `json:"id"`
+	CommittedAt time.Time `json:"committed_at"`
+}
+
+func refOf(snap *Snapshot) *batchRef {
+	if snap.batch == nil {
+		return nil
+	}
+	return &batchRef{snap.batch.ID, snap.batch.CommittedAt}
+}
+
 type queryJSON struct {
 	Name       string        `json:"name"`
 	Title      string        `json:"title,omitempty"`
@@ -443,10 +456,10 @@ func (d *Dashboard) serveWindows(w http.ResponseWriter, r *http.Request, snap *S
 	}
 	out := struct {
 		Query   string       `json:"query"`
-		Batch   *BatchInfo   `json:"batch"`
+		Batch   *batchRef    `json:"batch"`
 		Current *time.Time   `json:"current"`
 		Windows []windowJSON `json:"windows"`
-	}{Query: snap.query.Name, Batch: snap.batch, Windows: []windowJSON{}}
+	}{Query: snap.query.Name, Batch: refOf(snap), Windows: []windowJSON{}}
 	if c := snap.current(); c != nil {
 		t := usTime(c.start)
 		out.Current = &t
@@ -521,11 +534,11 @@ func (d *Dashboard) serveRows(w http.ResponseWriter, r *http.Request, snap *Snap
 	}
 	refs, more := snap.rows(&f)
 	out := struct {
-		Query      string     `json:"query"`
-		Batch      *BatchInfo `json:"batch"`
-		Rows       []rowJSON  `json:"rows"`
-		NextCursor string     `json:"next_cursor,omitempty"`
-	}{Query: q.Name, Batch: snap.batch, Rows: make([]rowJSON, len(refs))}
+		Query      string    `json:"query"`
+		Batch      *batchRef `json:"batch"`
+		Rows       []rowJSON `json:"rows"`
+		NextCursor string    `json:"next_cursor,omitempty"`
+	}{Query: q.Name, Batch: refOf(snap), Rows: make([]rowJSON, len(refs))}
 	for i, ref := range refs {
 		out.Rows[i] = rowOf(q, ref, 0)
 	}
@@ -539,7 +552,7 @@ func (d *Dashboard) serveRows(w http.ResponseWriter, r *http.Request, snap *Snap
 // topJSON is the top answer, and the current window of a batch event.
 type topJSON struct {
 	Query   string      `json:"query"`
-	Batch   *BatchInfo  `json:"batch"`
+	Batch   *batchRef   `json:"batch"`
 	Window  *windowJSON `json:"window"`
 	Measure string      `json:"measure"`
 	Rows    []rowJSON   `json:"rows"`
@@ -547,7 +560,7 @@ type topJSON struct {
 
 func topOf(snap *Snapshot, w *win, m, n int) topJSON {
 	q := snap.query
-	out := topJSON{Query: q.Name, Batch: snap.batch, Measure: q.Measures[m].Name, Rows: []rowJSON{}}
+	out := topJSON{Query: q.Name, Batch: refOf(snap), Measure: q.Measures[m].Name, Rows: []rowJSON{}}
 	if w == nil {
 		return out
 	}
@@ -612,10 +625,10 @@ func (d *Dashboard) serveTotals(w http.ResponseWriter, r *http.Request, snap *Sn
 	q := snap.query
 	out := struct {
 		Query    string       `json:"query"`
-		Batch    *BatchInfo   `json:"batch"`
+		Batch    *batchRef    `json:"batch"`
 		Measures []string     `json:"measures"`
 		Windows  []windowJSON `json:"windows"`
-	}{Query: q.Name, Batch: snap.batch, Measures: []string{}, Windows: []windowJSON{}}
+	}{Query: q.Name, Batch: refOf(snap), Measures: []string{}, Windows: []windowJSON{}}
 	for _, m := range q.Measures {
 		if m.Additive {
 			out.Measures = append(out.Measures, m.Name)
@@ -661,12 +674,12 @@ func (d *Dashboard) serveSeries(w http.ResponseWriter, r *http.Request, snap *Sn
 		Values object    `json:"values"`
 	}
 	out := struct {
-		Query  string     `json:"query"`
-		Batch  *BatchInfo `json:"batch"`
-		Keys   object     `json:"keys"`
-		KeyID  string     `json:"key_id"`
-		Points []point    `json:"points"`
-	}{Query: q.Name, Batch: snap.batch, Keys: keysObject(q, k.exact), Points: []point{}}
+		Query  string    `json:"query"`
+		Batch  *batchRef `json:"batch"`
+		Keys   object    `json:"keys"`
+		KeyID  string    `json:"key_id"`
+		Points []point   `json:"points"`
+	}{Query: q.Name, Batch: refOf(snap), Keys: keysObject(q, k.exact), Points: []point{}}
 	buf := window.AppendKeys(nil, k.exact)
 	out.KeyID = base64.RawURLEncoding.EncodeToString(buf)
 	nm := len(q.Measures)
@@ -702,9 +715,9 @@ func (d *Dashboard) serveBatches(w http.ResponseWriter, r *http.Request, snap *S
 	}
 	out := struct {
 		Query   string      `json:"query"`
-		Batch   *BatchInfo  `json:"batch"`
+		Batch   *batchRef   `json:"batch"`
 		Batches []BatchInfo `json:"batches"`
-	}{Query: snap.query.Name, Batch: snap.batch, Batches: []BatchInfo{}}
+	}{Query: snap.query.Name, Batch: refOf(snap), Batches: []BatchInfo{}}
 	// Newest first.
 	for i := len(snap.batches) - 1; i >= 0 && len(out.Batches) < limit; i-- {
 		out.Batches = append(out.Batches, snap.batches[i])

@@ -133,6 +133,7 @@ func New(queries []Query, opt Options) (*Dashboard, error) {
 		return nil, errors.New("dashboard: no query to show")
 	}
 	opt = opt.withDefaults()
+	opt.AllowedHosts = slices.Clone(opt.AllowedHosts)
 	for i, h := range opt.AllowedHosts {
 		opt.AllowedHosts[i] = strings.ToLower(h)
 	}

@@ -225,7 +225,7 @@ func (d *Dashboard) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if reset {
-		if !send([]byte("event: reset\ndata: {\"reason\":\"the events after Last-Event-ID are no longer kept; reload from the API\"}\n\n")) {
+		if !send([]byte("event: reset\ndata: {\"reason\":\"the events after that Last-Event-ID are not kept (too old, or of an earlier run of the server): reload from the API\"}\n\n")) {
 			return
 		}
 	}
