@@ -187,7 +187,8 @@ func FromEngine(b *window.Batch, updated, evicted []window.Row) Batch {
 // just restored (window.Engine.Restore, at start or after a rebalance): its
 // progress and its rows (window.Engine.Rows). It carries the id of the last
 // committed batch and the watermarks that batch left. The caller adds the
-// query's name and CommittedAt (the restore's time).
+// query's name and CommittedAt (the restore's time). An engine that never
+// ran a batch (p.Ran false) has nothing to show: send no reset for it.
 func ResetFromEngine(p window.Progress, rows []window.Row) Batch {
 	return Batch{
 		ID:            p.NextBatchID - 1,
