@@ -71,12 +71,18 @@ type Analyzer struct {
 	engine *window.Engine
 	fields []keyField
 	keys   []window.Value
+	keyBuf []byte // for measuring long keys
 	proj   chat.Projection
 	m      *analyzerMetrics
 	health *metrics.Health // served at /healthz and /readyz
 
 	batches        int64 // batches run so far
 	rollbacksInRow int   // transactions rolled back since the last commit
+
+	// Watermark jumps: when one was last reported, and how many were not
+	// reported since (one report a minute at most).
+	jumpSaid    time.Time
+	jumpsUnsaid int
 
 	// dur is the state beyond the engine: de-duplication, and with a
 	// Durable source the partitions owned and what goes to other instances.
@@ -429,11 +435,45 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 	if line := s.badSummary(b.ID); line != "" {
 		fmt.Fprintln(a.d.Stderr, line)
 	}
+	a.checkJump(b, s)
 	a.log.Debug("batch done", "batch", b.ID, "kind", kind, "input", plan.String(),
 		"records", s.records, "counted", s.counted, "bad", s.badTotal(), "duplicates", s.duplicates,
 		"sent_to_others", s.repartitioned, "from_others", s.fromOthers, "rows", len(b.Rows),
 		"late_rows", b.Late, "watermark_us", a.engine.Watermark(), "state_rows", a.engine.StateRows(),
 		"took", took, "read", s.readTook, "run_and_write", s.writeTook, "commit", s.commitTook)
+}
+
+// watermarkJump is how far the watermark may move in one batch before the
+// move is reported: a live stream moves it by about a trigger interval, a
+// replay of history by the span its batch covers.
+const watermarkJump = time.Hour
+
+// checkJump warns when batch b moved the watermark by more than
+// watermarkJump (not its first move, from nothing), naming the record with
+// the batch's latest event time: a record within --max-event-time-ahead but
+// ahead of the stream can still move it past records yet to come.
+func (a *Analyzer) checkJump(b *window.Batch, s *batchStats) {
+	if b.Watermark <= 0 || b.NextWatermark-b.Watermark <= watermarkJump.Microseconds() {
+		return
+	}
+	now := a.d.Now()
+	if !a.jumpSaid.IsZero() && now.Sub(a.jumpSaid) < time.Minute {
+		a.jumpsUnsaid++
+		return
+	}
+	args := []any{"batch", b.ID, "from", formatMicros(b.Watermark), "to", formatMicros(b.NextWatermark),
+		"by", formatSpan(b.NextWatermark - b.Watermark)}
+	delayMs := a.cfg.Watermark.Milliseconds()
+	if s.hasLatest && (s.latest/1000-delayMs)*1000 == b.NextWatermark {
+		args = append(args, "latest_event_time", formatMicros(s.latest), "record", s.latestAt.String())
+	} else {
+		args = append(args, "moved_by", "partial counts from another instance")
+	}
+	if a.jumpsUnsaid > 0 {
+		args = append(args, "jumps_not_reported", a.jumpsUnsaid)
+	}
+	a.log.Warn("the watermark jumped far ahead in one batch: rows of windows that end before it are now dropped as late; expected while replaying history, otherwise check the record that moved it (its event time may be wrong)", args...)
+	a.jumpSaid, a.jumpsUnsaid = now, 0
 }
 
 // process feeds one record to the engine (through cnt), or accounts for it as skipped,
@@ -458,8 +498,23 @@ func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 		s.skipped[string(k)]++
 		return
 	}
-	keysOf(&a.proj, a.fields, a.keys)
 	ts := a.proj.Timestamp
+	if !a.plausible(r, s, ts) {
+		return
+	}
+	keysOf(&a.proj, a.fields, a.keys)
+	if lim := a.cfg.MaxKeyBytes; lim > 0 {
+		if i, n := longKey(a.keys, lim, &a.keyBuf); i >= 0 {
+			a.bad(r, s, ReasonKeyTooLong, a.cfg.GroupBy[i], fmt.Sprintf(
+				"the group-by values take %d bytes as JSON; at most %d fit in the records Kafka accepts for the window state and results (raise max.message.bytes of those topics to store longer ones)", n, lim))
+			return
+		}
+	}
+	if a.cfg.Dedup && len(a.proj.MessageID) > maxMessageIDBytes {
+		a.bad(r, s, ReasonMessageIDTooLong, chat.FieldMessageID, fmt.Sprintf(
+			"message_id is %d bytes long; de-duplication remembers ids of at most %d bytes", len(a.proj.MessageID), maxMessageIDBytes))
+		return
+	}
 	if d := a.dur; d != nil {
 		v := d.admit(r.Partition, a.proj.MessageID, a.proj.Has&chat.HasMessageID != 0, ts)
 		q, local := d.route(a.keys)
@@ -476,14 +531,39 @@ func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 			}
 		}
 		if !local {
+			s.noteLatest(r, ts)
 			d.addPartial(q, ts, a.keys)
 			s.counted++
 			s.repartitioned++
 			return
 		}
 	}
+	s.noteLatest(r, ts)
 	cnt.add(ts, 1, a.keys)
 	s.counted++
+}
+
+// plausible reports whether a record's event time can be counted: within
+// the engine's range and, with MaxEventTimeAhead, not too far ahead of the
+// record's Kafka timestamp. Else the record is a bad record.
+func (a *Analyzer) plausible(r *Record, s *batchStats, ts int64) bool {
+	if ts < window.MinTimestamp || ts > window.MaxTimestamp {
+		a.bad(r, s, string(chat.ReasonBadTimestamp), chat.FieldTimestamp,
+			"message_timestamp is outside the years the analyzer counts (about -34,000 to 38,000)")
+		return false
+	}
+	lim := a.cfg.MaxEventTimeAhead.Microseconds()
+	if lim <= 0 || r.Timestamp.IsZero() {
+		return true
+	}
+	ref := r.Timestamp.UnixMilli()
+	if ref < 0 || ts-ref*1000 <= lim {
+		return true
+	}
+	a.bad(r, s, ReasonFutureTimestamp, chat.FieldTimestamp,
+		fmt.Sprintf("message_timestamp %s is %s ahead of the record's Kafka timestamp %s; at most %v is accepted (--max-event-time-ahead)",
+			formatMicros(ts), formatSpan(ts-ref*1000), formatMicros(ref*1000), a.cfg.MaxEventTimeAhead))
+	return false
 }
 
 // processPartial adds a partial count another instance sent.
