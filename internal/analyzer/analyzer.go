@@ -69,6 +69,7 @@ type Analyzer struct {
 	log *slog.Logger
 
 	engine *window.Engine
+	wcfg   window.Config // the engine's
 	fields []keyField
 	keys   []window.Value
 	keyBuf []byte // for measuring long keys
@@ -136,6 +137,7 @@ func New(cfg Config, d Deps) (*Analyzer, error) {
 		d:      d,
 		log:    d.Log.With("component", "analyzer"),
 		engine: eng,
+		wcfg:   cfg.engineConfig(),
 		keys:   make([]window.Value, len(cfg.GroupBy)),
 		m:      newAnalyzerMetrics(d.Metrics),
 		health: metrics.NewHealth(),
@@ -417,7 +419,7 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 	a.m.recordsIn.Add(float64(s.records))
 	a.m.counted.Add(float64(s.counted))
 	a.m.duplicates.Add(float64(s.duplicates))
-	a.m.lateRecords.Add(float64(s.lateRecords))
+	a.m.lateRecords.Add(float64(s.late))
 	a.m.repartOut.Add(float64(s.repartitioned))
 	a.m.repartIn.Add(float64(s.fromOthers))
 	for k, n := range s.skipped {
@@ -436,6 +438,17 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 		fmt.Fprintln(a.d.Stderr, line)
 	}
 	a.checkJump(b, s)
+	if s.late > 0 || b.Late > 0 {
+		// Spark drops late data without a word; here every batch that
+		// drops some says so (backfilled messages older than the
+		// watermark end here: docs/OPERATIONS.md).
+		args := []any{"batch", b.ID, "late_records", s.late, "late_rows", b.Late}
+		if s.hasLate {
+			args = append(args, "oldest_event_time", formatMicros(s.oldestLate))
+		}
+		args = append(args, "watermark", formatMicros(b.WatermarkForLate))
+		a.log.Info("late data dropped: records whose windows had all closed were not counted, and rows of closed windows not updated", args...)
+	}
 	a.log.Debug("batch done", "batch", b.ID, "kind", kind, "input", plan.String(),
 		"records", s.records, "counted", s.counted, "bad", s.badTotal(), "duplicates", s.duplicates,
 		"sent_to_others", s.repartitioned, "from_others", s.fromOthers, "rows", len(b.Rows),
@@ -526,7 +539,8 @@ func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 			// Its id may be forgotten: only the engine may take it, and
 			// only when it drops it as late anyway.
 			if !local || s.wmLate < d.horizon(r.Partition) {
-				s.lateRecords++
+				s.late++
+				s.noteLate(ts)
 				return
 			}
 		}
@@ -539,8 +553,25 @@ func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 		}
 	}
 	s.noteLatest(r, ts)
+	// The engine drops a late record's windows itself (and counts the rows,
+	// as Spark does); here it is only told apart, for the metrics and the
+	// batch's report.
+	if a.lateFor(ts, s) {
+		s.late++
+	} else {
+		s.counted++
+	}
 	cnt.add(ts, 1, a.keys)
-	s.counted++
+}
+
+// lateFor reports whether an event at ts is too late for every one of its
+// windows in this batch (noting it when it is late for any).
+func (a *Analyzer) lateFor(ts int64, s *batchStats) bool {
+	if a.cfg.Mode == window.Complete || a.wcfg.FirstWindowEnd(ts) > s.wmLate {
+		return false
+	}
+	s.noteLate(ts)
+	return a.wcfg.WindowEnd(ts) <= s.wmLate
 }
 
 // plausible reports whether a record's event time can be counted: within
@@ -577,6 +608,9 @@ func (a *Analyzer) processPartial(r *Record, s *batchStats, cnt *counter) {
 	}
 	cnt.add(p.TS, p.Count, valueKeys(p.Keys))
 	s.fromOthers += p.Count
+	if a.lateFor(p.TS, s) {
+		s.late += p.Count
+	}
 }
 
 func (a *Analyzer) bad(r *Record, s *batchStats, reason, field, detail string) {

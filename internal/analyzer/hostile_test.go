@@ -183,3 +183,42 @@ func compareCountMaps(t *testing.T, what string, got, want map[string]int64) {
 		}
 	}
 }
+
+// A batch that drops late data says so at info level: how many records,
+// how many rows, the oldest event time, the watermark. The metrics tell
+// counted, late, bad, duplicate and skipped records apart, and add up to
+// the records read.
+func TestLateDataIsReported(t *testing.T) {
+	src := &fakeSource{topic: "in", limit: 3}
+	upd := []byte(`{"author_name":"a","message_timestamp":"2025-11-07 18:05:00","event_kind":"update"}`)
+	src.add(
+		msg("a", "2025-11-07 18:00:00.000"), msg("a", "2025-11-07 18:03:00.000"), upd, // watermark 18:02 for batch 2's late rows
+		msg("b", "2025-11-07 18:03:10.000"), []byte(`{`), msg("a", "2025-11-07 18:03:00.000"), // a duplicate; nothing late yet
+		msg("c", "2025-11-07 18:00:10.000"), // every window closed: late
+		msg("d", "2025-11-07 18:01:40.000"), // its window [18:01, 18:02) closed, [18:01:30, 18:02:30) open
+		msg("e", "2025-11-07 18:03:20.000"),
+	)
+	cfg := seedQuery()
+	cfg.Dedup = true
+	src.avail = len(src.records)
+	cfg.AvailableNow = true
+	var log syncBuffer
+	a := newTestAnalyzer(t, cfg, Deps{Source: src, Outputs: []Output{&recordingOutput{}},
+		Log: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err := a.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(log.String(), "late data dropped"); n != 1 {
+		t.Fatalf("%d late reports, want 1 (batch 2):\n%s", n, log.String())
+	}
+	for _, want := range []string{"batch=2", "late_records=1", "late_rows=3", `oldest_event_time="2025-11-07 18:00:10.000"`, `watermark="2025-11-07 18:02:00.000"`} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("late report without %s:\n%s", want, log.String())
+		}
+	}
+	in, counted, late, dup := a.m.recordsIn.Value(), a.m.counted.Value(), a.m.lateRecords.Value(), a.m.duplicates.Value()
+	bad, skipped := a.m.badRecords.With("malformed_json").Value(), a.m.skipped.With("update").Value()
+	if in != 9 || counted != 5 || late != 1 || dup != 1 || bad != 1 || skipped != 1 {
+		t.Errorf("records in %v = counted %v + late %v + duplicates %v + bad %v + skipped %v; want 9 = 5 + 1 + 1 + 1 + 1", in, counted, late, dup, bad, skipped)
+	}
+}

@@ -52,13 +52,18 @@ var keyFields = map[string]keyField{
 // batchStats counts what happened to the records of one batch.
 type batchStats struct {
 	records       int64            // data records read
-	counted       int64            // records counted (here or by the instance owning their key)
+	counted       int64            // records counted in a window (here or by the instance owning their key)
 	skipped       map[string]int64 // records not counted, by event kind
 	bad           map[string]int64 // bad records, by reason
 	duplicates    int64            // records whose message_id was counted before
-	lateRecords   int64            // records dropped before the engine: too late for every window
+	late          int64            // records too late for every window (own ones and other instances')
 	repartitioned int64            // records sent to the instance owning their key
 	fromOthers    int64            // records other instances sent here
+
+	// oldestLate is the earliest event time of a record too late for at
+	// least one of its windows (valid when hasLate).
+	oldestLate int64
+	hasLate    bool
 
 	wmLate  int64 // the watermark the batch drops late rows against
 	corrupt error // an internal record that could not be read
@@ -202,4 +207,11 @@ func longKey(keys []window.Value, limit int, buf *[]byte) (int, int) {
 		return -1, 0
 	}
 	return at, total
+}
+
+// noteLate remembers the earliest event time too late for a window.
+func (s *batchStats) noteLate(ts int64) {
+	if !s.hasLate || ts < s.oldestLate {
+		s.oldestLate, s.hasLate = ts, true
+	}
 }
