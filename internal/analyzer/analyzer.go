@@ -78,6 +78,7 @@ type Analyzer struct {
 	health *metrics.Health // served at /healthz and /readyz
 
 	batches        int64 // batches run so far
+	lastRun        int64 // the id of the batch run last (maybe rolled back)
 	rollbacksInRow int   // transactions rolled back since the last commit
 
 	// Watermark jumps: when one was last reported, and how many were not
@@ -215,6 +216,14 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 		switch {
 		case errors.Is(err, errStopped):
 			return nil
+		case errors.Is(err, ErrRolledBack):
+			// A write of the batch failed in a way that running it again
+			// avoids (its transaction ran out of time: the source plans
+			// smaller batches); its input is read again.
+			if err := a.rolledBack(a.lastRun); err != nil {
+				return err
+			}
+			continue
 		case errors.As(err, &pe):
 			// Planning only asks the source what is available; nothing is
 			// lost by trying again at the next trigger.
@@ -314,7 +323,14 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 		if txn == nil {
 			return cause
 		}
-		if err := txn.Abort(ctx); err != nil && !errors.Is(cause, errStopped) {
+		var why error
+		if !errors.Is(cause, errStopped) {
+			why = cause
+		}
+		if err := txn.Abort(ctx, why); err != nil && why != nil {
+			if errors.Is(err, ErrRolledBack) {
+				return err // the transaction's own failure: the batch runs again
+			}
 			return errors.Join(cause, err)
 		}
 		return cause
@@ -354,6 +370,7 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 		defer waitRows()
 	}
 	b := a.engine.RunBatch()
+	a.lastRun = b.ID
 	fail := func(what string, err error) error {
 		waitRows()
 		switch {
@@ -390,12 +407,7 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	stats.commitTook = a.d.Now().Sub(commitStart)
 	if err != nil {
 		if errors.Is(err, ErrRolledBack) {
-			a.m.rollbacks.Inc()
-			a.rollbacksInRow++
-			if a.rollbacksInRow >= maxRollbacksInRow {
-				return false, fmt.Errorf("batch %d was rolled back %d times in a row (the warnings above say why); stopping rather than retrying it forever", b.ID, a.rollbacksInRow)
-			}
-			return true, nil
+			return true, a.rolledBack(b.ID)
 		}
 		return false, fail("commit input offsets", err)
 	}
@@ -406,6 +418,17 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	a.rollbacksInRow = 0
 	a.record(&b, plan, stats, a.d.Now().Sub(start))
 	return true, nil
+}
+
+// rolledBack counts a batch rolled back (its input is read again), and
+// gives up after maxRollbacksInRow in a row.
+func (a *Analyzer) rolledBack(id int64) error {
+	a.m.rollbacks.Inc()
+	a.rollbacksInRow++
+	if a.rollbacksInRow >= maxRollbacksInRow {
+		return fmt.Errorf("batch %d was rolled back %d times in a row (the warnings above say why); stopping rather than retrying it forever", id, a.rollbacksInRow)
+	}
+	return nil
 }
 
 // record updates metrics and reports a completed batch.

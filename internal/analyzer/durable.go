@@ -106,8 +106,11 @@ type Durable interface {
 	// transaction.
 	Write(ctx context.Context, recs ...StateRecord)
 	// Abort rolls the transaction back; the next plan reloads every owned
-	// partition's state (Changes.Reset).
-	Abort(ctx context.Context) error
+	// partition's state (Changes.Reset). cause is why (nil when stopping):
+	// when it shows the transaction itself failed in a way running the
+	// batch again can avoid (it ran out of time), Abort returns an error
+	// wrapping ErrRolledBack, and the batch is run again.
+	Abort(ctx context.Context, cause error) error
 }
 
 // ErrRolledBack is Commit's error when the transaction was rolled back
