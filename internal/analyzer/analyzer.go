@@ -76,6 +76,7 @@ type Analyzer struct {
 	proj   chat.Projection
 	m      *analyzerMetrics
 	health *metrics.Health // served at /healthz and /readyz
+	prog   progress        // what the health checks see of the loop
 
 	batches        int64 // batches run so far
 	lastRun        int64 // the id of the batch run last (maybe rolled back)
@@ -155,6 +156,7 @@ func New(cfg Config, d Deps) (*Analyzer, error) {
 		a.dur = newMemoryState(cfg)
 	}
 	a.abortCtx, a.abort = context.WithCancel(context.Background())
+	a.addHealthChecks()
 	return a, nil
 }
 
@@ -196,6 +198,9 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 	} else {
 		a.log.Info("starting", "trigger", a.cfg.Trigger.String())
 	}
+	a.prog.mu.Lock()
+	a.prog.started = a.d.Now()
+	a.prog.mu.Unlock()
 	next := a.d.Now() // the first trigger fires at once, as in Spark
 	planFailures := 0
 	var failingSince time.Time
@@ -231,6 +236,7 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 			if planFailures == 1 {
 				failingSince = a.d.Now()
 			}
+			a.prog.planFailed(a.d.Now(), pe.err)
 			if planFailures >= maxPlanFailures && a.d.Now().Sub(failingSince) >= PlanPatience {
 				return fmt.Errorf("%w (%d attempts in a row, for %v)", pe.err, planFailures, a.d.Now().Sub(failingSince).Round(time.Second))
 			}
@@ -247,6 +253,7 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 			a.log.Info("all available data processed", "batches", a.batches)
 			return nil
 		}
+		a.prog.stepDone(a.d.Now(), ran)
 		planFailures = 0
 	}
 }
@@ -407,7 +414,7 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	stats.commitTook = a.d.Now().Sub(commitStart)
 	if err != nil {
 		if errors.Is(err, ErrRolledBack) {
-			return true, a.rolledBack(b.ID)
+			return false, err // Run counts it, and runs the batch again
 		}
 		return false, fail("commit input offsets", err)
 	}

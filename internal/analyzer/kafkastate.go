@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -238,6 +239,9 @@ type KafkaState struct {
 	began          time.Time  // when the batch's transaction began
 	planned        int64      // input offsets of the last plan
 	bound          batchBound // what a batch may read to fit its transaction
+	reach          *reachWatch
+	restoring      atomic.Int32 // state loads in progress
+	restoreSince   atomic.Int64 // when the first of them began (Unix ns)
 	writeMu        sync.Mutex
 	writeErr       error
 	closeMu        sync.Once
@@ -268,6 +272,7 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		assignedAt: map[tp]uint64{},
 		txnID:      TransactionalID(cfg.ApplicationID, cfg.InstanceID),
 		bound:      newBatchBound(cfg.TransactionTimeout),
+		reach:      newReachWatch(),
 	}
 	s.rr = newRangeReader(&s.mu)
 	base, err := kcfg.Options()
@@ -306,6 +311,7 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		}),
 		kgo.RecordDeliveryTimeout(OutageTolerance),
 		kgo.RecordPartitioner(internalPartitioner{internal: map[string]bool{names[InputState]: true, names[WindowState]: true, names[Repartition]: true}}),
+		kgo.WithHooks(s.reach),
 	)
 	if err := s.open(ctx); err != nil {
 		return nil, err
@@ -480,6 +486,10 @@ func (s *KafkaState) revoked(_ context.Context, _ *kgo.Client, lost map[string][
 // lost), at the group's committed offset, else where StartingOffsets says
 // (input) or at the start (repartition).
 func (s *KafkaState) loadPartitions(ctx context.Context, parts []tp, committed map[tp]int64) (map[tp]PartitionState, map[tp]int64, error) {
+	if s.restoring.Add(1) == 1 {
+		s.restoreSince.Store(time.Now().UnixNano())
+	}
+	defer s.restoring.Add(-1)
 	want := map[string][]int32{}
 	for _, t := range parts {
 		st := s.names[s.stateTopicOf(t.topic)]
@@ -656,6 +666,28 @@ func (s *KafkaState) Plan(ctx context.Context) (Plan, error) {
 		return int(a.Partition - b.Partition)
 	})
 	return plan, nil
+}
+
+// Unreachable returns since when no broker has answered the state's
+// client (zero when they answer), and the last error.
+func (s *KafkaState) Unreachable() (time.Time, error) { return s.reach.Unreachable() }
+
+// Waiting says why no batch can run now that is not a stall: state being
+// restored, or the group not having assigned partitions yet.
+func (s *KafkaState) Waiting() string {
+	if s.restoring.Load() > 0 {
+		return fmt.Sprintf("restoring state from the state topics (for %v)",
+			time.Since(time.Unix(0, s.restoreSince.Load())).Round(time.Second))
+	}
+	s.mu.Lock()
+	assigned := s.assigned
+	s.mu.Unlock()
+	select {
+	case <-assigned:
+		return ""
+	default:
+		return "waiting for the group to assign partitions to this instance"
+	}
 }
 
 // Begin implements Durable.

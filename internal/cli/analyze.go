@@ -62,7 +62,13 @@ Spark does.
 --available-now processes what the topic holds at start, in batches of at
 most --max-records-per-batch offsets, then exits, as Spark's
 Trigger.AvailableNow with maxOffsetsPerTrigger does: with one partition read
-from offset S and a cap K, batch N holds offsets [S+N*K, S+(N+1)*K).`
+from offset S and a cap K, batch N holds offsets [S+N*K, S+(N+1)*K).
+
+With --state kafka each batch is a Kafka transaction, which the broker aborts
+when it stays open longer than --transaction-timeout (15s). Without
+--max-records-per-batch a batch therefore reads what the batches before it
+show fits in a third of that time (at least 100,000 offsets); a batch aborted
+for time all the same is said so and runs again in smaller batches.`
 
 const analyzeExample = `cordstream analyze --brokers localhost:9092 --topic discord_messages
 # a second instance of the same query on another machine (or with its own id):
@@ -147,7 +153,7 @@ func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
 	fs.StringVar(&f.mode, "mode", "update", "output mode: update (changed rows), append (final rows once the watermark passes) or complete (all rows)")
 	fs.DurationVar(&f.trigger, "trigger", analyzer.DefaultTrigger, "processing-time trigger: a batch at every multiple of this interval")
 	fs.BoolVar(&f.availableNow, "available-now", false, "process what the topic holds at start, in batches, then exit")
-	fs.Int64Var(&f.maxRecords, "max-records-per-batch", 0, "cap on the offsets one batch reads (Spark's maxOffsetsPerTrigger); 0: no cap")
+	fs.Int64Var(&f.maxRecords, "max-records-per-batch", 0, "cap on the offsets one batch reads (Spark's maxOffsetsPerTrigger); 0: with --state kafka, what fits in the batch's transaction (--transaction-timeout), else no cap")
 	fs.IntVar(&f.rows, "rows", sink.DefaultMaxRows, "rows the console shows per batch")
 	fs.Var(&f.outputs, "output", "where rows go, a `kind`: console, jsonl or kafka (repeatable or comma-separated; default console)")
 	fs.StringVar(&f.jsonlFile, "jsonl-file", "", "file the jsonl output appends to (default stdout)")
