@@ -1,6 +1,7 @@
 package analyzer
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -221,4 +222,63 @@ func TestLateDataIsReported(t *testing.T) {
 	if in != 9 || counted != 5 || late != 1 || dup != 1 || bad != 1 || skipped != 1 {
 		t.Errorf("records in %v = counted %v + late %v + duplicates %v + bad %v + skipped %v; want 9 = 5 + 1 + 1 + 1 + 1", in, counted, late, dup, bad, skipped)
 	}
+}
+
+// FuzzAnalyzerRecords feeds fuzzer-made records (split at 0x1e; a record's
+// first byte picks its Kafka timestamp) to the analyzer, de-duplication on,
+// in batches of three: it must never fail or panic, and every record read
+// must be counted, late, bad (with a known reason), a duplicate or skipped.
+func FuzzAnalyzerRecords(f *testing.F) {
+	sep := "\x1e"
+	f.Add([]byte("\x01" + string(msg("alice", "2025-11-07 18:00:00.000")) + sep + "\x02" + `{"author_name":"b","message_timestamp":"9999-12-31 23:59:59"}` +
+		sep + "\x03" + `{"author_name":"c","message_timestamp":"1970-01-01 00:00:00","message_id":"7"}` + sep + "\x03" + `{"author_name":"c","message_timestamp":"1970-01-01 00:00:00","message_id":"7"}`))
+	f.Add([]byte("\x00" + `{"author_name":"x\u001b[2J","message_timestamp":"2025-11-07 18:00:00","event_kind":"update"}` + sep + "\x05" + `[[[[` + sep + "\x09" + `{"message_timestamp":"0001-01-01"}`))
+	f.Add([]byte("\x07" + `{"author_name":"\xff","message_timestamp":"2025-11-07T18:00:00+14:00","message_id":""}` + sep + "\x00" + `{"author_name":null,"message_timestamp":"200000-01-01"}`))
+	known := map[string]bool{"malformed_json": true, "missing_field": true, "wrong_type": true, "bad_timestamp": true, "bad_value": true,
+		ReasonNullValue: true, ReasonFutureTimestamp: true, ReasonKeyTooLong: true, ReasonMessageIDTooLong: true}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		src := &fakeSource{topic: "in", limit: 3}
+		for _, r := range bytes.Split(data, []byte(sep)) {
+			if len(r) == 0 {
+				continue
+			}
+			var value []byte
+			if len(r) > 1 {
+				value = r[1:]
+			}
+			// Kafka timestamps from 1969 (unknown) to a year after the events.
+			at := time.Date(2025, 11, 7, 18, 0, 0, 0, time.UTC).Add(time.Duration(int(r[0])-8) * 30 * 24 * time.Hour)
+			if r[0] == 0 {
+				at = time.Time{}
+			}
+			src.addAt(at, value)
+		}
+		src.avail = len(src.records)
+		cfg := seedQuery()
+		cfg.AvailableNow, cfg.Dedup, cfg.MaxEventTimeAhead, cfg.MaxKeyBytes = true, true, time.Hour, 64
+		dl := &recordingDeadLetters{}
+		a, err := New(cfg, Deps{Source: src, Outputs: []Output{&recordingOutput{}}, DeadLetters: dl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Run(context.Background()); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		var skipped, bad float64
+		for _, k := range []string{"update", "delete"} {
+			skipped += a.m.skipped.With(k).Value()
+		}
+		for _, b := range dl.sent {
+			if !known[b.Reason] {
+				t.Errorf("dead letter with an unknown reason %q: %+v", b.Reason, b)
+			}
+		}
+		for r := range known {
+			bad += a.m.badRecords.With(r).Value()
+		}
+		in, counted, late, dup := a.m.recordsIn.Value(), a.m.counted.Value(), a.m.lateRecords.Value(), a.m.duplicates.Value()
+		if in != float64(len(src.records)) || in != counted+late+bad+dup+skipped || bad != float64(len(dl.sent)) {
+			t.Errorf("%v records in, %v counted + %v late + %v bad (%d dead letters) + %v duplicates + %v skipped", in, counted, late, bad, len(dl.sent), dup, skipped)
+		}
+	})
 }
