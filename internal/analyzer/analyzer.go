@@ -221,14 +221,6 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 		switch {
 		case errors.Is(err, errStopped):
 			return nil
-		case errors.Is(err, ErrRolledBack):
-			// A write of the batch failed in a way that running it again
-			// avoids (its transaction ran out of time: the source plans
-			// smaller batches); its input is read again.
-			if err := a.rolledBack(a.lastRun); err != nil {
-				return err
-			}
-			continue
 		case errors.As(err, &pe):
 			// Planning only asks the source what is available; nothing is
 			// lost by trying again at the next trigger.
@@ -292,6 +284,18 @@ func (e *planError) Unwrap() error { return e.err }
 // state records are written before the commit; a batch rolled back because
 // the group rebalanced is run again from the restored state.
 func (a *Analyzer) step(ctx context.Context) (bool, error) {
+	ran, err := a.runStep(ctx)
+	if errors.Is(err, ErrRolledBack) {
+		// The group rebalanced during the batch, or its transaction ran out
+		// of time (the source then plans smaller batches): the source
+		// reloaded the state, and the batch is read again.
+		return true, a.rolledBack(a.lastRun)
+	}
+	return ran, err
+}
+
+// runStep is step, a batch rolled back returning ErrRolledBack.
+func (a *Analyzer) runStep(ctx context.Context) (bool, error) {
 	start := a.d.Now()
 	plan, err := a.d.Source.Plan(ctx)
 	if err != nil {
@@ -414,7 +418,7 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	stats.commitTook = a.d.Now().Sub(commitStart)
 	if err != nil {
 		if errors.Is(err, ErrRolledBack) {
-			return false, err // Run counts it, and runs the batch again
+			return false, err // step counts it
 		}
 		return false, fail("commit input offsets", err)
 	}
