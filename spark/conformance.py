@@ -27,7 +27,9 @@ Dataset files (*.records): one Kafka record value per line, in offset order.
   # text            a comment
   #! key=value ...  settings: window, slide, watermark (Go durations), group_by
                     (comma list), batch_size, modes (comma list), model=off (records
-                    the reference model cannot read: skip it)
+                    the reference model cannot read: skip it), max_event_time_ahead
+                    (cordstream's --max-event-time-ahead; 0 for Spark's behaviour on
+                    event times far ahead of the time the records are written)
   @null             a record with a null value (a tombstone)
   @empty            a record with an empty value
   @hex:HEX          a record with these raw bytes
@@ -69,7 +71,8 @@ class Dataset:
     settings to run them with."""
 
     def __init__(self, name, records, window=MINUTE, slide=30 * SECOND, watermark=MINUTE,
-                 group_by=("author_name",), batch_size=3, modes=ALL_MODES, source=None, model=True):
+                 group_by=("author_name",), batch_size=3, modes=ALL_MODES, source=None, model=True,
+                 max_event_time_ahead=None):
         self.name = name
         self.records = records
         self.window = window
@@ -80,6 +83,11 @@ class Dataset:
         self.modes = list(modes)
         self.source = source
         self.model = model
+        # cordstream's --max-event-time-ahead for this dataset (None: its
+        # default). Spark has no such check: a dataset whose event times run
+        # far ahead of the records' Kafka timestamps (the time it is written)
+        # sets 0 to compare with Spark's strict behaviour.
+        self.max_event_time_ahead = max_event_time_ahead
 
     def settings(self):
         return (f"window={go_duration(self.window)} slide={go_duration(self.slide)} "
@@ -90,7 +98,8 @@ class Dataset:
         """Write the dataset as a .records file that load_dataset reads back."""
         with open(path, "w", encoding="utf-8") as f:
             f.write(f"# {self.name}\n#! {self.settings()} modes={','.join(self.modes)}"
-                    f"{'' if self.model else ' model=off'}\n")
+                    f"{'' if self.model else ' model=off'}"
+                    f"{'' if self.max_event_time_ahead is None else ' max_event_time_ahead=' + self.max_event_time_ahead}\n")
             for r in self.records:
                 f.write(encode_record_line(r) + "\n")
 
@@ -167,8 +176,11 @@ def load_dataset(path):
             ds.modes = [m for m in v.split(",") if m]
         elif k == "model":
             ds.model = v not in ("off", "false", "0")
+        elif k == "max_event_time_ahead":
+            ds.max_event_time_ahead = v
         else:
-            raise SystemExit(f"{path}: unknown setting {k!r} (window, slide, watermark, group_by, batch_size, modes, model)")
+            raise SystemExit(f"{path}: unknown setting {k!r} (window, slide, watermark, group_by, batch_size, modes, model, "
+                             "max_event_time_ahead)")
     return ds
 
 
@@ -568,6 +580,8 @@ def run_cordstream(binary, ds, mode, brokers, topic, out_path, console_path, err
         # Spark has no de-duplication step: count repeated message_ids as it does.
         "--dedup=false",
     ]
+    if ds.max_event_time_ahead is not None:
+        cmd += ["--max-event-time-ahead", ds.max_event_time_ahead]
     with open(err_path, "w") as err, open(console_path, "w") as console:
         try:
             r = subprocess.run(cmd, stdout=console, stderr=err, timeout=300)

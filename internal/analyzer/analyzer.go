@@ -69,14 +69,23 @@ type Analyzer struct {
 	log *slog.Logger
 
 	engine *window.Engine
+	wcfg   window.Config // the engine's
 	fields []keyField
 	keys   []window.Value
+	keyBuf []byte // for measuring long keys
 	proj   chat.Projection
 	m      *analyzerMetrics
 	health *metrics.Health // served at /healthz and /readyz
+	prog   progress        // what the health checks see of the loop
 
 	batches        int64 // batches run so far
+	lastRun        int64 // the id of the batch run last (maybe rolled back)
 	rollbacksInRow int   // transactions rolled back since the last commit
+
+	// Watermark jumps: when one was last reported, and how many were not
+	// reported since (one report a minute at most).
+	jumpSaid    time.Time
+	jumpsUnsaid int
 
 	// dur is the state beyond the engine: de-duplication, and with a
 	// Durable source the partitions owned and what goes to other instances.
@@ -130,6 +139,7 @@ func New(cfg Config, d Deps) (*Analyzer, error) {
 		d:      d,
 		log:    d.Log.With("component", "analyzer"),
 		engine: eng,
+		wcfg:   cfg.engineConfig(),
 		keys:   make([]window.Value, len(cfg.GroupBy)),
 		m:      newAnalyzerMetrics(d.Metrics),
 		health: metrics.NewHealth(),
@@ -146,6 +156,7 @@ func New(cfg Config, d Deps) (*Analyzer, error) {
 		a.dur = newMemoryState(cfg)
 	}
 	a.abortCtx, a.abort = context.WithCancel(context.Background())
+	a.addHealthChecks()
 	return a, nil
 }
 
@@ -187,6 +198,9 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 	} else {
 		a.log.Info("starting", "trigger", a.cfg.Trigger.String())
 	}
+	a.prog.mu.Lock()
+	a.prog.started = a.d.Now()
+	a.prog.mu.Unlock()
 	next := a.d.Now() // the first trigger fires at once, as in Spark
 	planFailures := 0
 	var failingSince time.Time
@@ -214,6 +228,7 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 			if planFailures == 1 {
 				failingSince = a.d.Now()
 			}
+			a.prog.planFailed(a.d.Now(), pe.err)
 			if planFailures >= maxPlanFailures && a.d.Now().Sub(failingSince) >= PlanPatience {
 				return fmt.Errorf("%w (%d attempts in a row, for %v)", pe.err, planFailures, a.d.Now().Sub(failingSince).Round(time.Second))
 			}
@@ -230,6 +245,7 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 			a.log.Info("all available data processed", "batches", a.batches)
 			return nil
 		}
+		a.prog.stepDone(a.d.Now(), ran)
 		planFailures = 0
 	}
 }
@@ -268,6 +284,18 @@ func (e *planError) Unwrap() error { return e.err }
 // state records are written before the commit; a batch rolled back because
 // the group rebalanced is run again from the restored state.
 func (a *Analyzer) step(ctx context.Context) (bool, error) {
+	ran, err := a.runStep(ctx)
+	if errors.Is(err, ErrRolledBack) {
+		// The group rebalanced during the batch, or its transaction ran out
+		// of time (the source then plans smaller batches): the source
+		// reloaded the state, and the batch is read again.
+		return true, a.rolledBack(a.lastRun)
+	}
+	return ran, err
+}
+
+// runStep is step, a batch rolled back returning ErrRolledBack.
+func (a *Analyzer) runStep(ctx context.Context) (bool, error) {
 	start := a.d.Now()
 	plan, err := a.d.Source.Plan(ctx)
 	if err != nil {
@@ -306,7 +334,14 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 		if txn == nil {
 			return cause
 		}
-		if err := txn.Abort(ctx); err != nil && !errors.Is(cause, errStopped) {
+		var why error
+		if !errors.Is(cause, errStopped) {
+			why = cause
+		}
+		if err := txn.Abort(ctx, why); err != nil && why != nil {
+			if errors.Is(err, ErrRolledBack) {
+				return err // the transaction's own failure: the batch runs again
+			}
 			return errors.Join(cause, err)
 		}
 		return cause
@@ -346,6 +381,7 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 		defer waitRows()
 	}
 	b := a.engine.RunBatch()
+	a.lastRun = b.ID
 	fail := func(what string, err error) error {
 		waitRows()
 		switch {
@@ -382,12 +418,7 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	stats.commitTook = a.d.Now().Sub(commitStart)
 	if err != nil {
 		if errors.Is(err, ErrRolledBack) {
-			a.m.rollbacks.Inc()
-			a.rollbacksInRow++
-			if a.rollbacksInRow >= maxRollbacksInRow {
-				return false, fmt.Errorf("batch %d was rolled back %d times in a row (the warnings above say why); stopping rather than retrying it forever", b.ID, a.rollbacksInRow)
-			}
-			return true, nil
+			return false, err // step counts it
 		}
 		return false, fail("commit input offsets", err)
 	}
@@ -398,6 +429,17 @@ func (a *Analyzer) step(ctx context.Context) (bool, error) {
 	a.rollbacksInRow = 0
 	a.record(&b, plan, stats, a.d.Now().Sub(start))
 	return true, nil
+}
+
+// rolledBack counts a batch rolled back (its input is read again), and
+// gives up after maxRollbacksInRow in a row.
+func (a *Analyzer) rolledBack(id int64) error {
+	a.m.rollbacks.Inc()
+	a.rollbacksInRow++
+	if a.rollbacksInRow >= maxRollbacksInRow {
+		return fmt.Errorf("batch %d was rolled back %d times in a row (the warnings above say why); stopping rather than retrying it forever", id, a.rollbacksInRow)
+	}
+	return nil
 }
 
 // record updates metrics and reports a completed batch.
@@ -411,7 +453,7 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 	a.m.recordsIn.Add(float64(s.records))
 	a.m.counted.Add(float64(s.counted))
 	a.m.duplicates.Add(float64(s.duplicates))
-	a.m.lateRecords.Add(float64(s.lateRecords))
+	a.m.lateRecords.Add(float64(s.late))
 	a.m.repartOut.Add(float64(s.repartitioned))
 	a.m.repartIn.Add(float64(s.fromOthers))
 	for k, n := range s.skipped {
@@ -429,11 +471,56 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 	if line := s.badSummary(b.ID); line != "" {
 		fmt.Fprintln(a.d.Stderr, line)
 	}
+	a.checkJump(b, s)
+	if s.late > 0 || b.Late > 0 {
+		// Spark drops late data without a word; here every batch that
+		// drops some says so (backfilled messages older than the
+		// watermark end here: docs/OPERATIONS.md).
+		args := []any{"batch", b.ID, "late_records", s.late, "late_rows", b.Late}
+		if s.hasLate {
+			args = append(args, "oldest_event_time", formatMicros(s.oldestLate))
+		}
+		args = append(args, "watermark", formatMicros(b.WatermarkForLate))
+		a.log.Info("late data dropped: records whose windows had all closed were not counted, and rows of closed windows not updated", args...)
+	}
 	a.log.Debug("batch done", "batch", b.ID, "kind", kind, "input", plan.String(),
 		"records", s.records, "counted", s.counted, "bad", s.badTotal(), "duplicates", s.duplicates,
 		"sent_to_others", s.repartitioned, "from_others", s.fromOthers, "rows", len(b.Rows),
 		"late_rows", b.Late, "watermark_us", a.engine.Watermark(), "state_rows", a.engine.StateRows(),
 		"took", took, "read", s.readTook, "run_and_write", s.writeTook, "commit", s.commitTook)
+}
+
+// watermarkJump is how far the watermark may move in one batch before the
+// move is reported: a live stream moves it by about a trigger interval, a
+// replay of history by the span its batch covers.
+const watermarkJump = time.Hour
+
+// checkJump warns when batch b moved the watermark by more than
+// watermarkJump (not its first move, from nothing), naming the record with
+// the batch's latest event time: a record within --max-event-time-ahead but
+// ahead of the stream can still move it past records yet to come.
+func (a *Analyzer) checkJump(b *window.Batch, s *batchStats) {
+	if b.Watermark <= 0 || b.NextWatermark-b.Watermark <= watermarkJump.Microseconds() {
+		return
+	}
+	now := a.d.Now()
+	if !a.jumpSaid.IsZero() && now.Sub(a.jumpSaid) < time.Minute {
+		a.jumpsUnsaid++
+		return
+	}
+	args := []any{"batch", b.ID, "from", formatMicros(b.Watermark), "to", formatMicros(b.NextWatermark),
+		"by", formatSpan(b.NextWatermark - b.Watermark)}
+	delayMs := a.cfg.Watermark.Milliseconds()
+	if s.hasLatest && (s.latest/1000-delayMs)*1000 == b.NextWatermark {
+		args = append(args, "latest_event_time", formatMicros(s.latest), "record", s.latestAt.String())
+	} else {
+		args = append(args, "moved_by", "partial counts from another instance")
+	}
+	if a.jumpsUnsaid > 0 {
+		args = append(args, "jumps_not_reported", a.jumpsUnsaid)
+	}
+	a.log.Warn("the watermark jumped far ahead in one batch: rows of windows that end before it are now dropped as late; expected while replaying history, otherwise check the record that moved it (its event time may be wrong)", args...)
+	a.jumpSaid, a.jumpsUnsaid = now, 0
 }
 
 // process feeds one record to the engine (through cnt), or accounts for it as skipped,
@@ -458,8 +545,23 @@ func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 		s.skipped[string(k)]++
 		return
 	}
-	keysOf(&a.proj, a.fields, a.keys)
 	ts := a.proj.Timestamp
+	if !a.plausible(r, s, ts) {
+		return
+	}
+	keysOf(&a.proj, a.fields, a.keys)
+	if lim := a.cfg.MaxKeyBytes; lim > 0 {
+		if i, n := longKey(a.keys, lim, &a.keyBuf); i >= 0 {
+			a.bad(r, s, ReasonKeyTooLong, a.cfg.GroupBy[i], fmt.Sprintf(
+				"the group-by values take %d bytes as JSON; at most %d fit in the records Kafka accepts for the window state and results (raise max.message.bytes of those topics to store longer ones)", n, lim))
+			return
+		}
+	}
+	if a.cfg.Dedup && len(a.proj.MessageID) > maxMessageIDBytes {
+		a.bad(r, s, ReasonMessageIDTooLong, chat.FieldMessageID, fmt.Sprintf(
+			"message_id is %d bytes long; de-duplication remembers ids of at most %d bytes", len(a.proj.MessageID), maxMessageIDBytes))
+		return
+	}
 	if d := a.dur; d != nil {
 		v := d.admit(r.Partition, a.proj.MessageID, a.proj.Has&chat.HasMessageID != 0, ts)
 		q, local := d.route(a.keys)
@@ -471,19 +573,62 @@ func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 			// Its id may be forgotten: only the engine may take it, and
 			// only when it drops it as late anyway.
 			if !local || s.wmLate < d.horizon(r.Partition) {
-				s.lateRecords++
+				s.late++
+				s.noteLate(ts)
 				return
 			}
 		}
 		if !local {
+			s.noteLatest(r, ts)
 			d.addPartial(q, ts, a.keys)
 			s.counted++
 			s.repartitioned++
 			return
 		}
 	}
+	s.noteLatest(r, ts)
+	// The engine drops a late record's windows itself (and counts the rows,
+	// as Spark does); here it is only told apart, for the metrics and the
+	// batch's report.
+	if a.lateFor(ts, s) {
+		s.late++
+	} else {
+		s.counted++
+	}
 	cnt.add(ts, 1, a.keys)
-	s.counted++
+}
+
+// lateFor reports whether an event at ts is too late for every one of its
+// windows in this batch (noting it when it is late for any).
+func (a *Analyzer) lateFor(ts int64, s *batchStats) bool {
+	if a.cfg.Mode == window.Complete || a.wcfg.FirstWindowEnd(ts) > s.wmLate {
+		return false
+	}
+	s.noteLate(ts)
+	return a.wcfg.WindowEnd(ts) <= s.wmLate
+}
+
+// plausible reports whether a record's event time can be counted: within
+// the engine's range and, with MaxEventTimeAhead, not too far ahead of the
+// record's Kafka timestamp. Else the record is a bad record.
+func (a *Analyzer) plausible(r *Record, s *batchStats, ts int64) bool {
+	if ts < window.MinTimestamp || ts > window.MaxTimestamp {
+		a.bad(r, s, string(chat.ReasonBadTimestamp), chat.FieldTimestamp,
+			"message_timestamp is outside the years the analyzer counts (about -34,000 to 38,000)")
+		return false
+	}
+	lim := a.cfg.MaxEventTimeAhead.Microseconds()
+	if lim <= 0 || r.Timestamp.IsZero() {
+		return true
+	}
+	ref := r.Timestamp.UnixMilli()
+	if ref < 0 || ts-ref*1000 <= lim {
+		return true
+	}
+	a.bad(r, s, ReasonFutureTimestamp, chat.FieldTimestamp,
+		fmt.Sprintf("message_timestamp %s is %s ahead of the record's Kafka timestamp %s; at most %v is accepted (--max-event-time-ahead)",
+			formatMicros(ts), formatSpan(ts-ref*1000), formatMicros(ref*1000), a.cfg.MaxEventTimeAhead))
+	return false
 }
 
 // processPartial adds a partial count another instance sent.
@@ -497,6 +642,9 @@ func (a *Analyzer) processPartial(r *Record, s *batchStats, cnt *counter) {
 	}
 	cnt.add(p.TS, p.Count, valueKeys(p.Keys))
 	s.fromOthers += p.Count
+	if a.lateFor(p.TS, s) {
+		s.late += p.Count
+	}
 }
 
 func (a *Analyzer) bad(r *Record, s *batchStats, reason, field, detail string) {

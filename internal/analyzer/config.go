@@ -24,6 +24,13 @@ const (
 	DefaultWatermark = time.Minute
 	DefaultTrigger   = 5 * time.Second
 	DefaultGroupBy   = chat.FieldAuthorName
+	// DefaultMaxEventTimeAhead is how far a record's event time may be
+	// ahead of its Kafka timestamp by default: the bound Kafka 4 itself puts
+	// on how far a record's timestamp may be ahead of the broker's clock
+	// (message.timestamp.after.max.ms). The bot stamps a message with
+	// Discord's creation time and produces it after, so its event times are
+	// behind their Kafka timestamps, by more after an outage.
+	DefaultMaxEventTimeAhead = time.Hour
 	// DefaultDrainTimeout bounds how long a stopping analyzer waits for the
 	// batch in flight to write its output and commit.
 	DefaultDrainTimeout = 10 * time.Second
@@ -54,6 +61,19 @@ type Config struct {
 	// message_id are never de-duplicated. Without a Durable source it has no
 	// effect (there is no state to remember ids in).
 	Dedup bool
+	// MaxEventTimeAhead is how far a record's message_timestamp may be
+	// ahead of the record's Kafka timestamp: a record further ahead is a bad
+	// record (ReasonFutureTimestamp), so that one implausible timestamp
+	// cannot move the watermark past every record to come. Records whose
+	// Kafka timestamp is unknown are not judged. 0 turns the check off
+	// (Spark's behaviour: every valid timestamp moves the watermark).
+	MaxEventTimeAhead time.Duration
+	// MaxKeyBytes bounds a record's group-by values, as JSON strings
+	// (escaped) together: the window rows, partial counts and results rows
+	// that hold them must fit in the records Kafka accepts (KeyLimit). A
+	// record with longer values is a bad record (ReasonKeyTooLong). 0: no
+	// bound (nothing is stored in Kafka).
+	MaxKeyBytes int
 }
 
 // Validate checks the query before anything starts. Its errors name the
@@ -77,6 +97,12 @@ func (c Config) Validate() error {
 	}
 	if !c.AvailableNow && c.Trigger <= 0 {
 		errs = append(errs, fmt.Errorf("trigger %v: must be positive, e.g. 5s", c.Trigger))
+	}
+	if c.MaxEventTimeAhead < 0 {
+		errs = append(errs, fmt.Errorf("max event time ahead %v: must not be negative (0 turns the check off)", c.MaxEventTimeAhead))
+	}
+	if c.MaxKeyBytes < 0 {
+		errs = append(errs, fmt.Errorf("max key bytes %d: must not be negative (0: no bound)", c.MaxKeyBytes))
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("drain timeout %v: must not be negative", c.DrainTimeout))

@@ -106,8 +106,11 @@ type Durable interface {
 	// transaction.
 	Write(ctx context.Context, recs ...StateRecord)
 	// Abort rolls the transaction back; the next plan reloads every owned
-	// partition's state (Changes.Reset).
-	Abort(ctx context.Context) error
+	// partition's state (Changes.Reset). cause is why (nil when stopping):
+	// when it shows the transaction itself failed in a way running the
+	// batch again can avoid (it ran out of time), Abort returns an error
+	// wrapping ErrRolledBack, and the batch is run again.
+	Abort(ctx context.Context, cause error) error
 }
 
 // ErrRolledBack is Commit's error when the transaction was rolled back
@@ -173,9 +176,12 @@ type inputPart struct {
 	// This batch.
 	maxTs int64
 	hasTs bool
-	// sizeHint is the size of the largest slot seen: new slots start with
-	// room for as many ids, instead of growing a set of 100,000s step by
-	// step.
+	// sizeHint is the size of the largest slot held at the end of the last
+	// batch: a new slot that turns out busy gets room for as many ids at
+	// once, instead of growing a set of 100,000s step by step (idSet.hint).
+	// It is computed once per batch: computing it when a slot is created
+	// scanned every slot, and a replay creating tens of thousands of slots
+	// in one batch took quadratic time.
 	sizeHint int
 	// track: the ids added are stored (the state is kept in a Durable).
 	track bool
@@ -439,6 +445,7 @@ func (d *durableState) loadInput(st PartitionState) (*inputPart, error) {
 	}
 	for _, slot := range part.byEnd {
 		slot.ids.sortLoaded()
+		part.sizeHint = max(part.sizeHint, slot.ids.len())
 	}
 	return part, nil
 }
@@ -449,9 +456,6 @@ func (p *inputPart) slot(end int64) *dedupSlot {
 	}
 	s := p.byEnd[end]
 	if s == nil {
-		for _, o := range p.byEnd {
-			p.sizeHint = max(p.sizeHint, o.ids.len())
-		}
 		s = &dedupSlot{ids: newIDSet(p.sizeHint, p.track)}
 		p.byEnd[end] = s
 	}
@@ -670,8 +674,10 @@ func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 		// ids, and Kafka refuses records over its max.message.bytes): the
 		// numeric ones encoded as the slot's generations were merged, one
 		// record per generation, the others here.
+		part.sizeHint = 0
 		for _, end := range slices.Sorted(maps.Keys(part.byEnd)) {
 			slot := part.byEnd[end]
+			part.sizeHint = max(part.sizeHint, slot.ids.len())
 			if !slot.touched {
 				// Its window has passed: keep its ids compactly until the
 				// horizon forgets them.

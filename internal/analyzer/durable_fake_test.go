@@ -216,7 +216,7 @@ func (f *fakeDurable) Commit(ctx context.Context, p Plan) error {
 	return nil
 }
 
-func (f *fakeDurable) Abort(context.Context) error {
+func (f *fakeDurable) Abort(context.Context, error) error {
 	f.inTxn, f.txn = false, nil
 	f.reload()
 	return nil

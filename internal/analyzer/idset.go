@@ -102,6 +102,11 @@ type idSet struct {
 
 	scratch []uint64 // for sortIDs
 
+	// hint is how many ids a busy slot is expected to hold: old gets room
+	// for as many when a full generation is first merged into it (a slot
+	// that receives few ids never allocates it).
+	hint int
+
 	// maxID is at least every numeric id held (0 when none is): a larger
 	// id is not in the set. Snowflakes grow with time, so most new ids are
 	// larger than any before them and are found new without a probe.
@@ -126,7 +131,7 @@ type idGen struct {
 const genMax = 1 << 13
 
 func newIDSet(hint int, track bool) idSet {
-	return idSet{old: make([]uint64, 0, hint), str: map[string]struct{}{}, track: track}
+	return idSet{str: map[string]struct{}{}, track: track, hint: hint}
 }
 
 func (s *idSet) has(id dedupID) bool {
@@ -208,6 +213,9 @@ func (s *idSet) merge(g *idGen) {
 			s.pending = append(s.pending, v)
 			ids = ids[n:]
 		}
+	}
+	if cap(s.old) == 0 && len(g.list) >= genMax && s.hint > len(g.list) {
+		s.old = make([]uint64, 0, s.hint)
 	}
 	s.old = mergeSorted(s.old, g.list)
 	g.set.reset()

@@ -91,6 +91,7 @@ type KafkaSource struct {
 	closeMu sync.Once
 
 	lastTransient time.Time // last warning about the client being unable to reach Kafka
+	reach         *reachWatch
 }
 
 var _ Source = (*KafkaSource)(nil)
@@ -108,6 +109,7 @@ func NewKafkaSource(ctx context.Context, kcfg kafka.Config, cfg KafkaSourceConfi
 		assigned:  make(chan struct{}),
 		pos:       map[int32]int64{},
 		committed: map[int32]int64{},
+		reach:     newReachWatch(),
 	}
 	s.rr = newRangeReader(&s.mu)
 	cl, err := kafka.NewClient(ctx, kcfg, log,
@@ -123,6 +125,7 @@ func NewKafkaSource(ctx context.Context, kcfg kafka.Config, cfg KafkaSourceConfi
 		kgo.AdjustFetchOffsetsFn(s.adjust),
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.revoked),
+		kgo.WithHooks(s.reach),
 	)
 	if err != nil {
 		return nil, err
@@ -131,6 +134,20 @@ func NewKafkaSource(ctx context.Context, kcfg kafka.Config, cfg KafkaSourceConfi
 	s.adm = kadm.NewClient(cl)
 	close(s.ready)
 	return s, nil
+}
+
+// Unreachable returns since when no broker has answered (zero when they
+// answer), and the last error.
+func (s *KafkaSource) Unreachable() (time.Time, error) { return s.reach.Unreachable() }
+
+// Waiting says whether the source waits for its first partitions.
+func (s *KafkaSource) Waiting() string {
+	select {
+	case <-s.assigned:
+		return ""
+	default:
+		return "waiting for the group to assign partitions to this instance"
+	}
 }
 
 // Close leaves the group and closes the connections. Offsets are committed

@@ -143,7 +143,7 @@ func TestKafkaSourceAvailableNow(t *testing.T) {
 	dcl := kafkatest.Client(t)
 	runAvailableNow(t,
 		KafkaSourceConfig{Topic: topic, Group: group, StartingOffsets: StartEarliest, AvailableNow: true, MaxRecordsPerBatch: 2},
-		Deps{Outputs: []Output{sink.NewJSONLines(&got, cfg.GroupBy)}, DeadLetters: sink.NewDeadLetter(dcl, deadTopic), Stderr: &stderr})
+		Deps{Outputs: []Output{sink.NewJSONLines(&got, cfg.GroupBy)}, DeadLetters: sink.NewDeadLetter(dcl, deadTopic, 0), Stderr: &stderr})
 
 	if got.String() != want.String() || want.Len() == 0 {
 		t.Errorf("json lines from Kafka:\n%s\nwant (in-memory source):\n%s", got.String(), want.String())

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -29,7 +30,10 @@ const (
 	// DefaultTransactionTimeout is how long the broker lets a transaction
 	// stay open: after an instance died mid-batch, its partitions can be
 	// taken over by another instance once this has passed (an instance
-	// restarted with the same instance id takes over at once).
+	// restarted with the same instance id takes over at once). Short, so
+	// that a failover (the session timeout, then this) stays under the
+	// seed's 1 minute watermark delay; batches are bounded to fit in it
+	// (batchBound).
 	DefaultTransactionTimeout = 15 * time.Second
 	// OutageTolerance is how long a durable query keeps retrying a request
 	// while Kafka is unreachable before it gives up with an error (and
@@ -232,6 +236,12 @@ type KafkaState struct {
 	lastTransient  time.Time
 	transientSince time.Time
 	inTxn          bool
+	began          time.Time  // when the batch's transaction began
+	planned        int64      // input offsets of the last plan
+	bound          batchBound // what a batch may read to fit its transaction
+	reach          *reachWatch
+	restoring      atomic.Int32 // state loads in progress
+	restoreSince   atomic.Int64 // when the first of them began (Unix ns)
 	writeMu        sync.Mutex
 	writeErr       error
 	closeMu        sync.Once
@@ -261,6 +271,8 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		pos:        map[tp]int64{},
 		assignedAt: map[tp]uint64{},
 		txnID:      TransactionalID(cfg.ApplicationID, cfg.InstanceID),
+		bound:      newBatchBound(cfg.TransactionTimeout),
+		reach:      newReachWatch(),
 	}
 	s.rr = newRangeReader(&s.mu)
 	base, err := kcfg.Options()
@@ -299,6 +311,7 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		}),
 		kgo.RecordDeliveryTimeout(OutageTolerance),
 		kgo.RecordPartitioner(internalPartitioner{internal: map[string]bool{names[InputState]: true, names[WindowState]: true, names[Repartition]: true}}),
+		kgo.WithHooks(s.reach),
 	)
 	if err := s.open(ctx); err != nil {
 		return nil, err
@@ -345,6 +358,9 @@ func (e *TransactionsError) Unwrap() error { return e.Err }
 
 // Hint says what to check.
 func (e *TransactionsError) Hint() string {
+	if errors.Is(e.Err, kerr.InvalidTransactionTimeout) {
+		return "--transaction-timeout is longer than the broker allows (its transaction.max.timeout.ms, 15m by default): lower it, or raise the broker's setting"
+	}
 	return "durable state needs Kafka transactions: the broker's transaction.state.log.replication.factor and " +
 		"transaction.state.log.min.isr must not exceed its number of brokers, and a SASL user needs the " +
 		"TransactionalId ACLs; or run with --state none (state is then lost on restart)"
@@ -470,6 +486,10 @@ func (s *KafkaState) revoked(_ context.Context, _ *kgo.Client, lost map[string][
 // lost), at the group's committed offset, else where StartingOffsets says
 // (input) or at the start (repartition).
 func (s *KafkaState) loadPartitions(ctx context.Context, parts []tp, committed map[tp]int64) (map[tp]PartitionState, map[tp]int64, error) {
+	if s.restoring.Add(1) == 1 {
+		s.restoreSince.Store(time.Now().UnixNano())
+	}
+	defer s.restoring.Add(-1)
 	want := map[string][]int32{}
 	for _, t := range parts {
 		st := s.names[s.stateTopicOf(t.topic)]
@@ -627,10 +647,12 @@ func (s *KafkaState) Plan(ctx context.Context) (Plan, error) {
 			until[t.p] = e
 		}
 	}
-	to := rateLimit(s.cfg.MaxRecordsPerBatch, from, until)
+	to := rateLimit(s.bound.limit(s.cfg.MaxRecordsPerBatch), from, until)
+	s.planned = 0
 	for _, p := range slices.Sorted(maps.Keys(to)) {
 		if to[p] > from[p] {
 			plan.Ranges = append(plan.Ranges, Range{Topic: s.cfg.Topic, Partition: p, From: from[p], To: to[p]})
+			s.planned += to[p] - from[p]
 		}
 		plan.Lag += max(until[p]-to[p], 0)
 	}
@@ -646,6 +668,28 @@ func (s *KafkaState) Plan(ctx context.Context) (Plan, error) {
 	return plan, nil
 }
 
+// Unreachable returns since when no broker has answered the state's
+// client (zero when they answer), and the last error.
+func (s *KafkaState) Unreachable() (time.Time, error) { return s.reach.Unreachable() }
+
+// Waiting says why no batch can run now that is not a stall: state being
+// restored, or the group not having assigned partitions yet.
+func (s *KafkaState) Waiting() string {
+	if s.restoring.Load() > 0 {
+		return fmt.Sprintf("restoring state from the state topics (for %v)",
+			time.Since(time.Unix(0, s.restoreSince.Load())).Round(time.Second))
+	}
+	s.mu.Lock()
+	assigned := s.assigned
+	s.mu.Unlock()
+	select {
+	case <-assigned:
+		return ""
+	default:
+		return "waiting for the group to assign partitions to this instance"
+	}
+}
+
 // Begin implements Durable.
 func (s *KafkaState) Begin(ctx context.Context) error {
 	if err := s.sess.Begin(); err != nil {
@@ -653,6 +697,7 @@ func (s *KafkaState) Begin(ctx context.Context) error {
 	}
 	s.transientSince = time.Time{}
 	s.inTxn = true
+	s.began = time.Now()
 	s.writeMu.Lock()
 	s.writeErr = nil
 	s.writeMu.Unlock()
@@ -806,7 +851,13 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 	committed, err := s.sess.End(ectx, kgo.TryCommit)
 	cancel()
 	s.inTxn = false
+	took := time.Since(s.began)
 	if err != nil {
+		if took >= s.cfg.TransactionTimeout && epochError(err) {
+			// Not another instance taking over: the broker aborted the
+			// transaction for time (its coordinator bumped the epoch).
+			return s.abortedForTime(ctx, took, err)
+		}
 		// The outcome is unknown (Kafka unreachable for too long): the
 		// next start restores whatever was committed.
 		return s.endErr(err)
@@ -826,6 +877,7 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 	}
 	s.started = true
 	s.mu.Unlock()
+	s.bound.committed(s.planned, took)
 	s.purge(ctx, next)
 	return nil
 }
@@ -964,31 +1016,46 @@ func (e *FencedError) Hint() string {
 }
 
 // rollBack aborts the batch after a failure to write it and returns
-// ErrRolledBack, or the failure when even the abort fails.
+// ErrRolledBack (a *TxnTimeoutError when the transaction ran out of time),
+// or the failure when even the abort fails.
 func (s *KafkaState) rollBack(ctx context.Context, cause error) error {
-	s.log.Warn("rolling the batch back", "err", cause)
-	if err := s.Abort(ctx); err != nil {
+	err := s.Abort(ctx, cause)
+	switch {
+	case errors.Is(err, ErrRolledBack):
+		return err
+	case err != nil:
 		return errors.Join(cause, err)
 	}
+	s.log.Warn("rolled the batch back", "err", cause)
 	return ErrRolledBack
 }
 
 func (s *KafkaState) abortWith(ctx context.Context, cause error) error {
-	if err := s.Abort(ctx); err != nil {
+	if err := s.Abort(ctx, cause); err != nil {
 		return errors.Join(cause, err)
 	}
 	return cause
 }
 
-// Abort implements Durable.
-func (s *KafkaState) Abort(ctx context.Context) error {
+// Abort implements Durable. When the transaction was open longer than the
+// transaction timeout and cause (or the abort itself) is Kafka saying the
+// producer's transaction was ended, the broker aborted it for time: Abort
+// then returns a *TxnTimeoutError and the next plans are smaller.
+func (s *KafkaState) Abort(ctx context.Context, cause error) error {
 	if !s.inTxn {
 		return nil
 	}
+	took := time.Since(s.began)
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	_, err := s.sess.End(actx, kgo.TryAbort)
 	s.inTxn = false
+	if ctx.Err() == nil && took >= s.cfg.TransactionTimeout && (epochError(cause) || epochError(err)) {
+		if cause == nil || !epochError(cause) {
+			cause = err
+		}
+		return s.abortedForTime(actx, took, cause)
+	}
 	if err != nil {
 		return s.endErr(err)
 	}
@@ -996,6 +1063,20 @@ func (s *KafkaState) Abort(ctx context.Context) error {
 		return nil // stopping: the next start restores the state anyway
 	}
 	return s.reload(actx)
+}
+
+// abortedForTime handles a batch whose transaction the broker aborted
+// because it stayed open longer than the transaction timeout: the state is
+// reloaded as for any rollback, the next batches are planned smaller, and
+// the error says so (it wraps ErrRolledBack: the batch runs again).
+func (s *KafkaState) abortedForTime(ctx context.Context, took time.Duration, cause error) error {
+	te := &TxnTimeoutError{Took: took, Timeout: s.cfg.TransactionTimeout, Offsets: s.planned, Err: cause}
+	te.Next = s.bound.abortedForTime(s.planned, took)
+	s.log.Warn("the batch ran out of time: "+te.Error(), "hint", te.Hint())
+	if err := s.reload(ctx); err != nil {
+		return err
+	}
+	return te
 }
 
 // reload reads back the committed state of every owned partition and resets

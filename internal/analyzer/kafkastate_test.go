@@ -157,7 +157,7 @@ func TestKafkaStateResultsAndDeadLettersInTransaction(t *testing.T) {
 	rec := &recordingOutput{}
 	a := newTestAnalyzer(t, cfg, Deps{Source: st, Log: testLogger(t),
 		Outputs:     []Output{sink.NewKafkaResults(st.Client(), results, cfg.GroupBy), rec},
-		DeadLetters: sink.NewDeadLetter(st.Client(), dead)})
+		DeadLetters: sink.NewDeadLetter(st.Client(), dead, 0)})
 	if err := a.Run(ctx); err != nil {
 		t.Fatal(err)
 	}

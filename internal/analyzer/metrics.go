@@ -31,7 +31,7 @@ func newAnalyzerMetrics(reg *metrics.Registry) *analyzerMetrics {
 	return &analyzerMetrics{
 		reg:           reg,
 		recordsIn:     reg.NewCounter("cordstream_analyze_records_in_total", "Input records read (data records, bad ones included)."),
-		counted:       reg.NewCounter("cordstream_analyze_records_counted_total", "Input records added to the windows."),
+		counted:       reg.NewCounter("cordstream_analyze_records_counted_total", "Input records counted in at least one window (by this instance, or sent to the instance owning their key); late, bad, duplicate and skipped records are not."),
 		skipped:       reg.NewCounterVec("cordstream_analyze_records_skipped_total", "Valid records not counted because they are not new messages, by event kind.", "kind"),
 		badRecords:    reg.NewCounterVec("cordstream_analyze_bad_records_total", "Records that could not be used, by reason.", "reason"),
 		deadLettered:  reg.NewCounter("cordstream_analyze_dead_letter_records_total", "Bad records copied to the dead-letter topic."),
@@ -43,7 +43,7 @@ func newAnalyzerMetrics(reg *metrics.Registry) *analyzerMetrics {
 		stateRows:     reg.NewGauge("cordstream_analyze_state_rows", "Window rows held in state."),
 		lag:           reg.NewGauge("cordstream_analyze_consumer_lag_records", "Records available in the input beyond the last planned batch, from the partitions' high watermarks."),
 		duplicates:    reg.NewCounter("cordstream_analyze_duplicates_dropped_total", "Records not counted because a record with the same message_id was counted within the watermark horizon."),
-		lateRecords:   reg.NewCounter("cordstream_analyze_late_records_dropped_total", "Records dropped before counting because every window they belong to had closed (beyond the de-duplication horizon)."),
+		lateRecords:   reg.NewCounter("cordstream_analyze_late_records_dropped_total", "Records not counted because every window they belong to had closed (the watermark had passed them), including partial counts other instances sent."),
 		repartOut:     reg.NewCounter("cordstream_analyze_repartitioned_records_total", "Records counted by the instance that owns their group-by key, sent through the repartition topic."),
 		repartIn:      reg.NewCounter("cordstream_analyze_records_from_other_instances_total", "Records other instances counted for keys this instance owns, received through the repartition topic."),
 		restores:      reg.NewCounter("cordstream_analyze_state_restores_total", "Times the window state was rebuilt from the state topics (start, rebalance, rolled-back batch)."),

@@ -186,7 +186,7 @@ func (rr *rangeReader) deliver(rec *kgo.Record, need map[tp]Range, h readHooks, 
 		return
 	}
 	if !rec.Attrs.IsControl() {
-		rr.rec = Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
+		rr.rec = Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: rec.Key, Value: rec.Value,
 			Repartitioned: h.repartition != nil && h.repartition(rec.Topic)}
 		fn(&rr.rec)
 	}

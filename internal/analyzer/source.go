@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Record is one input record handed to the analyzer. Value is nil for a
@@ -13,6 +14,12 @@ type Record struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	// Timestamp is the Kafka record's timestamp (its producer's clock, or
+	// the broker's with LogAppendTime); zero when unknown. It is the
+	// reference a record's event time is judged against
+	// (Config.MaxEventTimeAhead): stored with the record, it is the same at
+	// every replay.
+	Timestamp time.Time
 	Key       []byte
 	Value     []byte
 	// Repartitioned marks a record of a durable query's repartition topic:

@@ -225,7 +225,7 @@ func Decode(data []byte) (Message, error) {
 		m.Kind = Kind(*w.Kind)
 		if !m.Kind.Valid() {
 			return Message{}, &FieldError{Field: FieldKind, Reason: ReasonBadValue,
-				Err: fmt.Errorf("%q is not one of create, update, delete", *w.Kind)}
+				Err: fmt.Errorf("%s is not one of create, update, delete", quoteShort(*w.Kind))}
 		}
 	}
 	if w.Timestamp == nil {

@@ -272,6 +272,8 @@ func TestParseTimestamp(t *testing.T) {
 		"2025-11-08 12:00:00+18:00":        utc(2025, 11, 7, 18, 0, 0, 0),
 		"+2025-11-07":                      utc(2025, 11, 7, 0, 0, 0, 0),
 		"12025-11-07 18:00:00":             utc(12025, 11, 7, 18, 0, 0, 0),
+		"294246-12-31 23:59:59":            utc(294246, 12, 31, 23, 59, 59, 0),
+		"-290307-01-01 00:00:00":           utc(-290307, 1, 1, 0, 0, 0, 0),
 		"1969-12-31 23:59:59.999":          utc(1969, 12, 31, 23, 59, 59, 999000),
 		"2025-11-07 18:00:00\t":            utc(2025, 11, 7, 18, 0, 0, 0),
 	}
@@ -286,6 +288,9 @@ func TestParseTimestamp(t *testing.T) {
 		"2025-11-07 18:00:00+19:00", "2025-11-07 18:00:00+18:01", "2025-11-07T", "2025-11-07 18:00:00z",
 		"2025-11-07 18:00:00 utc", "2025-11-07 18:00:00 Mars/Base", "2025-11-07 18:00:00 Local",
 		"2025-11-07 18:00Z", "2025-11-07Z", "1234567-01-01", "20251107", ",000", "2025-11-07 18:00:00.1.2",
+		// Beyond Unix microseconds in an int64 (year 999999 used to wrap
+		// around to a time in year -169,000).
+		"999999-01-01 00:00:00", "-999999-01-01", "294248-01-01", "-290309-01-01",
 		// Spark reads these as today's date at that time; we refuse to depend on the wall clock.
 		"18:00:00", "T18:00:00"} {
 		if got, err := ParseTimestamp(in); err == nil {
@@ -347,6 +352,24 @@ func TestDecodeTrailingAndFirstBadField(t *testing.T) {
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != FieldChannelID {
 			t.Fatalf("got %v, want the first bad field, channel_id", err)
+		}
+	}
+}
+
+// An error about a long value quotes only its start.
+func TestLongValuesAreCutInErrors(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	for _, in := range []string{
+		`{"author_name":"a","message_timestamp":"` + long + `"}`,
+		`{"author_name":"a","message_timestamp":"2025-11-07 18:00:00","event_kind":"` + long + `"}`,
+	} {
+		var p Projection
+		errP := Project([]byte(in), &p)
+		_, errD := Decode([]byte(in))
+		for _, err := range []error{errP, errD} {
+			if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), "(1048576 bytes)") {
+				t.Errorf("error %.300q: want one under 300 bytes naming the value's length", err)
+			}
 		}
 	}
 }

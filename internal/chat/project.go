@@ -86,7 +86,7 @@ func Project(data []byte, p *Projection) error {
 		k := Kind(s.str(v))
 		if !k.Valid() {
 			return &FieldError{Field: FieldKind, Reason: ReasonBadValue,
-				Err: fmt.Errorf("%q is not one of create, update, delete", string(k))}
+				Err: fmt.Errorf("%s is not one of create, update, delete", quoteShort(string(k)))}
 		}
 		p.Kind = k
 	}

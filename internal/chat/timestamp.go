@@ -1,10 +1,12 @@
 package chat
 
 import (
-	_ "time/tzdata" // region time zones in timestamps, without relying on the host
-
 	"fmt"
+	"math"
+	"strconv"
 	"time"
+	_ "time/tzdata" // region time zones in timestamps, without relying on the host
+	"unicode/utf8"
 )
 
 // TimestampLayout is the seed's message_timestamp format: UTC, milliseconds,
@@ -65,7 +67,7 @@ func append4(b []byte, v int) []byte {
 func ParseTimestamp(s string) (time.Time, error) {
 	t, ok := parseTimestamp(s)
 	if !ok {
-		return time.Time{}, fmt.Errorf("%q is not a timestamp (want yyyy-MM-dd HH:mm:ss.SSS, UTC, or ISO 8601)", s)
+		return time.Time{}, fmt.Errorf("%s is not a timestamp (want yyyy-MM-dd HH:mm:ss.SSS, UTC, or ISO 8601)", quoteShort(s))
 	}
 	return t, nil
 }
@@ -186,8 +188,19 @@ func parseTimestamp(s string) (time.Time, bool) {
 	if offset != 0 {
 		t = t.Add(-time.Duration(offset) * time.Second)
 	}
+	if t.Before(minMicros) || t.After(maxMicros) {
+		// Beyond what Unix microseconds hold (about ±290,000 years, as in
+		// Spark): UnixMicro would wrap around to some other time.
+		return time.Time{}, false
+	}
 	return t.UTC(), true
 }
+
+// The times whose Unix microseconds fit an int64.
+var (
+	minMicros = time.UnixMicro(math.MinInt64)
+	maxMicros = time.UnixMicro(math.MaxInt64)
+)
 
 // parseZone parses a zone the way Spark's getZoneId does (java.time.ZoneId.of
 // with the short ids): a fixed offset in seconds east of UTC, or a location.
@@ -326,4 +339,18 @@ func daysIn(y, m int) int {
 		return 30
 	}
 	return 31
+}
+
+// quoteShort quotes s for an error message, cut to its first bytes when it
+// is long: an error about a field must not carry a megabyte of its value.
+func quoteShort(s string) string {
+	const keep = 64
+	if len(s) <= keep {
+		return strconv.Quote(s)
+	}
+	cut := keep
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }

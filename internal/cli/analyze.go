@@ -53,12 +53,22 @@ Records whose event_kind is update or delete are not counted (they are edits
 and deletions of messages already counted). Bad records (malformed JSON, a
 missing or unparseable message_timestamp, wrong types, a null value) never
 stop the query: they are counted per reason, summarised on stderr per batch,
-and copied to --dead-letter-topic when given.
+and copied to --dead-letter-topic when given. So is a record whose
+message_timestamp is more than --max-event-time-ahead (1h) ahead of its own
+Kafka timestamp (future_timestamp): Spark would move the watermark to it and
+drop every record behind it as late. --max-event-time-ahead 0 counts it, as
+Spark does.
 
 --available-now processes what the topic holds at start, in batches of at
 most --max-records-per-batch offsets, then exits, as Spark's
 Trigger.AvailableNow with maxOffsetsPerTrigger does: with one partition read
-from offset S and a cap K, batch N holds offsets [S+N*K, S+(N+1)*K).`
+from offset S and a cap K, batch N holds offsets [S+N*K, S+(N+1)*K).
+
+With --state kafka each batch is a Kafka transaction, which the broker aborts
+when it stays open longer than --transaction-timeout (15s). Without
+--max-records-per-batch a batch therefore reads what the batches before it
+show fits in a third of that time (at least 100,000 offsets); a batch aborted
+for time all the same is said so and runs again in smaller batches.`
 
 const analyzeExample = `cordstream analyze --brokers localhost:9092 --topic discord_messages
 # a second instance of the same query on another machine (or with its own id):
@@ -103,6 +113,7 @@ type analyzeOptions struct {
 	appID          string
 	instanceID     string
 	sessionTimeout time.Duration
+	txnTimeout     time.Duration
 	reset          bool
 }
 
@@ -112,6 +123,7 @@ type analyzeFlags struct {
 	noCreate                               bool
 	partitions, replicationFactor          int
 	window, slide, watermark, trigger      time.Duration
+	maxAhead                               time.Duration
 	groupBy, mode                          string
 	availableNow                           bool
 	maxRecords                             int64
@@ -121,7 +133,7 @@ type analyzeFlags struct {
 	metrics, logLevel                      string
 	state, appID, instanceID               string
 	dedup, reset                           bool
-	sessionTimeout                         time.Duration
+	sessionTimeout, txnTimeout             time.Duration
 	given                                  map[string]bool
 }
 
@@ -136,11 +148,12 @@ func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
 	fs.DurationVar(&f.window, "window", analyzer.DefaultWindow, "window length")
 	fs.DurationVar(&f.slide, "slide", analyzer.DefaultSlide, "slide between window starts (equal to --window for tumbling windows)")
 	fs.DurationVar(&f.watermark, "watermark", analyzer.DefaultWatermark, "watermark delay: how late an event may be and still count")
+	fs.DurationVar(&f.maxAhead, "max-event-time-ahead", analyzer.DefaultMaxEventTimeAhead, "a record whose message_timestamp is further ahead of its Kafka timestamp is a bad record (future_timestamp) instead of moving the watermark; 0 turns the check off, as in Spark")
 	fs.StringVar(&f.groupBy, "group-by", analyzer.DefaultGroupBy, "key columns, comma-separated: any of "+strings.Join(analyzer.GroupColumns(), ", "))
 	fs.StringVar(&f.mode, "mode", "update", "output mode: update (changed rows), append (final rows once the watermark passes) or complete (all rows)")
 	fs.DurationVar(&f.trigger, "trigger", analyzer.DefaultTrigger, "processing-time trigger: a batch at every multiple of this interval")
 	fs.BoolVar(&f.availableNow, "available-now", false, "process what the topic holds at start, in batches, then exit")
-	fs.Int64Var(&f.maxRecords, "max-records-per-batch", 0, "cap on the offsets one batch reads (Spark's maxOffsetsPerTrigger); 0: no cap")
+	fs.Int64Var(&f.maxRecords, "max-records-per-batch", 0, "cap on the offsets one batch reads (Spark's maxOffsetsPerTrigger); 0: with --state kafka, what fits in the batch's transaction (--transaction-timeout), else no cap")
 	fs.IntVar(&f.rows, "rows", sink.DefaultMaxRows, "rows the console shows per batch")
 	fs.Var(&f.outputs, "output", "where rows go, a `kind`: console, jsonl or kafka (repeatable or comma-separated; default console)")
 	fs.StringVar(&f.jsonlFile, "jsonl-file", "", "file the jsonl output appends to (default stdout)")
@@ -155,6 +168,7 @@ func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
 	fs.BoolVar(&f.dedup, "dedup", true, "count a message_id once within the watermark horizon (false: count duplicates, as Spark does)")
 	fs.BoolVar(&f.reset, "reset", false, "delete the query's state (internal topics) and committed offsets, then exit; stop every instance first")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", analyzer.DefaultSessionTimeout, "with --state kafka: how long the group waits for a silent instance before moving its partitions")
+	fs.DurationVar(&f.txnTimeout, "transaction-timeout", analyzer.DefaultTransactionTimeout, "with --state kafka: how long a batch's transaction may stay open before the broker aborts it; batches are sized to fit in it, and a dead instance's partitions wait this long before another instance takes them over")
 	return f
 }
 
@@ -178,9 +192,10 @@ func (f *analyzeFlags) options() (*analyzeOptions, error) {
 	o.query = analyzer.Config{
 		Window: f.window, Slide: f.slide, Watermark: f.watermark, GroupBy: cols,
 		Mode: mode, Trigger: f.trigger, AvailableNow: f.availableNow, Dedup: f.dedup,
+		MaxEventTimeAhead: f.maxAhead,
 	}
 	if err := o.query.Validate(); err != nil {
-		return nil, usageErrorf("check --window, --slide, --watermark and --trigger", "%v", err)
+		return nil, usageErrorf("check --window, --slide, --watermark, --trigger and --max-event-time-ahead", "%v", err)
 	}
 	o.source = analyzer.KafkaSourceConfig{
 		Topic: f.topic, Group: f.group, StartingOffsets: f.starting,
@@ -258,7 +273,7 @@ func (f *analyzeFlags) options() (*analyzeOptions, error) {
 // stateOptions checks --state, --application-id, --instance-id,
 // --session-timeout and --reset.
 func (f *analyzeFlags) stateOptions(o *analyzeOptions) error {
-	o.state, o.reset, o.sessionTimeout = f.state, f.reset, f.sessionTimeout
+	o.state, o.reset, o.sessionTimeout, o.txnTimeout = f.state, f.reset, f.sessionTimeout, f.txnTimeout
 	switch f.state {
 	case analyzeStateKafka, analyzeStateNone:
 	default:
@@ -292,6 +307,9 @@ func (f *analyzeFlags) stateOptions(o *analyzeOptions) error {
 	}
 	if f.sessionTimeout < 6*time.Second || f.sessionTimeout > 30*time.Minute {
 		return usageErrorf("e.g. --session-timeout 10s (Kafka accepts 6s to 30m by default)", "--session-timeout %v: out of range", f.sessionTimeout)
+	}
+	if f.txnTimeout < time.Second || f.txnTimeout > 15*time.Minute {
+		return usageErrorf("e.g. --transaction-timeout 15s (at least 1s; Kafka accepts up to its transaction.max.timeout.ms, 15m by default)", "--transaction-timeout %v: out of range", f.txnTimeout)
 	}
 	return nil
 }
@@ -394,10 +412,18 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 	if o.results != "" {
 		d.Outputs = append(d.Outputs, sink.NewKafkaResults(producer, o.results, o.query.GroupBy))
 	}
-	if o.dead != "" {
-		d.DeadLetters = sink.NewDeadLetter(producer, o.dead)
+	query := o.query
+	if query.MaxKeyBytes, err = analyzeKeyLimit(ctx, producer, o); err != nil {
+		return err
 	}
-	a, err := analyzer.New(o.query, d)
+	if o.dead != "" {
+		limit, err := analyzer.RecordLimit(ctx, producer, o.dead)
+		if err != nil {
+			return fmt.Errorf("read the record size limit of the dead-letter topic: %w", err)
+		}
+		d.DeadLetters = sink.NewDeadLetter(producer, o.dead, limit)
+	}
+	a, err := analyzer.New(query, d)
 	if err != nil {
 		return err
 	}
@@ -415,6 +441,28 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// analyzeKeyLimit reads how long the group-by values of a record may be
+// for the records that hold them (window state, partial counts, results
+// rows) to fit in what Kafka accepts; 0 when none is written to Kafka.
+func analyzeKeyLimit(ctx context.Context, producer *kgo.Client, o *analyzeOptions) (int, error) {
+	var stores []string
+	if o.results != "" {
+		stores = append(stores, o.results)
+	}
+	if o.state == analyzeStateKafka {
+		names := analyzer.StateTopicNames(o.appID)
+		stores = append(stores, names[analyzer.WindowState], names[analyzer.Repartition])
+	}
+	if len(stores) == 0 {
+		return 0, nil
+	}
+	limit, err := analyzer.RecordLimit(ctx, producer, stores...)
+	if err != nil {
+		return 0, fmt.Errorf("read the record size limit of the topics that store counts: %w", err)
+	}
+	return analyzer.KeyLimit(limit), nil
 }
 
 // analyzeTopics creates the missing topics, or with --no-create-topic checks
@@ -469,11 +517,12 @@ func analyzeState(ctx context.Context, cl *kgo.Client, o *analyzeOptions, kcfg k
 		return nil, err
 	}
 	return analyzer.NewKafkaState(ctx, kcfg, analyzer.KafkaStateConfig{
-		KafkaSourceConfig: o.source,
-		ApplicationID:     o.appID,
-		InstanceID:        o.instanceID,
-		Shuffle:           shuffle,
-		SessionTimeout:    o.sessionTimeout,
+		KafkaSourceConfig:  o.source,
+		ApplicationID:      o.appID,
+		InstanceID:         o.instanceID,
+		Shuffle:            shuffle,
+		SessionTimeout:     o.sessionTimeout,
+		TransactionTimeout: o.txnTimeout,
 	}, log)
 }
 

@@ -65,6 +65,9 @@ func TestAnalyzeUsageErrors(t *testing.T) {
 		{[]string{"--application-id", "x", "--topic", "x-window-state"}, "is a topic this command reads or writes"},
 		{[]string{"--instance-id", "host one"}, `--instance-id "host one": invalid`},
 		{[]string{"--session-timeout", "1s"}, "--session-timeout 1s: out of range"},
+		{[]string{"--transaction-timeout", "500ms"}, "--transaction-timeout 500ms: out of range"},
+		{[]string{"--transaction-timeout", "16m"}, "--transaction-timeout 16m0s: out of range"},
+		{[]string{"--max-event-time-ahead", "-1s"}, "max event time ahead -1s: must not be negative"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cordstream/cordstream/internal/window"
 )
@@ -24,8 +25,8 @@ import (
 // followed by a blank line. Cells are left-aligned in columns as wide as the
 // widest shown cell (at least 3), counting East Asian wide characters as two
 // columns the way Spark's Utils.stringHalfWidth does; NULL keys print as
-// NULL; control characters print escaped (\n, \t, ...); at most maxRows rows
-// are shown, then "only showing top N rows" (and, as in Spark 4, no blank
+// NULL; control characters print escaped (\n, \t, \u001b, ...: escapeMeta);
+// at most maxRows rows are shown, then "only showing top N rows" (and, as in Spark 4, no blank
 // line after it; a complete table is followed by one). Timestamps print in the
 // console's time zone as yyyy-MM-dd HH:mm:ss, with a fraction only when it
 // is not zero.
@@ -229,38 +230,79 @@ func isFullWidth(r rune) bool {
 
 // escapeMeta is Spark's escapeMetaCharacters, applied to every header and
 // cell so that a value cannot break the table: \n \r \t \f \b, vertical tab
-// and bell print as two-character escapes.
+// and bell print as two-character escapes. Where Spark prints the rest raw,
+// every other character a terminal may act on prints escaped too, as the
+// JSON Lines output escapes them: the other C0 controls, DEL and the C1
+// controls as \u001b, \u007f, \u009b (ESC and CSI start the sequences
+// that clear a screen or write the clipboard), the bidirectional overrides,
+// embeddings, isolates and marks as \u202e (they reorder what follows on
+// the line), and bytes that are not UTF-8 as \x9b (a terminal may read a
+// lone 0x9b as CSI). Ordinary names are unchanged, so their columns keep
+// Spark's widths.
 func escapeMeta(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f {
+		i++ // printable ASCII: the common case
+	}
+	if i == len(s) {
+		return s
+	}
 	need := false
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\n', '\r', '\t', '\f', '\b', '\v', '\a':
+	for j := i; j < len(s); {
+		r, size := utf8.DecodeRuneInString(s[j:])
+		if escapedRune(r, size) {
 			need = true
+			break
 		}
+		j += size
 	}
 	if !need {
 		return s
 	}
-	b := make([]byte, 0, len(s)+8)
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\n':
+	b := make([]byte, 0, len(s)+16)
+	b = append(b, s[:i]...)
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case !escapedRune(r, size):
+			b = append(b, s[i:i+size]...)
+		case r == utf8.RuneError && size == 1:
+			b = append(b, '\\', 'x', hexDigit[s[i]>>4], hexDigit[s[i]&0xf])
+		case r == '\n':
 			b = append(b, `\n`...)
-		case '\r':
+		case r == '\r':
 			b = append(b, `\r`...)
-		case '\t':
+		case r == '\t':
 			b = append(b, `\t`...)
-		case '\f':
+		case r == '\f':
 			b = append(b, `\f`...)
-		case '\b':
+		case r == '\b':
 			b = append(b, `\b`...)
-		case '\v':
+		case r == '\v':
 			b = append(b, `\v`...)
-		case '\a':
+		case r == '\a':
 			b = append(b, `\a`...)
 		default:
-			b = append(b, c)
+			b = append(b, '\\', 'u', hexDigit[r>>12&0xf], hexDigit[r>>8&0xf], hexDigit[r>>4&0xf], hexDigit[r&0xf])
 		}
+		i += size
 	}
 	return string(b)
+}
+
+const hexDigit = "0123456789abcdef"
+
+// escapedRune reports whether the console escapes r (decoded from size
+// bytes): C0 and C1 controls, DEL, the bidirectional formatting characters,
+// and bytes that are not UTF-8.
+func escapedRune(r rune, size int) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == utf8.RuneError:
+		return size == 1
+	case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }

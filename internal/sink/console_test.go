@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cordstream/cordstream/internal/window"
 )
@@ -122,6 +123,14 @@ func TestConsoleGolden(t *testing.T) {
 		}}},
 		{name: "control-characters", keys: []string{"author\tname"}, batch: window.Batch{ID: 4, Rows: []window.Row{
 			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 1, val("two\nlines\r\tand\a\b\f\v")),
+		}}},
+		{name: "terminal-controls", keys: []string{"author_name"}, batch: window.Batch{ID: 9, Rows: []window.Row{
+			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 1, val("clear\x1b[2J\x1b[3J")),
+			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 2, val("clip\x1b]52;c;cHduZWQ=\x07")),
+			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 3, val("nul\x00del\x7fcsi\u009b31m")),
+			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 4, val("raw\x9b31m\xff")),
+			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 5, val("bidi\u202egpj.exe\u202c\u2066x\u2069\u200f\u061c")),
+			mkRow("2025-11-07 18:00:00", "2025-11-07 18:01:00", 6, val("日本語 ok\u2028é")),
 		}}},
 		{name: "more-than-20-rows", keys: []string{"author_name"}, batch: window.Batch{ID: 5, Rows: manyRows(21)}},
 		{name: "exactly-20-rows", keys: []string{"author_name"}, batch: window.Batch{ID: 6, Rows: manyRows(20)}},
@@ -276,5 +285,44 @@ func TestConsoleMatchesSpark(t *testing.T) {
 				t.Errorf("got:\n%s\nSpark:\n%s", got, want)
 			}
 		})
+	}
+}
+
+// No byte a terminal acts on reaches the console raw: every C0 and C1
+// control, DEL, bidirectional formatting character and byte that is not
+// UTF-8, alone or among other text, is escaped; everything else is kept.
+func TestConsoleEscapesEveryControl(t *testing.T) {
+	var raw []string
+	for r := rune(0); r < 0x20; r++ {
+		raw = append(raw, string(r))
+	}
+	for r := rune(0x7f); r <= 0x9f; r++ {
+		raw = append(raw, string(r))
+	}
+	for _, r := range []rune{0x061c, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069} {
+		raw = append(raw, string(r))
+	}
+	for b := 0x80; b <= 0xff; b++ {
+		raw = append(raw, string([]byte{byte(b)})) // never valid UTF-8 alone
+	}
+	for _, c := range raw {
+		for _, s := range []string{c, "a" + c + "b", "名" + c} {
+			got := escapeMeta(s)
+			// (A lone byte can be part of another character's encoding:
+			// then the runes below are the test.)
+			if utf8.ValidString(c) && strings.Contains(got, c) || !utf8.ValidString(got) {
+				t.Errorf("escapeMeta(%q) = %q: the character is still there raw", s, got)
+			}
+			for _, r := range got {
+				if escapedRune(r, utf8.RuneLen(r)) {
+					t.Errorf("escapeMeta(%q) = %q: holds %U", s, got, r)
+				}
+			}
+		}
+	}
+	for _, keep := range []string{"alice", "José", "日本語の名前", "emoji😀", "zero\u200bwidth", "line\u2028sep", "rtl עברית", "a b", "\ufffd"} {
+		if got := escapeMeta(keep); got != keep {
+			t.Errorf("escapeMeta(%q) = %q, want it unchanged", keep, got)
+		}
 	}
 }

@@ -2,13 +2,15 @@ package sink
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDeadLetterCopiesRecordsWithHeaders(t *testing.T) {
 	cl, addr := fakeKafka(t, "dead")
-	d := NewDeadLetter(cl, "dead")
+	d := NewDeadLetter(cl, "dead", 0)
 	ctx := context.Background()
 	d.Send(ctx, BadRecord{Topic: "in", Partition: 2, Offset: 41, Key: []byte("k"), Value: []byte("{"),
 		Reason: "malformed_json", Error: "unexpected end of JSON input"})
@@ -46,7 +48,7 @@ func TestDeadLetterCopiesRecordsWithHeaders(t *testing.T) {
 
 func TestDeadLetterFlushReportsFailureOnce(t *testing.T) {
 	cl, _ := fakeKafka(t)
-	d := NewDeadLetter(cl, "missing")
+	d := NewDeadLetter(cl, "missing", 0)
 	ctx := context.Background()
 	d.Send(ctx, BadRecord{Topic: "in", Offset: 3, Value: []byte("x"), Reason: "malformed_json"})
 	err := d.Flush(ctx)
@@ -55,5 +57,52 @@ func TestDeadLetterFlushReportsFailureOnce(t *testing.T) {
 	}
 	if err := d.Flush(ctx); err != nil {
 		t.Errorf("second Flush = %v, want nil (the failure was reported)", err)
+	}
+}
+
+// A record over the limit is cut to fit: the value first, the key keeping
+// at least a quarter of the room; a null value stays null; the headers say
+// it was cut and how large it was.
+func TestDeadLetterCutsToLimit(t *testing.T) {
+	const limit = 4000
+	d := NewDeadLetter(nil, "dead", limit)
+	big := strings.Repeat("v", 1<<20)
+	for _, c := range []struct {
+		name       string
+		key, value []byte
+		keyKept    int // -1: unchanged
+		nilValue   bool
+	}{
+		{"big value", []byte("k"), []byte(big), -1, false},
+		{"big key", []byte(big), []byte("v"), 0, false},
+		{"big key, null value", []byte(big), nil, 0, true},
+		{"both big", []byte(big), []byte(big), 0, false},
+	} {
+		r := d.record(BadRecord{Topic: "in", Offset: 1, Key: c.key, Value: c.value, Reason: "malformed_json", Error: strings.Repeat("é", 2000)})
+		size := len(r.Key) + len(r.Value) + headerBytes(r.Headers)
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		switch {
+		case size > limit:
+			t.Errorf("%s: %d bytes with headers, over the limit %d", c.name, size, limit)
+		case size < limit*3/4:
+			t.Errorf("%s: cut to %d bytes, want most of %d", c.name, size, limit)
+		case h[HeaderTruncated] != "true" || h[HeaderOriginalKeyBytes] != strconv.Itoa(len(c.key)) || h[HeaderOriginalValueBytes] != strconv.Itoa(len(c.value)):
+			t.Errorf("%s: headers %v, want truncated and the original sizes", c.name, h)
+		case (r.Value == nil) != c.nilValue:
+			t.Errorf("%s: value nil = %v, want %v", c.name, r.Value == nil, c.nilValue)
+		case c.keyKept < 0 && string(r.Key) != string(c.key):
+			t.Errorf("%s: the key was cut", c.name)
+		case c.keyKept == 0 && len(r.Key) < (limit-headerBytes(r.Headers))/5:
+			t.Errorf("%s: the key kept %d bytes, want about a quarter of the room at least", c.name, len(r.Key))
+		case !utf8.ValidString(h[HeaderError]) || len(h[HeaderError]) > limit/8 || !strings.HasSuffix(h[HeaderError], "(4000 bytes)"):
+			t.Errorf("%s: error header %q: want it cut on a character, under %d bytes, with its length", c.name, h[HeaderError], limit/8)
+		}
+	}
+	small := d.record(BadRecord{Topic: "in", Key: []byte("k"), Value: []byte("{"), Reason: "malformed_json", Error: "short"})
+	if string(small.Value) != "{" || len(small.Headers) != 6 {
+		t.Errorf("a small record was changed: %+v", small)
 	}
 }

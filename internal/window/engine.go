@@ -39,6 +39,7 @@
 package window
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -113,8 +114,15 @@ type Engine struct {
 	keys   keyTable
 	encBuf []byte
 
-	// State: one bucket per window start, sorted by start.
+	// State: one bucket per window start, found by its start in byStart;
+	// buckets holds them sorted by start unless unsorted is set (a bucket
+	// was created before the latest one: events out of order), which
+	// sortBuckets repairs once, before anything walks them in order.
+	// Inserting each such bucket at its place instead cost a copy of the
+	// slice per bucket: quadratic for a batch of events in random order.
 	buckets    []*bucket
+	byStart    map[int64]*bucket
+	unsorted   bool
 	stateRows  int
 	nextSerial uint64
 	useRecent  bool // nwin <= recentSlots: keys remember their recent cells
@@ -156,6 +164,7 @@ func New(cfg Config) (*Engine, error) {
 		delayMs:  int64(cfg.Delay / time.Millisecond),
 		nwin:     int(windowsPerEvent(cfg)),
 		lateSeen: make(map[int64]map[string]struct{}),
+		byStart:  make(map[int64]*bucket),
 	}
 	e.exact = e.size%e.slide == 0
 	e.useRecent = e.nwin <= recentSlots
@@ -247,37 +256,33 @@ func (e *Engine) fillCache(lastStart int64) {
 	e.cacheStart, e.cacheOK = lastStart, true
 	start := lastStart
 	for i := range e.cache {
-		e.cache[i] = nil
-		if j, ok := e.findBucket(start); ok {
-			e.cache[i] = e.buckets[j]
-		}
+		e.cache[i] = e.byStart[start]
 		start -= e.slide
 	}
 }
 
-// findBucket returns the position of the bucket for start, or where it would go.
-func (e *Engine) findBucket(start int64) (int, bool) {
-	return slices.BinarySearchFunc(e.buckets, start, func(b *bucket, s int64) int {
-		switch {
-		case b.start < s:
-			return -1
-		case b.start > s:
-			return 1
-		}
-		return 0
-	})
-}
-
 // bucketAt returns the bucket for start, creating it.
 func (e *Engine) bucketAt(start int64) *bucket {
-	j, ok := e.findBucket(start)
-	if ok {
-		return e.buckets[j]
+	if b := e.byStart[start]; b != nil {
+		return b
 	}
 	e.nextSerial++
 	b := &bucket{start: start, serial: e.nextSerial, index: make(map[int32]int32)}
-	e.buckets = slices.Insert(e.buckets, j, b)
+	if n := len(e.buckets); n > 0 && e.buckets[n-1].start > start {
+		e.unsorted = true
+	}
+	e.buckets = append(e.buckets, b)
+	e.byStart[start] = b
 	return b
+}
+
+// sortBuckets puts the buckets in order of their start, if they are not.
+func (e *Engine) sortBuckets() {
+	if !e.unsorted {
+		return
+	}
+	slices.SortFunc(e.buckets, func(a, b *bucket) int { return cmp.Compare(a.start, b.start) })
+	e.unsorted = false
 }
 
 // incr counts one event for key id in bucket b (the window at start).
@@ -382,6 +387,7 @@ func (e *Engine) RunBatch() Batch {
 // emitDirty returns the rows updated in this batch, in order, and clears
 // their dirty marks.
 func (e *Engine) emitDirty() []Row {
+	e.sortBuckets()
 	n := 0
 	for _, b := range e.buckets {
 		n += len(b.dirty)
@@ -416,6 +422,7 @@ func (e *Engine) clearDirty() {
 
 // emitAll returns every row in state, in order.
 func (e *Engine) emitAll() []Row {
+	e.sortBuckets()
 	rows := make([]Row, 0, e.stateRows)
 	for _, b := range e.buckets {
 		for _, pos := range e.order(b) {
@@ -479,6 +486,7 @@ func (e *Engine) sortPositions(b *bucket, pos []int32) {
 // evict removes the buckets whose window ended at or before the watermark
 // the batch runs with, and returns their rows (in order) when emit is set.
 func (e *Engine) evict(emit bool, rows []Row) []Row {
+	e.sortBuckets()
 	n := 0
 	for n < len(e.buckets) && e.buckets[n].start+e.size <= e.wm {
 		b := e.buckets[n]
@@ -492,6 +500,7 @@ func (e *Engine) evict(emit bool, rows []Row) []Row {
 			e.keys.unref(b.cells[i].key)
 		}
 		e.stateRows -= len(b.cells)
+		delete(e.byStart, b.start)
 		n++
 	}
 	if n > 0 {

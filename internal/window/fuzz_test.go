@@ -1,6 +1,8 @@
 package window
 
 import (
+	"encoding/binary"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -98,6 +100,120 @@ func FuzzEngine(f *testing.F) {
 				ref.Add(ts, keys)
 				pending = true
 			}
+		}
+		run()
+	})
+}
+
+// FuzzEngineRandomTimes plays events whose times the fuzzer picks anywhere:
+// any 64-bit value (most beyond the engine's range), times around a day of
+// 2025 in any order, the edges of the range, and the epoch. The engine must
+// agree with the brute-force reference batch for batch, never panic, never
+// move the watermark back, and keep its rows sorted and unique: replays in
+// random order, poisoned watermarks and far-past events included.
+func FuzzEngineRandomTimes(f *testing.F) {
+	ev := func(mode byte, v int64) []byte {
+		b := []byte{mode}
+		for i := range 8 {
+			b = append(b, byte(uint64(v)>>(8*i)))
+		}
+		return b
+	}
+	cat := func(parts ...[]byte) []byte {
+		var b []byte
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return b
+	}
+	run, trigger := []byte{0xff}, []byte{0xfe}
+	f.Add(cat([]byte{0, 1, 20, 0}, ev(1, 5_000_000), ev(1, 9_000_000), run, ev(1, 1_000_000), ev(0x41, 3_000_000_000), run, trigger,
+		ev(1, 2_000_000), run, trigger))
+	f.Add(cat([]byte{3, 2, 5, 1}, ev(0, math.MaxInt64), ev(0, math.MinInt64), ev(2, 0), ev(2, -5), run, ev(3, -7_000_000), ev(3, 7_000_000), run, trigger))
+	f.Add(cat([]byte{1, 0x83, 0, 2}, ev(1, 86_399_000_000), ev(1, 0), ev(0x21, 43_200_000_000), run, ev(1, 100), ev(0x61, 50), run, trigger, run))
+	f.Add(cat([]byte{4, 3, 255, 4}, ev(1, 30_000_000), run, ev(0, 1<<62), run, ev(1, 31_000_000), run, trigger))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 4 || len(data) > 600 {
+			return
+		}
+		slide := time.Duration(1+data[0]%5) * time.Second
+		size := slide * time.Duration(1+data[1]%4)
+		if data[1]&0x80 != 0 {
+			size += time.Duration(data[1]%7) * 100 * time.Millisecond
+		}
+		cfg := Config{Size: size, Slide: slide, Delay: time.Duration(data[2]) * 50 * time.Millisecond,
+			Mode: Mode(data[3] % 3), Keys: int(data[3]/3) % 3}
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatalf("New(%+v): %v", cfg, err)
+		}
+		ref := newRef(cfg)
+		base := time.Date(2025, 11, 7, 0, 0, 0, 0, time.UTC).UnixMicro()
+		keys := make([]Value, cfg.Keys)
+		lastWM := int64(0)
+		evicted := int64(MinTimestamp)
+		run := func() {
+			got, want := e.RunBatch(), ref.RunBatch()
+			if !reflect.DeepEqual(normalize(got), normalize(want)) {
+				t.Fatalf("config %+v: batch %d differs\nengine:    %+v\nreference: %+v", cfg, got.ID, got, want)
+			}
+			if got.NextWatermark < lastWM {
+				t.Fatalf("batch %d: the watermark moved back from %d to %d", got.ID, lastWM, got.NextWatermark)
+			}
+			lastWM = got.NextWatermark
+			for i, r := range got.Rows {
+				if r.Count <= 0 || r.End <= evicted || i > 0 && CompareRows(got.Rows[i-1], r) >= 0 {
+					t.Fatalf("batch %d: row %d %+v: non-positive, of an evicted window, or out of order", got.ID, i, r)
+				}
+			}
+			if cfg.Mode != Complete {
+				evicted = got.Watermark
+			}
+		}
+		for i := 4; i < len(data); {
+			op := data[i]
+			i++
+			switch op {
+			case 0xff:
+				run()
+				continue
+			case 0xfe:
+				if g, w := e.NeedsNoDataBatch(), ref.NeedsNoDataBatch(); g != w {
+					t.Fatalf("config %+v: NeedsNoDataBatch = %v, reference %v", cfg, g, w)
+				}
+				if e.NeedsNoDataBatch() {
+					run()
+				}
+				continue
+			}
+			if i+8 > len(data) {
+				break
+			}
+			v := int64(binary.LittleEndian.Uint64(data[i : i+8]))
+			i += 8
+			var ts int64
+			switch op & 3 {
+			case 0: // anywhere
+				ts = v
+			case 1: // within about a day of a 2025 midnight, either side
+				ts = base + v%(86_400_000_000)
+			case 2: // the edges of the engine's range
+				if v >= 0 {
+					ts = MaxTimestamp - v%1000
+				} else {
+					ts = MinTimestamp + (-(v % 1000))
+				}
+			case 3: // around the epoch
+				ts = v % 600_000_000
+			}
+			for k := range keys {
+				keys[k] = Value{}
+				if c := (op >> (2 + 2*k)) & 3; c != 0 {
+					keys[k] = Value{S: string(rune('a' + c)), Valid: true}
+				}
+			}
+			e.Add(ts, keys)
+			ref.Add(ts, keys)
 		}
 		run()
 	})

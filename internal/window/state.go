@@ -177,6 +177,16 @@ func (c Config) WindowEnd(ts int64) int64 {
 	return ts - floorMod(ts, slide) + int64(c.Size/time.Microsecond)
 }
 
+// FirstWindowEnd returns the end of the first window (the one starting
+// earliest) an event at ts belongs to: once the watermark reaches it, a
+// later event at ts is too late for at least one of its windows.
+func (c Config) FirstWindowEnd(ts int64) int64 {
+	slide, size := int64(c.Slide/time.Microsecond), int64(c.Size/time.Microsecond)
+	// The earliest start after ts - size that is a multiple of the slide.
+	from := ts - size
+	return from - floorMod(from, slide) + slide + size
+}
+
 // AppendKeys appends an unambiguous binary encoding of a key tuple to b (per
 // value a tag byte, 0 for NULL and 1 for a string, then the string's length
 // as a uvarint and its bytes). Equal tuples encode equally.

@@ -218,3 +218,27 @@ func TestWindowEnd(t *testing.T) {
 		}
 	}
 }
+
+// FirstWindowEnd is the end of the earliest window of an event, for sizes
+// that are multiples of the slide and sizes that are not.
+func TestFirstWindowEnd(t *testing.T) {
+	for _, c := range []Config{
+		{Size: time.Minute, Slide: 30 * time.Second},
+		{Size: 25 * time.Second, Slide: 10 * time.Second},
+		{Size: 10 * time.Second, Slide: 10 * time.Second},
+		{Size: time.Minute, Slide: 7 * time.Second},
+	} {
+		ref := newRef(c)
+		size := int64(c.Size / time.Microsecond)
+		for ts := int64(-50_000_000); ts < 50_000_000; ts += 299_999 {
+			starts := ref.windowsOf(ts)
+			first := starts[0] + size
+			for _, s := range starts {
+				first = min(first, s+size)
+			}
+			if got := c.FirstWindowEnd(ts); got != first {
+				t.Fatalf("%v/%v: FirstWindowEnd(%d) = %d, the earliest window of the event ends at %d", c.Size, c.Slide, ts, got, first)
+			}
+		}
+	}
+}

@@ -69,14 +69,22 @@ func envInt(t *testing.T, name string, def int) int {
 
 // child is a `cordstream` process.
 type child struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
+	cmd    *exec.Cmd
+	log    string
+	stdout string // its stdout apart (startOut), or ""
+	done   chan struct{}
+	err    error
 }
 
 // start runs cordstream with args; its output goes to a file in dir.
 func start(t *testing.T, dir, name string, args ...string) *child {
+	t.Helper()
+	return startOut(t, dir, name, false, args...)
+}
+
+// startOut is start; with split, stdout goes to a file of its own
+// (child.stdout) and the log file holds stderr.
+func startOut(t *testing.T, dir, name string, split bool, args ...string) *child {
 	t.Helper()
 	js, _ := json.Marshal(args)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -87,13 +95,24 @@ func start(t *testing.T, dir, name string, args ...string) *child {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = f, f
+	c := &child{cmd: cmd, log: logPath, done: make(chan struct{})}
+	var out *os.File
+	if split {
+		c.stdout = filepath.Join(dir, name+".stdout")
+		if out, err = os.Create(c.stdout); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout = out
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	c := &child{cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		c.err = cmd.Wait()
 		f.Close()
+		if out != nil {
+			out.Close()
+		}
 		close(c.done)
 	}()
 	t.Cleanup(func() {

@@ -3,7 +3,10 @@ package faulttest
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,9 +115,12 @@ func TestBrokerOutage(t *testing.T) {
 	app := topic + "-app"
 	results := app + "-results"
 	dir := t.TempDir()
+	metricsAddr := freeAddr(t)
 	args := []string{"analyze", "--brokers", b.addr, "--topic", topic, "--group", app, "--instance-id", "o1",
 		"--starting-offsets", "earliest", "--trigger", "500ms", "--session-timeout", "6s",
-		"--output", "kafka", "--results-topic", results, "--replication-factor", "1", "--log-level", logLevel()}
+		"--output", "kafka", "--results-topic", results, "--replication-factor", "1", "--log-level", logLevel(),
+		"--metrics", metricsAddr}
+	health := watchHealth(t, metricsAddr)
 	lives := 0
 	a := start(t, dir, "analyzer-0", args...)
 	// supervise restarts the analyzer if it exited with an error, as a
@@ -164,11 +170,18 @@ func TestBrokerOutage(t *testing.T) {
 	if a.exited() {
 		t.Fatalf("the analyzer exited before the outage: %v\n%s", a.err, tail(a.log))
 	}
+	if !health.saw(time.Now().Add(-3*time.Second), time.Now(), 200, "") {
+		t.Errorf("/healthz did not answer 200 before the outage: %s", health.dump())
+	}
 	if err := b.run("stop"); err != nil {
 		t.Fatal(err)
 	}
+	down := time.Now()
 	t.Logf("broker stopped")
 	time.Sleep(outage)
+	if !health.saw(down, time.Now(), 503, "no Kafka broker has answered") {
+		t.Errorf("/healthz never said Kafka was unreachable during the %v outage: %s", outage, health.dump())
+	}
 	if err := b.run("start"); err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +231,9 @@ func TestBrokerOutage(t *testing.T) {
 			stable = 0
 		}
 		time.Sleep(time.Second)
+	}
+	if caughtUp := time.Now(); !waitUntil(func() bool { return health.saw(caughtUp, time.Now(), 200, "") }, 30*time.Second) {
+		t.Errorf("/healthz did not answer 200 again after the catch-up: %s", health.dump())
 	}
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	a.wait(t, time.Minute)
@@ -304,4 +320,94 @@ func logLevel() string {
 func readCommittedFrom(t *testing.T, b *privateBroker, topic string) []*kgo.Record {
 	t.Helper()
 	return readCommittedWith(t, func(opts ...kgo.Opt) *kgo.Client { return b.client(t, opts...) }, topic)
+}
+
+// freeAddr returns a loopback address with a port free now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// healthLog is what /healthz answered, polled every 250 ms.
+type healthLog struct {
+	mu      sync.Mutex
+	samples []healthSample
+}
+
+type healthSample struct {
+	at     time.Time
+	status int // 0: no answer (the process restarting)
+	body   string
+}
+
+func watchHealth(t *testing.T, addr string) *healthLog {
+	h := &healthLog{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	cl := &http.Client{Timeout: time.Second}
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			s := healthSample{at: time.Now()}
+			if resp, err := cl.Get("http://" + addr + "/healthz"); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				s.status, s.body = resp.StatusCode, string(b)
+			}
+			h.mu.Lock()
+			h.samples = append(h.samples, s)
+			h.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	return h
+}
+
+// saw reports whether /healthz answered status, with a body containing
+// reason, between from and to.
+func (h *healthLog) saw(from, to time.Time, status int, reason string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.samples {
+		if !s.at.Before(from) && !s.at.After(to) && s.status == status && strings.Contains(s.body, reason) {
+			return true
+		}
+	}
+	return false
+}
+
+// dump summarises the answers: each change of status, with its body.
+func (h *healthLog) dump() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	last := -1
+	for _, s := range h.samples {
+		if s.status != last {
+			fmt.Fprintf(&b, "\n  %s %d %s", s.at.Format("15:04:05.000"), s.status, strings.TrimSpace(s.body))
+			last = s.status
+		}
+	}
+	return b.String()
+}
+
+func waitUntil(cond func() bool, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return true
 }
