@@ -45,38 +45,46 @@ func (s *Sketch) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of the sketch to b.
 func (s *Sketch) AppendBinary(b []byte) ([]byte, error) {
-	m := s.Registers()
 	nonZero, sparseLen := 0, 0
 	prev := -1
-	for i := 0; i < m; i++ {
-		if r := s.Register(i); r != 0 {
-			nonZero++
-			sparseLen += uvarintLen(uint64(i-prev-1)) + 1
-			prev = i
-		}
-	}
+	s.eachNonZero(func(i int, _ uint8) {
+		nonZero++
+		sparseLen += uvarintLen(uint64(i-prev-1)) + 1
+		prev = i
+	})
 	sparseLen += uvarintLen(uint64(nonZero))
 	p := int(s.p)
 	if sparseLen < denseLen(p) {
 		b = append(b, encodingVersion, s.p, layoutSparse)
 		b = binary.AppendUvarint(b, uint64(nonZero))
 		prev = -1
-		for i := 0; i < m; i++ {
-			if r := s.Register(i); r != 0 {
-				b = binary.AppendUvarint(b, uint64(i-prev-1))
-				b = append(b, r)
-				prev = i
-			}
-		}
+		s.eachNonZero(func(i int, r uint8) {
+			b = binary.AppendUvarint(b, uint64(i-prev-1))
+			b = append(b, r)
+			prev = i
+		})
 		return b, nil
 	}
 	b = append(b, encodingVersion, s.p, layoutDense)
 	// Four registers are three bytes.
+	m := s.Registers()
 	for i := 0; i < m; i += 4 {
 		v := uint32(s.Register(i)) | uint32(s.Register(i+1))<<6 | uint32(s.Register(i+2))<<12 | uint32(s.Register(i+3))<<18
 		b = append(b, byte(v), byte(v>>8), byte(v>>16))
 	}
 	return b, nil
+}
+
+// eachNonZero calls f for each non-zero register in index order.
+func (s *Sketch) eachNonZero(f func(i int, r uint8)) {
+	for w, word := range s.words {
+		for j := 0; word != 0; j++ {
+			if r := uint8(word & registerMask); r != 0 {
+				f(w*registersInWord+j, r)
+			}
+			word >>= registerBits
+		}
+	}
 }
 
 func uvarintLen(x uint64) int {

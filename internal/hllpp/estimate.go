@@ -11,6 +11,14 @@ const k = 6
 // float64() so that no platform fuses the two (the Go spec allows fused
 // multiply-add unless an explicit conversion rounds in between).
 
+// inversePow2[r] is 1.0 / (1 << r), exactly (a power of two), as Spark adds it.
+var inversePow2 = func() (t [registerMask + 1]float64) {
+	for r := range t {
+		t[r] = 1.0 / float64(uint64(1)<<r)
+	}
+	return t
+}()
+
 // alphaM2 is the bias constant times m², computed as Spark computes it.
 func alphaM2(p int) float64 {
 	m := float64(int64(1) << p)
@@ -37,7 +45,7 @@ func (s *Sketch) Estimate() int64 {
 	for _, word := range s.words {
 		for j := 0; j < registersInWord && idx < m; j++ {
 			r := word >> (registerBits * j) & registerMask
-			zInverse += 1.0 / float64(uint64(1)<<r)
+			zInverse += inversePow2[r]
 			if r == 0 {
 				v += 1.0
 			}

@@ -143,14 +143,15 @@ SWEEP_LEN = {4: 400, 5: 800, 6: 1500, 9: 8000, 12: 40000, 14: 120000}
 
 def sweep_keep(p, n):
     """Which prefix lengths the file keeps: all of them up to p=9, else a sample that is
-    dense where the estimate switches range (E near 2.5m and 5m)."""
+    denser where the estimate switches range (E near 2.5m and 5m)."""
     if p <= 9:
         return True
     m = 1 << p
-    if n <= 1000 or n % 499 == 0:
+    if n <= 200 or (n <= 1000 and n % 10 == 0) or n % 499 == 0:
         return True
+    step = 7 if p <= 12 else 21
     for edge in (2.5 * m, 5 * m):
-        if abs(n - edge) <= 0.03 * edge and n % 7 == 0:
+        if abs(n - edge) <= 0.03 * edge and n % step == 0:
             return True
     return False
 
