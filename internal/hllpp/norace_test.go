@@ -1,0 +1,5 @@
+//go:build !race
+
+package hllpp
+
+const raceEnabled = false
