@@ -397,43 +397,59 @@ func (c *Cursors) Run(ctx context.Context, interval time.Duration) error {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return c.Save()
 		case <-t.C:
-			if err := c.Save(); err != nil {
-				c.log.Warn("cannot save the backfill positions", "err", err)
+			err := c.Save()
+			switch {
+			case err != nil && !failing:
+				// Once: a full disk would repeat it every interval.
+				c.log.Warn("cannot save the backfill positions; retrying (meanwhile a restart backfills from older positions: duplicates, not losses)", "err", err)
+			case err == nil && failing:
+				c.log.Info("the backfill positions are saved again")
 			}
+			failing = err != nil
 		}
 	}
 }
 
+// writeFileAtomic replaces path with b: a temporary file, fsynced, renamed
+// over it, then the directory fsynced so that the rename survives a
+// machine crash. A failed write (a full disk) leaves no temporary file.
 func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	err = d.Sync()
+	d.Close()
+	return err
 }
 
 // discordEpochMs is the first millisecond of 2015, Discord's snowflake epoch.

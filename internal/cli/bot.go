@@ -80,8 +80,9 @@ cordstream bot --brokers localhost:9092 --token-file /run/secrets/discord_token 
 
 // Health thresholds of /healthz.
 const (
-	botGatewayDownUnhealthy = time.Minute      // a shard disconnected this long
-	botKafkaStallUnhealthy  = 30 * time.Second // records waiting without any ack this long
+	botGatewayDownUnhealthy  = time.Minute      // a shard disconnected this long
+	botKafkaStallUnhealthy   = 30 * time.Second // records waiting without any ack this long
+	botSpoolBlockedUnhealthy = 2 * time.Second  // the spool taking no message this long (reading from Discord paused)
 )
 
 type botFlags struct {
@@ -350,7 +351,11 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		var err error
 		sp, rec, err = spool.Open(o.spoolDir, spool.Options{MaxBytes: int64(f.spoolMaxBytes), SyncEvery: o.spoolSync, MaxUnsynced: o.spoolUnsynced, Log: log.With("component", "spool")})
 		if err != nil {
-			return &botHintError{err: err, hint: "give each bot its own --spool-dir (or --spool-dir off to keep messages in memory only)"}
+			hint := "check that --spool-dir names a directory this user can create and write, on a local file system (or use --spool-dir off to keep messages in memory only)"
+			if errors.Is(err, spool.ErrLocked) {
+				hint = "give each bot its own --spool-dir (or --spool-dir off to keep messages in memory only)"
+			}
+			return &botHintError{err: err, hint: hint}
 		}
 		m.SpoolRecovered(rec.Damaged + rec.Corrupt + map[bool]int{true: 1}[rec.TornBytes > 0])
 		recovered = rec.Entries
@@ -363,6 +368,10 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		}
 		log.Info("spool opened", "dir", o.spoolDir, "max_bytes", f.spoolMaxBytes.String(), "fsync", sync,
 			"messages_from_previous_run", rec.Entries)
+		if err := spoolSpace(sp, rec, int64(f.spoolMaxBytes), log); err != nil {
+			sp.Close()
+			return err
+		}
 		cursorsPath = filepath.Join(o.spoolDir, bot.CursorsFile)
 	} else if f.spoolDir == "off" || f.spoolDir == "none" {
 		log.Info("no spool (--spool-dir off): messages wait for Kafka in memory only; a crash loses them")
@@ -383,8 +392,11 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	// and a crash in the next second must not make the next start think it
 	// never ran.
 	if err := cursors.Save(); err != nil {
-		closeSpool()
-		return err
+		if !spool.IsNoSpace(err) {
+			closeSpool()
+			return err
+		}
+		log.Warn("cannot save the backfill positions yet: the spool's file system is full; retrying every second", "err", err)
 	}
 	pcfg := bot.PublisherConfig{Topic: f.topic, MaxBuffered: f.maxBuffered, Log: log, Metrics: m}
 	if sp == nil {
@@ -404,11 +416,12 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	var sink bot.Sink = pub
 	monitors := []func(context.Context) error{pub.Run}
 	recent := bot.NewRecentIDs(100000)
+	var spooled *bot.Spooled
 	if sp != nil {
 		if recovered > 0 {
 			log.Info("publishing the messages the previous run left in the spool first", "messages", recovered)
 		}
-		spooled := bot.NewSpooled(bot.SpooledConfig{Spool: sp, Publisher: pub, Replayed: recovered, Cursors: cursors, Recent: recent, Log: log, Metrics: m})
+		spooled = bot.NewSpooled(bot.SpooledConfig{Spool: sp, Publisher: pub, Replayed: recovered, Cursors: cursors, Recent: recent, Log: log, Metrics: m})
 		sink = spooled
 		monitors = append(monitors, spooled.Run)
 	}
@@ -452,6 +465,9 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		health := metrics.NewHealth()
 		health.Live("gateway", func() error { return gw.Health(botGatewayDownUnhealthy) })
 		health.Live("kafka", func() error { return pub.Healthy(botKafkaStallUnhealthy) })
+		if spooled != nil {
+			health.Live("spool", func() error { return spooled.SpoolHealthy(botSpoolBlockedUnhealthy) })
+		}
 		srv, err := httpserve.Listen(f.metrics, reg.Handler(health), httpserve.Limits{}, log, "metrics", "/metrics /healthz /readyz")
 		if err != nil {
 			sink.Close(context.Background())
@@ -472,6 +488,35 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	err = b.Run(ctx, src, monitors...)
 	watched()
 	return err
+}
+
+// spoolSpace says what the spool's file system allows: a restart on a
+// full one publishes what the spool holds first (which frees space), or,
+// when the spool holds nothing, fails saying what to do; a file system
+// with less room than --spool-max-bytes is worth a warning.
+func spoolSpace(sp *spool.Spool, rec spool.Recovery, maxBytes int64, log *slog.Logger) error {
+	limit := byteSize(maxBytes)
+	free, ferr := spool.FreeBytes(sp.Dir())
+	if rec.NoSpace != nil {
+		if rec.Entries == 0 {
+			return &botHintError{
+				err: fmt.Errorf("the spool's file system is full (%w), and the spool %s holds no message whose delivery would free space", rec.NoSpace, sp.Dir()),
+				hint: "free space on the file system holding --spool-dir, or point --spool-dir at another one; the spool uses up to --spool-max-bytes (" +
+					limit.String() + ")",
+			}
+		}
+		log.Error("the spool's file system is full: the bot publishes the messages the spool holds first, and reads from Discord "+
+			"once Kafka has taken them and their space is free; to avoid this, give the spool a file system with more free space "+
+			"than --spool-max-bytes, or lower --spool-max-bytes",
+			"dir", sp.Dir(), "messages_waiting", rec.Entries, "free_bytes", free, "err", rec.NoSpace)
+		return nil
+	}
+	if ferr == nil && free+rec.Bytes < maxBytes {
+		log.Warn("the spool's file system has less free space than --spool-max-bytes: a long Kafka outage can fill it first; "+
+			"the bot then pauses reading from Discord until Kafka is back (nothing is lost)",
+			"dir", sp.Dir(), "free_bytes", free, "max_bytes", limit.String())
+	}
+	return nil
 }
 
 // botTopic creates the topic when missing, or with --no-create-topic checks
