@@ -107,8 +107,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Intents == 0 {
 		cfg.Intents = DefaultIntents
 	}
-	if cfg.Shards < 0 {
-		return nil, fmt.Errorf("discord: shard count %d is negative", cfg.Shards)
+	if cfg.Shards < 0 || cfg.Shards > MaxShards {
+		return nil, fmt.Errorf("discord: shard count %d is not between 0 (Discord's recommendation) and %d", cfg.Shards, MaxShards)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
