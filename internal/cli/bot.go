@@ -182,6 +182,9 @@ type botOptions struct {
 	spoolDir      string
 	spoolSync     time.Duration
 	spoolUnsynced int
+	// tokenWarning is said once the log exists: the token file is
+	// readable by others.
+	tokenWarning string
 }
 
 // groupMaxUnsynced is how many spool entries --spool-sync group lets await
@@ -265,6 +268,9 @@ func (f *botFlags) options(e *env) (*botOptions, error) {
 	if o.token, err = f.readToken(e); err != nil {
 		return nil, err
 	}
+	if f.tokenFile != "" {
+		o.tokenWarning = secretFileWarning(f.tokenFile)
+	}
 	return o, nil
 }
 
@@ -315,7 +321,10 @@ func runBot(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(&redactHandler{h: newLogger(e, o.logLevel).Handler(), secret: o.token}).With("command", "bot")
+	log := slog.New(newRedactHandler(newLogger(e, o.logLevel).Handler(), o.token)).With("command", "bot")
+	if o.tokenWarning != "" {
+		log.Warn(o.tokenWarning, "file", f.tokenFile)
+	}
 	err = botRun(ctx, o, kcfg, log, nil)
 	return redactErr(botError(err), o.token)
 }
@@ -568,51 +577,54 @@ func botError(err error) error {
 	return err
 }
 
-// redactErr makes sure the token appears in no error text.
+// redactErr makes sure no part of the token appears in an error's text or
+// hint.
 func redactErr(err error, secret string) error {
 	if err == nil || secret == "" {
 		return err
 	}
-	if !strings.Contains(err.Error(), secret) {
-		var h interface{ Hint() string }
-		if !errors.As(err, &h) || !strings.Contains(h.Hint(), secret) {
-			return err
-		}
+	r := discord.NewRedactor(secret)
+	hint := ""
+	var h interface{ Hint() string }
+	if errors.As(err, &h) {
+		hint = h.Hint()
 	}
-	return &redactedError{err: err, secret: secret}
+	if r.Redact(err.Error()) == err.Error() && r.Redact(hint) == hint {
+		return err
+	}
+	return &redactedError{err: err, r: r}
 }
 
 type redactedError struct {
-	err    error
-	secret string
+	err error
+	r   *discord.Redactor
 }
 
-func (r *redactedError) Error() string {
-	return strings.ReplaceAll(r.err.Error(), r.secret, "[REDACTED]")
-}
-func (r *redactedError) Unwrap() error { return r.err }
-func (r *redactedError) Hint() string {
+func (e *redactedError) Error() string { return e.r.Redact(e.err.Error()) }
+func (e *redactedError) Unwrap() error { return e.err }
+func (e *redactedError) Hint() string {
 	var h interface{ Hint() string }
-	if errors.As(r.err, &h) {
-		return strings.ReplaceAll(h.Hint(), r.secret, "[REDACTED]")
+	if errors.As(e.err, &h) {
+		return e.r.Redact(h.Hint())
 	}
 	return ""
 }
 
-// redactHandler replaces the secret in every log message and string value: a
-// safety net, since no code path is meant to log it.
+// redactHandler removes every part of the secret from every log message
+// and value: a safety net, since no code path is meant to log it.
 type redactHandler struct {
-	h      slog.Handler
-	secret string
+	h slog.Handler
+	r *discord.Redactor
+}
+
+func newRedactHandler(h slog.Handler, secret string) *redactHandler {
+	return &redactHandler{h: h, r: discord.NewRedactor(secret)}
 }
 
 func (r *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return r.h.Enabled(ctx, l) }
 
 func (r *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
-	if r.secret == "" {
-		return r.h.Handle(ctx, rec)
-	}
-	out := slog.NewRecord(rec.Time, rec.Level, strings.ReplaceAll(rec.Message, r.secret, "[REDACTED]"), rec.PC)
+	out := slog.NewRecord(rec.Time, rec.Level, r.r.Redact(rec.Message), rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(r.redact(a))
 		return true
@@ -624,7 +636,7 @@ func (r *redactHandler) redact(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, strings.ReplaceAll(v.String(), r.secret, "[REDACTED]"))
+		return slog.String(a.Key, r.r.Redact(v.String()))
 	case slog.KindGroup:
 		as := v.Group()
 		out := make([]any, len(as))
@@ -634,8 +646,8 @@ func (r *redactHandler) redact(a slog.Attr) slog.Attr {
 		return slog.Group(a.Key, out...)
 	case slog.KindAny:
 		s := fmt.Sprint(v.Any())
-		if strings.Contains(s, r.secret) {
-			return slog.String(a.Key, strings.ReplaceAll(s, r.secret, "[REDACTED]"))
+		if red := r.r.Redact(s); red != s {
+			return slog.String(a.Key, red)
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
@@ -646,9 +658,9 @@ func (r *redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	for i, a := range as {
 		out[i] = r.redact(a)
 	}
-	return &redactHandler{h: r.h.WithAttrs(out), secret: r.secret}
+	return &redactHandler{h: r.h.WithAttrs(out), r: r.r}
 }
 
 func (r *redactHandler) WithGroup(name string) slog.Handler {
-	return &redactHandler{h: r.h.WithGroup(name), secret: r.secret}
+	return &redactHandler{h: r.h.WithGroup(name), r: r.r}
 }

@@ -397,7 +397,7 @@ func TestBotNoCreateTopic(t *testing.T) {
 // or put it in an error, the output would not show it.
 func TestRedaction(t *testing.T) {
 	var buf bytes.Buffer
-	log := slog.New(&redactHandler{h: slog.NewTextHandler(&buf, nil), secret: botTestToken}).With("preset", "x"+botTestToken)
+	log := slog.New(newRedactHandler(slog.NewTextHandler(&buf, nil), botTestToken)).With("preset", "x"+botTestToken)
 	log.Info("token "+botTestToken, "plain", botTestToken, "err", errors.New("bad "+botTestToken),
 		slog.Group("g", "inner", botTestToken), "n", 5)
 	if strings.Contains(buf.String(), botTestToken) {
@@ -417,6 +417,18 @@ func TestRedaction(t *testing.T) {
 	plain := errors.New("nothing secret")
 	if redactErr(plain, botTestToken) != plain {
 		t.Error("redactErr wrapped an error without the token")
+	}
+	// Parts of the token: an error body cut in the middle of it, its
+	// secret part alone.
+	cut := "GET https://discord.example/api/v10/gateway/bot: HTTP 400: {\"message\": \"bad header Bot " + botTestToken[:20] + "..."
+	part := "the third part: " + botTestToken[strings.LastIndex(botTestToken, ".")+1:]
+	for _, s := range []string{cut, part} {
+		buf.Reset()
+		log.Warn("request failed", "err", errors.New(s))
+		if err := redactErr(errors.New(s), botTestToken); strings.Contains(err.Error(), botTestToken[:12]) || strings.Contains(buf.String(), botTestToken[:12]) ||
+			strings.Contains(err.Error(), botTestToken[len(botTestToken)-12:]) || strings.Contains(buf.String(), botTestToken[len(botTestToken)-12:]) {
+			t.Errorf("a part of the token shows: %v / %s", err, buf.String())
+		}
 	}
 }
 

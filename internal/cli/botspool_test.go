@@ -2,9 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,4 +66,27 @@ func hintOf(err error) string {
 		return h.Hint()
 	}
 	return ""
+}
+
+// TestBotTokenFilePermissions: a token file others may read gets a
+// warning naming the file and the fix; the token itself shows nowhere.
+func TestBotTokenFilePermissions(t *testing.T) {
+	dir := t.TempDir()
+	notADir := filepath.Join(dir, "file")
+	os.WriteFile(notADir, nil, 0o600)
+	for _, mode := range []os.FileMode{0o644, 0o600} {
+		tok := filepath.Join(dir, fmt.Sprintf("token-%o", mode))
+		os.WriteFile(tok, []byte(botTestToken+"\n"), mode)
+		os.Chmod(tok, mode)
+		// The spool directory is a file: the bot stops right after its log
+		// is set up, before any connection.
+		code, _, errb := runBotCLI(context.Background(), nil, "--token-file", tok, "--spool-dir", filepath.Join(notADir, "spool"))
+		warned := strings.Contains(errb.String(), "readable by other users") && strings.Contains(errb.String(), tok)
+		if code == 0 || warned != (mode&0o077 != 0) {
+			t.Errorf("token file mode %04o: exit %d, warned %v:\n%s", mode, code, warned, errb)
+		}
+		if strings.Contains(errb.String(), botTestToken[:10]) {
+			t.Errorf("the output shows the token:\n%s", errb)
+		}
+	}
 }

@@ -53,6 +53,7 @@ type REST struct {
 	sleep     func(ctx context.Context, d time.Duration) error
 	lim       *limiter
 	m         *restMetrics // nil: not counted
+	redact    *Redactor    // of the token: what Discord echoes of it never reaches an error
 	// maxLimited bounds consecutive 429s for one call before it fails;
 	// the wait after each grows (see limitedWait).
 	maxLimited int
@@ -72,7 +73,7 @@ func NewREST(base, token string, client *http.Client, userAgent string, log *slo
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &REST{
-		base: strings.TrimRight(base, "/"), token: token, client: client, userAgent: userAgent,
+		base: strings.TrimRight(base, "/"), token: token, client: client, userAgent: userAgent, redact: NewRedactor(token),
 		log: log, attempts: 5, sleep: sleepCtx, lim: newLimiter(DefaultGlobalLimit, time.Now), maxLimited: 10,
 	}, nil
 }
@@ -301,12 +302,12 @@ func (r *REST) try(ctx context.Context, full string, out any) (answer, error) {
 		a.retry, a.global, said, a.retryOK = retryAfter(resp, body)
 		if !a.retryOK {
 			return a, fmt.Errorf("GET %s: Discord answered 429 Too Many Requests asking to wait %s seconds, which is no real rate limit "+
-				"(not a number, or more than %s): not retrying", full, said, MaxRetryAfter)
+				"(not a number, or more than %s): not retrying", full, r.snippet([]byte(said)), MaxRetryAfter)
 		}
-		return a, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: snippet(body)}
+		return a, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: r.snippet(body)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return a, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: snippet(body)}
+		return a, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: r.snippet(body)}
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return a, fmt.Errorf("GET %s: the answer is not Discord's JSON (check --discord-api-url): %w", full, err)
@@ -343,6 +344,11 @@ func retryAfter(resp *http.Response, body []byte) (wait time.Duration, global bo
 	}
 	return time.Second, global, "", true
 }
+
+// snippet is the start of a response body for an error, with whatever it
+// holds of the token removed first (before it is cut: a token cut in two
+// would leave a piece behind).
+func (r *REST) snippet(b []byte) string { return snippet([]byte(r.redact.Redact(string(b)))) }
 
 func snippet(b []byte) string {
 	s := strings.TrimSpace(string(b))

@@ -207,7 +207,7 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 			}
 			if err := json.Unmarshal(f.D, &h); err != nil || h.HeartbeatInterval <= 0 {
 				c.close(closeResumable, "decode_error")
-				return outcome{reason: "decode_error", err: fmt.Errorf("HELLO without a heartbeat_interval: %s", snippet(f.D))}
+				return outcome{reason: "decode_error", err: fmt.Errorf("HELLO without a heartbeat_interval: %s", s.g.rest.snippet(f.D))}
 			}
 			c.interval = heartbeatInterval(h.HeartbeatInterval)
 			if ms := float64(c.interval) / float64(time.Millisecond); ms != h.HeartbeatInterval {
