@@ -3,6 +3,7 @@ package discord
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/cordstream/cordstream/internal/chat"
 )
@@ -46,6 +47,10 @@ type ReadyInfo struct {
 	Shard, ShardCount int
 	SelfID            string   // the bot's user id
 	GuildIDs          []string // the guilds of this shard; each follows as a GUILD_CREATE
+	// StreamLostAt, for a session that follows one Discord ended in this
+	// process, is when the last frame of that session was read: nothing
+	// sent after it was delivered. Zero for the first session of a shard.
+	StreamLostAt time.Time
 }
 
 // GuildInfo is a GUILD_CREATE: a guild becoming available to a shard,

@@ -34,6 +34,11 @@ type shard struct {
 	// readyGuilds are the guilds READY listed for the current session
 	// (their GUILD_CREATE is part of the session start).
 	readyGuilds map[string]bool
+	// lastFrame is when the last frame of the live session (after READY
+	// or RESUMED) was read; lostAt, that of a session Discord ended (zero
+	// otherwise), for the next READY.
+	lastFrame time.Time
+	lostAt    time.Time
 }
 
 func newShard(g *Gateway, id, count int) *shard {
@@ -194,6 +199,9 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 			return out
 		}
 		now := s.g.cfg.Now()
+		if s.ready.Load() {
+			s.lastFrame = now // a frame of the live session
+		}
 		var f frame
 		if err := json.Unmarshal(data, &f); err != nil {
 			c.close(closeResumable, "decode_error")
@@ -319,6 +327,7 @@ func (s *shard) loseSession(why string) {
 	s.g.m.sessionsLost.Inc()
 	s.log.Warn("Discord ended the session; events sent while disconnected will not be replayed",
 		"why", why, "last_seq", s.seq.Load())
+	s.lostAt = s.lastFrame
 	s.sessionID, s.resumeURL = "", ""
 	s.seq.Store(0)
 }
@@ -397,8 +406,9 @@ func (s *shard) dispatch(ctx context.Context, c *conn, typ string, seq int64, d 
 			s.readyGuilds[id] = true
 		}
 		if s.g.cfg.OnReady != nil {
-			s.g.cfg.OnReady(ReadyInfo{Shard: s.id, ShardCount: s.count, SelfID: r.User.ID, GuildIDs: ids})
+			s.g.cfg.OnReady(ReadyInfo{Shard: s.id, ShardCount: s.count, SelfID: r.User.ID, GuildIDs: ids, StreamLostAt: s.lostAt})
 		}
+		s.lostAt = time.Time{}
 		return nil
 	case "GUILD_CREATE":
 		if s.g.cfg.OnGuild != nil {
