@@ -265,3 +265,24 @@ func TestHostileHeartbeatInterval(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionBudgetUsedUp: with Discord's daily session starts used up,
+// the shard waits for the budget (reset_after, clamped to an hour) and
+// asks /gateway/bot again only after that, not in a loop.
+func TestSessionBudgetUsedUp(t *testing.T) {
+	srv := newSim(t, func(c *sim.Config) { c.SessionStartLimit = 1 })
+	rg := startGateway(t, srv, newCollector().Handle, nil)
+	rg.waitReady(t)
+	before := srv.Stats().RESTRequests
+	srv.InvalidateSessions(false) // a new session is needed: none is left
+	time.Sleep(3 * time.Second)
+	if n := srv.Stats().RESTRequests - before; n > 2 {
+		t.Errorf("%d REST requests in 3 s while the session budget is used up", n)
+	}
+	if !strings.Contains(rg.logs.String(), "session-start budget is used up") {
+		t.Errorf("no log of the used-up budget:\n%s", rg.logs)
+	}
+	if st := srv.Stats(); st.Identifies != 1 {
+		t.Errorf("%d identifies with a budget of one", st.Identifies)
+	}
+}
