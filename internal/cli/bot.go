@@ -45,22 +45,33 @@ from Discord, and leaves the spool only once Kafka acknowledged it. While
 Kafka is unreachable the bot keeps retrying, says so every few seconds, and
 the spool grows up to --spool-max-bytes; when it is full, the bot stops
 reading from Discord until Kafka catches up (Discord holds the events and
-replays them on resume). After a crash or a restart, what the spool holds is
-published first, in order. With --spool-dir off, up to --max-buffered
+replays them on resume). The same when the spool's file system is full: the
+bot says so, /healthz reports it, and reading resumes by itself once Kafka
+has taken what the spool holds (which frees its space) or space is freed.
+After a crash or a restart, what the spool holds is published first, in
+order, on a full disk too. With --spool-dir off, up to --max-buffered
 messages wait in memory instead, and a crash loses them.
 
 Backfill: the bot saves, per channel, the last message it published
-(channels.json in the spool directory). When it starts again, or when Discord
-ends a session without replaying it, the bot fetches the messages sent
-meanwhile through the REST API (GET /channels/{id}/messages?after=...,
-within Discord's rate limits) and publishes them like live ones, older than
---backfill-max-age excepted. It needs the Read Message History permission in
-each channel. The very first start fetches nothing (there is no gap yet).
+(channels.json and its journal channels.log in the spool directory). When it
+starts again, or when Discord ends a session without replaying it, the bot
+fetches the messages sent meanwhile through the REST API (GET
+/channels/{id}/messages?after=..., within Discord's rate limits) and
+publishes them like live ones, older than --backfill-max-age excepted. It
+starts at the last message published, or 5 s before the stream was lost if
+that is earlier: Discord may deliver a message after one written later. It
+needs the Read Message History permission in each channel. The very first
+start fetches nothing (there is no gap yet).
 
 Duplicates: a message can reach Kafka twice, always with the same
 message_id: when the bot dies after Kafka acknowledged it but before the
-spool or the positions recorded that, or when Discord itself sends an event
+spool or the positions recorded that, the messages of the last 5 s before a
+stop in each channel active then, or when Discord itself sends an event
 twice across sessions. Consumers de-duplicate by message_id.
+
+Secrets: the token travels only over https and wss (plain http and ws only
+to a loopback address, such as cordstream sim's); no part of it is ever
+logged; a --token-file that others may read is warned about.
 
 Bot and webhook messages are captured by default, as the original producer
 did; every record says author_is_bot and webhook_id, so consumers can filter.

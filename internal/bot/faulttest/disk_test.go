@@ -94,7 +94,7 @@ func TestFaultDiskFull(t *testing.T) {
 		t.Errorf("temporary files left in the spool: %v", left)
 	}
 	t.Logf("RESULT full disk: %d messages, broker paused %s with the spool on a %d-byte file system (%d bytes free at least); "+
-		"all in Kafka %s after the broker returned; %d records, %d duplicates (same message_id and record)",
+		"all in Kafka %s after the last was sent; %d records, %d duplicates (same message_id and record)",
 		len(sent), outage, spoolFSBytes, minFree, drained.Round(time.Millisecond), len(got), dups)
 }
 
