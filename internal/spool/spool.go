@@ -1074,10 +1074,8 @@ func (s *Spool) Close() error {
 	}
 	low := s.low
 	s.mu.Unlock()
-	if low != s.ckptLow {
-		if err := s.writeCheckpoint(low); err != nil {
-			s.log.Warn("cannot write the spool checkpoint at close; the next start may send acknowledged entries again (same ids)", "err", err)
-		}
+	if err := s.writeCheckpoint(low); err != nil {
+		s.log.Warn("cannot write the spool checkpoint at close; the next start may send acknowledged entries again (same ids)", "err", err)
 	}
 	_ = syncDir(s.dir)
 	s.rdMu.Lock()
