@@ -2,8 +2,12 @@ package discord
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -284,5 +288,44 @@ func TestSessionBudgetUsedUp(t *testing.T) {
 	}
 	if st := srv.Stats(); st.Identifies != 1 {
 		t.Errorf("%d identifies with a budget of one", st.Identifies)
+	}
+}
+
+// TestListsBounded: lists Discord sends are cut at bounds no real answer
+// reaches: channels of a guild, guilds of a READY, messages of a page.
+func TestListsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"id":"1","name":"g","owner_id":"5","channels":[`)
+	for i := range MaxGuildChannels + 50 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":"%d","type":0,"name":"c"}`, 100+i)
+	}
+	b.WriteString(`]}`)
+	info, ok := parseGuildCreate([]byte(b.String()), "5")
+	if !ok || len(info.Channels) != MaxGuildChannels || info.Dropped != 50 {
+		t.Errorf("GUILD_CREATE with %d channels: kept %d, dropped %d", MaxGuildChannels+50, len(info.Channels), info.Dropped)
+	}
+	raw := make([]json.RawMessage, MaxReadyGuilds+7)
+	for i := range raw {
+		raw[i] = json.RawMessage(fmt.Sprintf(`{"id":"%d","unavailable":true}`, i+1))
+	}
+	if got := parseReadyGuilds(raw); len(got) != MaxReadyGuilds {
+		t.Errorf("READY with %d guilds: kept %d", len(raw), len(got))
+	}
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var page []string
+		for i := 300; i > 0; i-- { // newest first, three times the limit
+			page = append(page, fmt.Sprintf(`{"id":"%d"}`, 1000+i))
+		}
+		fmt.Fprint(w, "["+strings.Join(page, ",")+"]")
+	}))
+	defer srv.Close()
+	r, _ := NewREST(srv.URL, testToken, nil, "test", discardLogger())
+	msgs, err := r.ChannelMessages(context.Background(), "5", "1000", 100)
+	if err != nil || len(msgs) != 100 || !strings.Contains(string(msgs[0]), `"1001"`) || !strings.Contains(string(msgs[99]), `"1100"`) {
+		t.Errorf("a page of 300 for limit 100: %d messages, first %s, err %v; want the 100 oldest", len(msgs), msgs[0], err)
 	}
 }
