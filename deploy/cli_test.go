@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -403,11 +404,18 @@ func TestComposeServicesRun(t *testing.T) {
 
 	analyzer := start(t, "analyzer", bin, cmds["analyzer"].args)
 	botArgs := append(slices.Clone(cmds["bot"].args), "--discord-api-url", apiURL)
+	// The token secret as compose mounts it: a file only the bot's user
+	// reads, at the path --token-file names.
+	secret := filepath.Join(t.TempDir(), "discord_token")
+	if err := os.WriteFile(secret, []byte(token), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := flagValue(botArgs, "token-file"); !ok {
+		t.Fatal("the bot's command line has no --token-file")
+	}
+	botArgs = withFlag(botArgs, "token-file", secret)
 	var botEnv []string
 	for k, v := range cmds["bot"].env {
-		if strings.HasPrefix(v, "${"+k) {
-			v = map[string]string{"DISCORD_TOKEN": token}[k] // compose's interpolation from the shell
-		}
 		if !strings.HasPrefix(k, "CORDSTREAM_") {
 			botEnv = append(botEnv, k+"="+v)
 		}
@@ -439,6 +447,9 @@ func TestComposeServicesRun(t *testing.T) {
 			last = sc.Text()
 		}
 		t.Errorf("the bot's exit summary shows no published messages; last log line: %s", last)
+	}
+	if strings.Contains(bot.stderr.String(), "readable by other users") {
+		t.Errorf("the bot warned about the token file's permissions, which compose sets to 0400")
 	}
 	t.Logf("bot log:\n%s", tail(bot.stderr.String()))
 }

@@ -347,20 +347,60 @@ func TestComposeStructure(t *testing.T) {
 			t.Errorf("%s must depend on %s with condition %s", d.svc, d.dep, d.cond)
 		}
 	}
-	if tok := environment(t, service(t, c, "bot"), "bot")["DISCORD_TOKEN"]; !strings.HasPrefix(tok, "${DISCORD_TOKEN") {
-		t.Errorf("bot: DISCORD_TOKEN must come from the environment as ${DISCORD_TOKEN...}, got %q", tok)
-	}
-	for _, name := range []string{"broker", "create-topic", "analyzer"} {
-		if _, ok := environment(t, service(t, c, name), name)["DISCORD_TOKEN"]; ok {
-			t.Errorf("service %s gets DISCORD_TOKEN: only the bot needs it", name)
-		}
-	}
+	checkTokenSecret(t, c)
 	hc, ok := service(t, c, "broker").get("healthcheck", "test").scalars()
 	if !ok || len(hc) < 2 || hc[0] != "CMD" {
 		t.Errorf("broker: healthcheck.test must be [\"CMD\", ...], got %v", hc)
 	}
 	if r := c.get("services", "create-topic", "restart"); r == nil || r.str != "no" {
 		t.Errorf("create-topic is a one-shot job: restart must be \"no\"")
+	}
+}
+
+// checkTokenSecret checks how the Discord token reaches the bot: as a file
+// secret that docker compose fills from its own environment, mounted in
+// the bot only, readable by the image's user only, and read with
+// --token-file; never in a container's environment, where docker inspect
+// shows it.
+func checkTokenSecret(t *testing.T, c *yNode) {
+	t.Helper()
+	for _, name := range c.get("services").keys {
+		for k := range environment(t, service(t, c, name), name) {
+			if regexp.MustCompile(`(?i)token|password`).MatchString(k) {
+				t.Errorf("service %s: %s is in the container's environment (docker inspect shows it): use a file secret", name, k)
+			}
+		}
+	}
+	sec := c.get("secrets", "discord_token")
+	if sec == nil || sec.get("environment") == nil || sec.get("environment").str != "DISCORD_TOKEN" {
+		t.Errorf("secrets.discord_token must be filled from docker compose's environment: environment: DISCORD_TOKEN")
+	}
+	if f := c.get("secrets", "discord_token", "file"); f != nil {
+		t.Errorf("secrets.discord_token: a file secret is bind-mounted with the host file's owner and mode, which the image's user may not read; use environment")
+	}
+	for _, name := range c.get("services").keys {
+		refs := c.get("services", name, "secrets")
+		if name != "bot" {
+			if refs != nil {
+				t.Errorf("service %s gets secrets: only the bot needs the token", name)
+			}
+			continue
+		}
+		if refs == nil || refs.kind != ySeq || len(refs.items) != 1 {
+			t.Fatalf("bot: secrets must hold one entry, the token (long form)")
+		}
+		ref := refs.items[0]
+		want := map[string]string{"source": "discord_token", "target": "discord_token", "uid": "65532", "gid": "65532", "mode": "256"}
+		for k, v := range want {
+			if got := ref.get(k); got == nil || got.str != v {
+				t.Errorf("bot: secrets[0].%s must be %s (the image's nonroot user, mode 0400)", k, v)
+			}
+		}
+	}
+	bot := service(t, c, "bot")
+	args, _ := bot.get("command").scalars()
+	if v, ok := flagValue(args, "token-file"); !ok || v != "/run/secrets/discord_token" {
+		t.Errorf("bot: --token-file %q, want /run/secrets/discord_token (the secret's path)", v)
 	}
 }
 

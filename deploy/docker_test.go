@@ -710,3 +710,25 @@ func TestDockerBuild(t *testing.T) {
 		t.Errorf("cordstream version printed %q, want %q: the -X flag does not reach internal/cli.Version", got, want)
 	}
 }
+
+// TestDockerfileSecrets: no stage takes a secret as a build argument or an
+// environment variable (both end up in the image's history or config),
+// and the usage the Dockerfile documents passes the token as a file.
+func TestDockerfileSecrets(t *testing.T) {
+	secretName := regexp.MustCompile(`(?i)token|password|secret`)
+	for _, st := range loadDockerfile(t) {
+		for _, in := range st.instrs {
+			if (in.cmd == "ARG" || in.cmd == "ENV") && secretName.MatchString(in.args) {
+				t.Errorf("line %d: %s %s: a secret in a build argument or the environment stays in the image; pass it as a file at run time", in.line, in.cmd, in.args)
+			}
+		}
+	}
+	src := readRepoFile(t, "Dockerfile")
+	run := regexp.MustCompile(`(?m)^#.*\bbot\b.*--token-file (/run/secrets/\S+)`).FindStringSubmatch(src)
+	if run == nil {
+		t.Fatal("the Dockerfile's usage shows no bot run with --token-file /run/secrets/...")
+	}
+	if !strings.Contains(src, "dst="+run[1]) || strings.Contains(src, "-e DISCORD_TOKEN") || strings.Contains(src, "--env DISCORD_TOKEN") {
+		t.Errorf("the documented run must mount the token file at %s, and pass no DISCORD_TOKEN variable", run[1])
+	}
+}

@@ -79,7 +79,8 @@ type Backfiller struct {
 	sessions map[int]int // new sessions seen per shard
 	started  map[int]int // jobs started in the current session of a shard
 	limited  map[int]bool
-	warned   map[string]bool // channels already warned about (permissions)
+	lost     map[int]time.Time // per shard: when the stream was lost before its current session
+	warned   map[string]bool   // channels already warned about (permissions)
 }
 
 type bfJob struct {
@@ -120,6 +121,7 @@ func NewBackfiller(cfg BackfillConfig) *Backfiller {
 		cfg: cfg, log: log.With("component", "backfill"), m: cfg.Metrics,
 		pending: map[string]*bfJob{}, changed: make(chan struct{}), shards: 1,
 		sessions: map[int]int{}, started: map[int]int{}, limited: map[int]bool{}, warned: map[string]bool{},
+		lost: map[int]time.Time{},
 	}
 }
 
@@ -135,6 +137,7 @@ func (b *Backfiller) OnReady(r discord.ReadyInfo) {
 	b.sessions[r.Shard]++
 	b.started[r.Shard] = 0
 	b.limited[r.Shard] = false
+	b.lost[r.Shard] = r.StreamLostAt
 	if b.sessions[r.Shard] == 1 && !b.cfg.FirstSession && !b.cfg.Cursors.Existed() {
 		return // the bot never ran before: no gap to fill
 	}
@@ -146,7 +149,7 @@ func (b *Backfiller) OnReady(r discord.ReadyInfo) {
 		if discord.ShardOf(p.GuildID, b.shards) != r.Shard {
 			continue
 		}
-		gen := b.cfg.Cursors.Hold(p.ChannelID, p.GuildID)
+		gen := b.cfg.Cursors.Hold(p.ChannelID, p.GuildID, r.StreamLostAt)
 		if !listed[p.GuildID] {
 			b.enqueueLocked(&bfJob{channel: p.ChannelID, guild: p.GuildID, shard: r.Shard, gen: gen})
 		}
@@ -192,7 +195,7 @@ func (b *Backfiller) OnGuild(g discord.GuildInfo) {
 		}
 		// Held since READY if it has a position; hold it now otherwise
 		// (before any message of the guild arrives).
-		gen := b.cfg.Cursors.Keep(ch.ID, g.ID)
+		gen := b.cfg.Cursors.Keep(ch.ID, g.ID, b.lost[g.Shard])
 		b.enqueueLocked(&bfJob{channel: ch.ID, guild: g.ID, shard: g.Shard, last: last, gen: gen})
 	}
 	// Saved channels of this guild that GUILD_CREATE no longer lists

@@ -26,10 +26,14 @@
 //     records accepted in the last P before such a crash can be lost from
 //     the spool (creates among them are then fetched by the backfill, see
 //     below). Kafka being down for any length of time loses nothing.
-//   - Bound: the spool holds at most its MaxBytes on disk. When full,
+//   - Bound: the spool holds at most its MaxBytes on disk. When full, or
+//     when its file system is (a full disk is an outage, not a loss),
 //     Publish blocks, the Gateway handler blocks with it and the shard stops
 //     reading (counted in cordstream_bot_backpressure_total and
-//     cordstream_bot_backpressure_seconds_total, logged as "spool full").
+//     cordstream_bot_backpressure_seconds_total, shown by
+//     cordstream_bot_spool_blocked and the spool check of /healthz, logged
+//     with the cause and the directory). Acknowledgements free the space,
+//     the segment being written included, and reading resumes by itself.
 //     Discord keeps the events and replays them on resume; if its session
 //     expires first, Discord does not replay them (counted in
 //     cordstream_discord_sessions_lost_total) and the backfill fetches the
@@ -50,8 +54,10 @@
 // # Backfill (messages the Gateway never delivered)
 //
 // Cursors keeps per channel the last message id up to which everything was
-// handled; the command saves it in the spool directory every second and at
-// shutdown. On every new Gateway session (the bot started, or Discord ended
+// handled; the command saves it in the spool directory every second (only
+// the channels that moved, in a journal) and at shutdown. Since Discord may
+// deliver a message after one created later, the position a backfill
+// starts from is capped to LateArrival (5 s) before the stream was lost. On every new Gateway session (the bot started, or Discord ended
 // a session without replaying it: INVALID_SESSION false, an expired
 // session, close 4007/4009) the Backfiller fetches each channel's messages
 // after its position through GET /channels/{id}/messages, within Discord's
@@ -78,7 +84,10 @@
 //   - a produce request the broker completes after the bot died (the
 //     broker was slow or paused): the next start sends it again;
 //   - the backfill fetching messages already published, when the saved
-//     positions lag behind (a crash loses up to a second of them);
+//     positions lag behind (a crash loses up to a second of them), and,
+//     after any stop, crash or lost session, the messages of the last
+//     LateArrival (5 s) before it in each channel active then, fetched
+//     again in case one of them was still on its way;
 //   - Discord sending an event again in a later session.
 //
 // Within one run the pipeline drops a create whose id it already took

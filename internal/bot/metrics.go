@@ -41,6 +41,7 @@ type Metrics struct {
 	spoolAppended metrics.Counter
 	spoolReplayed metrics.Counter
 	spoolErrors   metrics.Counter
+	spoolBlocked  metrics.Gauge
 	spoolDamaged  metrics.Counter
 	retries       metrics.Counter
 
@@ -93,7 +94,9 @@ func NewMetrics(r *metrics.Registry) *Metrics {
 		spoolReplayed: r.NewCounter("cordstream_bot_spool_replayed_total",
 			"Records found in the spool at start (left by a previous run) and sent to Kafka again."),
 		spoolErrors: r.NewCounter("cordstream_bot_spool_write_errors_total",
-			"Failed writes to the spool (retried every second while reads from Discord pause)."),
+			"Failed writes to the spool other than a full disk (retried every second while reads from Discord pause)."),
+		spoolBlocked: r.NewGauge("cordstream_bot_spool_blocked",
+			"1 while the spool takes no message (full, its file system full, or a write failing): reading from Discord is paused."),
 		spoolDamaged: r.NewCounter("cordstream_bot_spool_damaged_total",
 			"Damaged places, torn tails and unreadable segments found when the spool was opened."),
 		retries: r.NewCounter("cordstream_bot_publish_retries_total",

@@ -46,6 +46,10 @@ type PublisherConfig struct {
 	// Cursors, when set, learns which creates Kafka acknowledged (or
 	// refused for good), for the REST backfill's per-channel positions.
 	Cursors *Cursors
+	// ProbeEvery is how often Run asks a broker whether it answers while
+	// no record waits (10 s when zero), so that an outage shows when
+	// Discord is quiet too.
+	ProbeEvery time.Duration
 }
 
 // Publisher is the Kafka Sink: an idempotent, acks=all franz-go producer
@@ -64,6 +68,8 @@ type Publisher struct {
 	lastProgress atomic.Int64 // unix nanos: last ack or failure, or when waiting became non-zero
 	lastErr      atomic.Pointer[string]
 	bpLogged     atomic.Int64 // unix nanos of the last "buffer full" log line
+	probeFailed  atomic.Int64 // unix nanos: since when no broker answers the idle probe (0: it does)
+	probeErr     atomic.Pointer[string]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -102,6 +108,9 @@ func NewPublisher(cfg PublisherConfig, newClient func(opts ...kgo.Opt) (*kgo.Cli
 	}
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = 5 * time.Second
+	}
+	if cfg.ProbeEvery <= 0 {
+		cfg.ProbeEvery = 10 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -215,6 +224,9 @@ func (p *Publisher) produce(key, val []byte, receivedAt time.Time, done func(err
 	p.cl.Produce(p.deliverCtx, rec, func(_ *kgo.Record, err error) {
 		now := p.cfg.Now()
 		p.lastProgress.Store(now.UnixNano())
+		if err == nil {
+			p.probeFailed.Store(0)
+		}
 		p.waiting.Add(-1)
 		p.m.buffered.Add(-1)
 		<-p.sem
@@ -258,8 +270,15 @@ func (p *Publisher) waitForSpace(ctx context.Context) error {
 
 // Run watches delivery until ctx ends: while records wait without any
 // acknowledgement for StallAfter, it logs "Kafka unreachable" every LogEvery
-// and marks Kafka unreachable for Healthy.
+// and marks Kafka unreachable for Healthy. While none wait, it asks a broker
+// every ProbeEvery whether it answers (the same outage with Discord quiet).
 func (p *Publisher) Run(ctx context.Context) error {
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		p.probe(ctx)
+	}()
+	defer func() { <-probeDone }()
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	var stalledSince, lastLog time.Time
@@ -291,6 +310,50 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 }
 
+// probe asks a broker every ProbeEvery, while no record waits, whether it
+// answers, until ctx ends.
+func (p *Publisher) probe(ctx context.Context) {
+	t := time.NewTicker(p.cfg.ProbeEvery)
+	defer t.Stop()
+	logged := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if p.waiting.Load() > 0 {
+			continue // the stall watch covers it
+		}
+		timeout := min(p.cfg.ProbeEvery, 5*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err := p.cl.Ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer within %s", timeout)
+		}
+		now := p.cfg.Now()
+		if err == nil {
+			if logged {
+				p.log.Info("Kafka answers again")
+			}
+			p.probeFailed.Store(0)
+			logged = false
+			continue
+		}
+		msg := err.Error()
+		p.probeErr.Store(&msg)
+		p.probeFailed.CompareAndSwap(0, now.UnixNano())
+		if since := time.Unix(0, p.probeFailed.Load()); !logged && now.Sub(since) >= p.cfg.StallAfter {
+			logged = true
+			p.log.Warn("Kafka does not answer (no message is waiting for it)", "for", now.Sub(since).Round(time.Second), "err", msg)
+		}
+	}
+}
+
 // stalledFor returns how long records have waited without progress, or 0 if
 // none wait or progress is recent.
 func (p *Publisher) stalledFor(now time.Time) time.Duration {
@@ -305,10 +368,21 @@ func (p *Publisher) stalledFor(now time.Time) time.Duration {
 }
 
 // Healthy returns an error while records have waited longer than maxStall
-// without any acknowledgement.
+// without any acknowledgement, or while no broker has answered Run's probe
+// for longer than maxStall.
 func (p *Publisher) Healthy(maxStall time.Duration) error {
-	if d := p.stalledFor(p.cfg.Now()); d > maxStall {
+	now := p.cfg.Now()
+	if d := p.stalledFor(now); d > maxStall {
 		return fmt.Errorf("Kafka has acknowledged nothing for %s; %d messages waiting", d.Round(time.Second), p.waiting.Load())
+	}
+	if since := p.probeFailed.Load(); since != 0 {
+		if d := now.Sub(time.Unix(0, since)); d > maxStall {
+			why := ""
+			if e := p.probeErr.Load(); e != nil {
+				why = ": " + *e
+			}
+			return fmt.Errorf("no Kafka broker has answered for %s%s", d.Round(time.Second), why)
+		}
 	}
 	return nil
 }

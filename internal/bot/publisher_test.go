@@ -276,3 +276,42 @@ func waitUntil(t *testing.T, timeout time.Duration, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestPublisherIdleOutage: with no record waiting, an outage still shows
+// in Healthy (Run probes the brokers), and clears once they answer.
+func TestPublisherIdleOutage(t *testing.T) {
+	fk := newFakeKafka(t)
+	var down atomic.Bool
+	fk.c.ControlKey(kmsg.Metadata.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		fk.c.KeepControl()
+		if down.Load() {
+			return nil, errors.New("broker down"), true
+		}
+		return nil, nil, false
+	})
+	logs := &syncBuffer{}
+	p, err := NewPublisher(PublisherConfig{Topic: testTopic, StallAfter: 100 * time.Millisecond, ProbeEvery: 50 * time.Millisecond,
+		Log: testLogger(logs)}, fk.newClient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	mon := make(chan error, 1)
+	go func() { mon <- p.Run(ctx) }()
+	defer func() { cancel(); <-mon }()
+	time.Sleep(200 * time.Millisecond)
+	if err := p.Healthy(100 * time.Millisecond); err != nil {
+		t.Fatalf("Healthy = %v with Kafka up", err)
+	}
+	down.Store(true)
+	waitUntil(t, 5*time.Second, func() bool { return p.Healthy(300*time.Millisecond) != nil })
+	if err := p.Healthy(300 * time.Millisecond); !strings.Contains(err.Error(), "no Kafka broker has answered") {
+		t.Errorf("Healthy = %v", err)
+	}
+	if !strings.Contains(logs.String(), "Kafka does not answer") {
+		t.Errorf("no log of the idle outage:\n%s", logs)
+	}
+	down.Store(false)
+	waitUntil(t, 5*time.Second, func() bool { return p.Healthy(300*time.Millisecond) == nil })
+}

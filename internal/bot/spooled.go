@@ -57,9 +57,12 @@ type Spooled struct {
 	closing    bool         // no new retry timers once Close began
 	replayLeft atomic.Int64 // entries from before Open still to count as replayed
 	retries    atomic.Int64 // consecutive retriable failures: the backoff grows with them
-	fullLogged atomic.Int64 // unix nanos of the last "spool full" line
 	closeOnce  sync.Once
 	closeErr   error
+
+	// Run's view of a blocked spool, for its log lines.
+	blockedSince  time.Time
+	blockedLogged time.Time
 }
 
 // NewSpooled starts the forwarder: the spool's entries from a previous run
@@ -83,12 +86,12 @@ func NewSpooled(cfg SpooledConfig) *Spooled {
 	return s
 }
 
-// Publish appends m to the spool. It blocks while the spool is full, and
-// returns ctx's error if ctx ends first (the record is then counted as
-// failed, reason shutdown: Discord did not see it acknowledged and a
-// resumed session replays it). A record that can never be stored (too
-// large) is counted as failed; a write error is retried every second,
-// pausing reads from Discord meanwhile.
+// Publish appends m to the spool. It blocks while the spool is full or its
+// file system has no space left, and returns ctx's error if ctx ends first
+// (the record is then counted as failed, reason shutdown: Discord did not
+// see it acknowledged and a resumed session replays it). A record that can
+// never be stored (too large) is counted as failed; another write error is
+// retried every second, pausing reads from Discord meanwhile.
 func (s *Spooled) Publish(ctx context.Context, m *chat.Message, receivedAt time.Time) error {
 	val, err := chat.Encode(m)
 	if err != nil {
@@ -100,9 +103,6 @@ func (s *Spooled) Publish(ctx context.Context, m *chat.Message, receivedAt time.
 	entry := encodeEntry(m, receivedAt, val)
 	lastErrLog := time.Time{}
 	for {
-		if st := s.sp.Stats(); st.Bytes+int64(len(entry))+64 > st.MaxBytes {
-			s.logFull(st)
-		}
 		id, blocked, err := s.sp.Append(ctx, entry)
 		if blocked > 0 {
 			s.m.bpEvents.Inc()
@@ -144,13 +144,70 @@ func (s *Spooled) Publish(ctx context.Context, m *chat.Message, receivedAt time.
 	}
 }
 
-func (s *Spooled) logFull(st spool.Stats) {
-	now := time.Now().UnixNano()
-	if last := s.fullLogged.Load(); now-last < int64(5*time.Second) || !s.fullLogged.CompareAndSwap(last, now) {
+// blockedLogEvery is how often Run repeats that the spool is blocked.
+const blockedLogEvery = 5 * time.Second
+
+// watchBlocked logs, every blockedLogEvery while the spool takes no
+// message, why and what ends it, and once when it takes messages again.
+func (s *Spooled) watchBlocked(st spool.Stats, now time.Time) {
+	if st.Blocked == nil {
+		s.m.spoolBlocked.Set(0)
+		if !s.blockedSince.IsZero() {
+			s.log.Info("the spool takes messages again: reading from Discord resumed", "dir", s.sp.Dir(),
+				"paused_for", now.Sub(s.blockedSince).Round(100*time.Millisecond))
+			s.blockedSince, s.blockedLogged = time.Time{}, time.Time{}
+		}
 		return
 	}
-	s.log.Warn("spool full: pausing reads from Discord until Kafka acknowledges records",
-		"dir", s.sp.Dir(), "bytes", st.Bytes, "max_bytes", st.MaxBytes, "entries", st.Entries)
+	s.m.spoolBlocked.Set(1)
+	if s.blockedSince.IsZero() {
+		s.blockedSince = st.BlockedSince
+	}
+	if now.Sub(s.blockedLogged) < blockedLogEvery {
+		return
+	}
+	s.blockedLogged = now
+	args := []any{"dir", s.sp.Dir(), "messages_waiting", st.Entries, "bytes", st.Bytes, "for", now.Sub(st.BlockedSince).Round(time.Second)}
+	switch {
+	case errors.Is(st.Blocked, spool.ErrFull):
+		s.log.Warn("spool full (--spool-max-bytes): reading from Discord is paused until Kafka acknowledges messages",
+			append(args, "max_bytes", st.MaxBytes)...)
+	case spool.IsNoSpace(st.Blocked):
+		if free, err := spool.FreeBytes(s.sp.Dir()); err == nil {
+			args = append(args, "free_bytes", free)
+		}
+		s.log.Error("the spool's file system is full: reading from Discord is paused (Discord keeps the events) until Kafka "+
+			"takes what the spool holds, which frees its space, or space is freed on that file system; give the spool a file "+
+			"system with more free space than --spool-max-bytes, or lower --spool-max-bytes", append(args, "err", st.Blocked)...)
+	default:
+		s.log.Error("cannot write to the spool: reading from Discord is paused; retrying every second", append(args, "err", st.Blocked)...)
+	}
+}
+
+// SpoolHealthy returns an error, saying why, while the spool has taken no
+// message for longer than max (reading from Discord is then paused).
+func (s *Spooled) SpoolHealthy(max time.Duration) error {
+	st := s.sp.Stats()
+	if st.Blocked == nil {
+		return nil
+	}
+	d := time.Since(st.BlockedSince)
+	if d < max {
+		return nil
+	}
+	var why string
+	switch {
+	case errors.Is(st.Blocked, spool.ErrFull):
+		why = fmt.Sprintf("the spool is full (%d of %d bytes, --spool-max-bytes) with messages Kafka has not acknowledged", st.Bytes, st.MaxBytes)
+	case spool.IsNoSpace(st.Blocked):
+		why = "the spool's file system is full (no space left on device)"
+		if free, err := spool.FreeBytes(s.sp.Dir()); err == nil {
+			why += fmt.Sprintf(", %d bytes free", free)
+		}
+	default:
+		why = fmt.Sprintf("the spool cannot be written (%v)", st.Blocked)
+	}
+	return fmt.Errorf("%s for %s: reading from Discord is paused; %d messages wait in the spool %s", why, d.Round(time.Second), st.Entries, s.sp.Dir())
 }
 
 // forward reads the spool in order and hands each record to the
@@ -241,7 +298,8 @@ func (s *Spooled) delivered(id uint64, rec entryRecord, err error) {
 	}
 }
 
-// Run updates the spool gauges until ctx ends.
+// Run updates the spool gauges, and says when the spool is blocked and
+// when it takes messages again, until ctx ends.
 func (s *Spooled) Run(ctx context.Context) error {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -249,16 +307,17 @@ func (s *Spooled) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
-			s.updateGauges()
+		case now := <-t.C:
+			s.watchBlocked(s.updateGauges(), now)
 		}
 	}
 }
 
-func (s *Spooled) updateGauges() {
+func (s *Spooled) updateGauges() spool.Stats {
 	st := s.sp.Stats()
 	s.m.spoolBytes.Set(float64(st.Bytes))
 	s.m.spoolEntries.Set(float64(st.Entries))
+	return st
 }
 
 // Pending is how many records wait in the spool for Kafka.

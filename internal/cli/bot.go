@@ -45,22 +45,33 @@ from Discord, and leaves the spool only once Kafka acknowledged it. While
 Kafka is unreachable the bot keeps retrying, says so every few seconds, and
 the spool grows up to --spool-max-bytes; when it is full, the bot stops
 reading from Discord until Kafka catches up (Discord holds the events and
-replays them on resume). After a crash or a restart, what the spool holds is
-published first, in order. With --spool-dir off, up to --max-buffered
+replays them on resume). The same when the spool's file system is full: the
+bot says so, /healthz reports it, and reading resumes by itself once Kafka
+has taken what the spool holds (which frees its space) or space is freed.
+After a crash or a restart, what the spool holds is published first, in
+order, on a full disk too. With --spool-dir off, up to --max-buffered
 messages wait in memory instead, and a crash loses them.
 
 Backfill: the bot saves, per channel, the last message it published
-(channels.json in the spool directory). When it starts again, or when Discord
-ends a session without replaying it, the bot fetches the messages sent
-meanwhile through the REST API (GET /channels/{id}/messages?after=...,
-within Discord's rate limits) and publishes them like live ones, older than
---backfill-max-age excepted. It needs the Read Message History permission in
-each channel. The very first start fetches nothing (there is no gap yet).
+(channels.json and its journal channels.log in the spool directory). When it
+starts again, or when Discord ends a session without replaying it, the bot
+fetches the messages sent meanwhile through the REST API (GET
+/channels/{id}/messages?after=..., within Discord's rate limits) and
+publishes them like live ones, older than --backfill-max-age excepted. It
+starts at the last message published, or 5 s before the stream was lost if
+that is earlier: Discord may deliver a message after one written later. It
+needs the Read Message History permission in each channel. The very first
+start fetches nothing (there is no gap yet).
 
 Duplicates: a message can reach Kafka twice, always with the same
 message_id: when the bot dies after Kafka acknowledged it but before the
-spool or the positions recorded that, or when Discord itself sends an event
+spool or the positions recorded that, the messages of the last 5 s before a
+stop in each channel active then, or when Discord itself sends an event
 twice across sessions. Consumers de-duplicate by message_id.
+
+Secrets: the token travels only over https and wss (plain http and ws only
+to a loopback address, such as cordstream sim's); no part of it is ever
+logged; a --token-file that others may read is warned about.
 
 Bot and webhook messages are captured by default, as the original producer
 did; every record says author_is_bot and webhook_id, so consumers can filter.
@@ -80,8 +91,9 @@ cordstream bot --brokers localhost:9092 --token-file /run/secrets/discord_token 
 
 // Health thresholds of /healthz.
 const (
-	botGatewayDownUnhealthy = time.Minute      // a shard disconnected this long
-	botKafkaStallUnhealthy  = 30 * time.Second // records waiting without any ack this long
+	botGatewayDownUnhealthy  = time.Minute      // a shard disconnected this long
+	botKafkaStallUnhealthy   = 30 * time.Second // records waiting without any ack this long
+	botSpoolBlockedUnhealthy = 2 * time.Second  // the spool taking no message this long (reading from Discord paused)
 )
 
 type botFlags struct {
@@ -181,6 +193,9 @@ type botOptions struct {
 	spoolDir      string
 	spoolSync     time.Duration
 	spoolUnsynced int
+	// tokenWarning is said once the log exists: the token file is
+	// readable by others.
+	tokenWarning string
 }
 
 // groupMaxUnsynced is how many spool entries --spool-sync group lets await
@@ -264,6 +279,9 @@ func (f *botFlags) options(e *env) (*botOptions, error) {
 	if o.token, err = f.readToken(e); err != nil {
 		return nil, err
 	}
+	if f.tokenFile != "" {
+		o.tokenWarning = secretFileWarning(f.tokenFile)
+	}
 	return o, nil
 }
 
@@ -314,7 +332,10 @@ func runBot(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(&redactHandler{h: newLogger(e, o.logLevel).Handler(), secret: o.token}).With("command", "bot")
+	log := slog.New(newRedactHandler(newLogger(e, o.logLevel).Handler(), o.token)).With("command", "bot")
+	if o.tokenWarning != "" {
+		log.Warn(o.tokenWarning, "file", f.tokenFile)
+	}
 	err = botRun(ctx, o, kcfg, log, nil)
 	return redactErr(botError(err), o.token)
 }
@@ -350,7 +371,11 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		var err error
 		sp, rec, err = spool.Open(o.spoolDir, spool.Options{MaxBytes: int64(f.spoolMaxBytes), SyncEvery: o.spoolSync, MaxUnsynced: o.spoolUnsynced, Log: log.With("component", "spool")})
 		if err != nil {
-			return &botHintError{err: err, hint: "give each bot its own --spool-dir (or --spool-dir off to keep messages in memory only)"}
+			hint := "check that --spool-dir names a directory this user can create and write, on a local file system (or use --spool-dir off to keep messages in memory only)"
+			if errors.Is(err, spool.ErrLocked) {
+				hint = "give each bot its own --spool-dir (or --spool-dir off to keep messages in memory only)"
+			}
+			return &botHintError{err: err, hint: hint}
 		}
 		m.SpoolRecovered(rec.Damaged + rec.Corrupt + map[bool]int{true: 1}[rec.TornBytes > 0])
 		recovered = rec.Entries
@@ -363,6 +388,10 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		}
 		log.Info("spool opened", "dir", o.spoolDir, "max_bytes", f.spoolMaxBytes.String(), "fsync", sync,
 			"messages_from_previous_run", rec.Entries)
+		if err := spoolSpace(sp, rec, int64(f.spoolMaxBytes), log); err != nil {
+			sp.Close()
+			return err
+		}
 		cursorsPath = filepath.Join(o.spoolDir, bot.CursorsFile)
 	} else if f.spoolDir == "off" || f.spoolDir == "none" {
 		log.Info("no spool (--spool-dir off): messages wait for Kafka in memory only; a crash loses them")
@@ -383,8 +412,11 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	// and a crash in the next second must not make the next start think it
 	// never ran.
 	if err := cursors.Save(); err != nil {
-		closeSpool()
-		return err
+		if !spool.IsNoSpace(err) {
+			closeSpool()
+			return err
+		}
+		log.Warn("cannot save the backfill positions yet: the spool's file system is full; retrying every second", "err", err)
 	}
 	pcfg := bot.PublisherConfig{Topic: f.topic, MaxBuffered: f.maxBuffered, Log: log, Metrics: m}
 	if sp == nil {
@@ -404,11 +436,12 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	var sink bot.Sink = pub
 	monitors := []func(context.Context) error{pub.Run}
 	recent := bot.NewRecentIDs(100000)
+	var spooled *bot.Spooled
 	if sp != nil {
 		if recovered > 0 {
 			log.Info("publishing the messages the previous run left in the spool first", "messages", recovered)
 		}
-		spooled := bot.NewSpooled(bot.SpooledConfig{Spool: sp, Publisher: pub, Replayed: recovered, Cursors: cursors, Recent: recent, Log: log, Metrics: m})
+		spooled = bot.NewSpooled(bot.SpooledConfig{Spool: sp, Publisher: pub, Replayed: recovered, Cursors: cursors, Recent: recent, Log: log, Metrics: m})
 		sink = spooled
 		monitors = append(monitors, spooled.Run)
 	}
@@ -452,6 +485,9 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		health := metrics.NewHealth()
 		health.Live("gateway", func() error { return gw.Health(botGatewayDownUnhealthy) })
 		health.Live("kafka", func() error { return pub.Healthy(botKafkaStallUnhealthy) })
+		if spooled != nil {
+			health.Live("spool", func() error { return spooled.SpoolHealthy(botSpoolBlockedUnhealthy) })
+		}
 		srv, err := httpserve.Listen(f.metrics, reg.Handler(health), httpserve.Limits{}, log, "metrics", "/metrics /healthz /readyz")
 		if err != nil {
 			sink.Close(context.Background())
@@ -472,6 +508,35 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	err = b.Run(ctx, src, monitors...)
 	watched()
 	return err
+}
+
+// spoolSpace says what the spool's file system allows: a restart on a
+// full one publishes what the spool holds first (which frees space), or,
+// when the spool holds nothing, fails saying what to do; a file system
+// with less room than --spool-max-bytes is worth a warning.
+func spoolSpace(sp *spool.Spool, rec spool.Recovery, maxBytes int64, log *slog.Logger) error {
+	limit := byteSize(maxBytes)
+	free, ferr := spool.FreeBytes(sp.Dir())
+	if rec.NoSpace != nil {
+		if rec.Entries == 0 {
+			return &botHintError{
+				err: fmt.Errorf("the spool's file system is full (%w), and the spool %s holds no message whose delivery would free space", rec.NoSpace, sp.Dir()),
+				hint: "free space on the file system holding --spool-dir, or point --spool-dir at another one; the spool uses up to --spool-max-bytes (" +
+					limit.String() + ")",
+			}
+		}
+		log.Error("the spool's file system is full: the bot publishes the messages the spool holds first, and reads from Discord "+
+			"once Kafka has taken them and their space is free; to avoid this, give the spool a file system with more free space "+
+			"than --spool-max-bytes, or lower --spool-max-bytes",
+			"dir", sp.Dir(), "messages_waiting", rec.Entries, "free_bytes", free, "err", rec.NoSpace)
+		return nil
+	}
+	if ferr == nil && free+rec.Bytes < maxBytes {
+		log.Warn("the spool's file system has less free space than --spool-max-bytes: a long Kafka outage can fill it first; "+
+			"the bot then pauses reading from Discord until Kafka is back (nothing is lost)",
+			"dir", sp.Dir(), "free_bytes", free, "max_bytes", limit.String())
+	}
+	return nil
 }
 
 // botTopic creates the topic when missing, or with --no-create-topic checks
@@ -523,51 +588,54 @@ func botError(err error) error {
 	return err
 }
 
-// redactErr makes sure the token appears in no error text.
+// redactErr makes sure no part of the token appears in an error's text or
+// hint.
 func redactErr(err error, secret string) error {
 	if err == nil || secret == "" {
 		return err
 	}
-	if !strings.Contains(err.Error(), secret) {
-		var h interface{ Hint() string }
-		if !errors.As(err, &h) || !strings.Contains(h.Hint(), secret) {
-			return err
-		}
+	r := discord.NewRedactor(secret)
+	hint := ""
+	var h interface{ Hint() string }
+	if errors.As(err, &h) {
+		hint = h.Hint()
 	}
-	return &redactedError{err: err, secret: secret}
+	if r.Redact(err.Error()) == err.Error() && r.Redact(hint) == hint {
+		return err
+	}
+	return &redactedError{err: err, r: r}
 }
 
 type redactedError struct {
-	err    error
-	secret string
+	err error
+	r   *discord.Redactor
 }
 
-func (r *redactedError) Error() string {
-	return strings.ReplaceAll(r.err.Error(), r.secret, "[REDACTED]")
-}
-func (r *redactedError) Unwrap() error { return r.err }
-func (r *redactedError) Hint() string {
+func (e *redactedError) Error() string { return e.r.Redact(e.err.Error()) }
+func (e *redactedError) Unwrap() error { return e.err }
+func (e *redactedError) Hint() string {
 	var h interface{ Hint() string }
-	if errors.As(r.err, &h) {
-		return strings.ReplaceAll(h.Hint(), r.secret, "[REDACTED]")
+	if errors.As(e.err, &h) {
+		return e.r.Redact(h.Hint())
 	}
 	return ""
 }
 
-// redactHandler replaces the secret in every log message and string value: a
-// safety net, since no code path is meant to log it.
+// redactHandler removes every part of the secret from every log message
+// and value: a safety net, since no code path is meant to log it.
 type redactHandler struct {
-	h      slog.Handler
-	secret string
+	h slog.Handler
+	r *discord.Redactor
+}
+
+func newRedactHandler(h slog.Handler, secret string) *redactHandler {
+	return &redactHandler{h: h, r: discord.NewRedactor(secret)}
 }
 
 func (r *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return r.h.Enabled(ctx, l) }
 
 func (r *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
-	if r.secret == "" {
-		return r.h.Handle(ctx, rec)
-	}
-	out := slog.NewRecord(rec.Time, rec.Level, strings.ReplaceAll(rec.Message, r.secret, "[REDACTED]"), rec.PC)
+	out := slog.NewRecord(rec.Time, rec.Level, r.r.Redact(rec.Message), rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(r.redact(a))
 		return true
@@ -579,7 +647,7 @@ func (r *redactHandler) redact(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, strings.ReplaceAll(v.String(), r.secret, "[REDACTED]"))
+		return slog.String(a.Key, r.r.Redact(v.String()))
 	case slog.KindGroup:
 		as := v.Group()
 		out := make([]any, len(as))
@@ -589,8 +657,8 @@ func (r *redactHandler) redact(a slog.Attr) slog.Attr {
 		return slog.Group(a.Key, out...)
 	case slog.KindAny:
 		s := fmt.Sprint(v.Any())
-		if strings.Contains(s, r.secret) {
-			return slog.String(a.Key, strings.ReplaceAll(s, r.secret, "[REDACTED]"))
+		if red := r.r.Redact(s); red != s {
+			return slog.String(a.Key, red)
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
@@ -601,9 +669,9 @@ func (r *redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	for i, a := range as {
 		out[i] = r.redact(a)
 	}
-	return &redactHandler{h: r.h.WithAttrs(out), secret: r.secret}
+	return &redactHandler{h: r.h.WithAttrs(out), r: r.r}
 }
 
 func (r *redactHandler) WithGroup(name string) slog.Handler {
-	return &redactHandler{h: r.h.WithGroup(name), secret: r.secret}
+	return &redactHandler{h: r.h.WithGroup(name), r: r.r}
 }

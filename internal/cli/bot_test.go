@@ -19,6 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cordstream/cordstream/internal/bot"
 	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/discord/sim"
 	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
@@ -397,7 +398,7 @@ func TestBotNoCreateTopic(t *testing.T) {
 // or put it in an error, the output would not show it.
 func TestRedaction(t *testing.T) {
 	var buf bytes.Buffer
-	log := slog.New(&redactHandler{h: slog.NewTextHandler(&buf, nil), secret: botTestToken}).With("preset", "x"+botTestToken)
+	log := slog.New(newRedactHandler(slog.NewTextHandler(&buf, nil), botTestToken)).With("preset", "x"+botTestToken)
 	log.Info("token "+botTestToken, "plain", botTestToken, "err", errors.New("bad "+botTestToken),
 		slog.Group("g", "inner", botTestToken), "n", 5)
 	if strings.Contains(buf.String(), botTestToken) {
@@ -417,6 +418,18 @@ func TestRedaction(t *testing.T) {
 	plain := errors.New("nothing secret")
 	if redactErr(plain, botTestToken) != plain {
 		t.Error("redactErr wrapped an error without the token")
+	}
+	// Parts of the token: an error body cut in the middle of it, its
+	// secret part alone.
+	cut := "GET https://discord.example/api/v10/gateway/bot: HTTP 400: {\"message\": \"bad header Bot " + botTestToken[:20] + "..."
+	part := "the third part: " + botTestToken[strings.LastIndex(botTestToken, ".")+1:]
+	for _, s := range []string{cut, part} {
+		buf.Reset()
+		log.Warn("request failed", "err", errors.New(s))
+		if err := redactErr(errors.New(s), botTestToken); strings.Contains(err.Error(), botTestToken[:12]) || strings.Contains(buf.String(), botTestToken[:12]) ||
+			strings.Contains(err.Error(), botTestToken[len(botTestToken)-12:]) || strings.Contains(buf.String(), botTestToken[len(botTestToken)-12:]) {
+			t.Errorf("a part of the token shows: %v / %s", err, buf.String())
+		}
 	}
 }
 
@@ -492,7 +505,10 @@ func TestBotSpoolAndBackfill(t *testing.T) {
 	brokers := strings.Join(kafkatest.Brokers(t), ",")
 	topic := kafkatest.TopicName(t)
 	t.Cleanup(func() { dropTopic(t, topic) })
-	srv := botSim(t, nil)
+	// Messages written a minute before they are sent: older than
+	// bot.LateArrival at the stop, their position is saved as it is, and
+	// the restart fetches none of them again.
+	srv := botSim(t, func(c *sim.Config) { c.Clock = func() time.Time { return time.Now().Add(-time.Minute) } })
 	g := srv.AddGuild("g")
 	ch := srv.AddChannel(g.ID, "general")
 	alice := srv.AddUser(sim.User{Username: "alice"})
@@ -553,9 +569,9 @@ func TestBotSpoolAndBackfill(t *testing.T) {
 			t.Errorf("first run's log lacks %q:\n%s", w, r.errb)
 		}
 	}
-	state, err := os.ReadFile(filepath.Join(dir, "channels.json"))
-	if err != nil || !strings.Contains(string(state), first[4]) {
-		t.Errorf("channels.json = %s, %v; want the last published id %s", state, err, first[4])
+	saved, err := bot.LoadCursors(filepath.Join(dir, bot.CursorsFile), nil, nil)
+	if err != nil || len(saved.Channels()) != 1 || fmt.Sprint(saved.Channels()[0].Cursor) != first[4] {
+		t.Errorf("saved positions %+v, %v; want the last published id %s", saved.Channels(), err, first[4])
 	}
 
 	gap := post(7) // the bot is down

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -24,6 +26,7 @@ type kafkaFlags struct {
 	saslMechanism  string
 	saslUser       string
 	passwordFile   string
+	trustedNetwork bool
 	connectTimeout time.Duration
 	e              *env
 }
@@ -43,6 +46,7 @@ func addKafkaFlags(fs *flagSet, e *env) *kafkaFlags {
 	fs.StringVar(&k.saslMechanism, "sasl-mechanism", "", "SASL `mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (password in $"+envSASLPassword+" or --sasl-password-file)")
 	fs.StringVar(&k.saslUser, "sasl-user", "", "SASL user `name`")
 	fs.StringVar(&k.passwordFile, "sasl-password-file", "", "`file` holding the SASL password (one line); or set $"+envSASLPassword)
+	fs.BoolVar(&k.trustedNetwork, "trusted-network", false, "the network to the brokers is trusted: allow SASL PLAIN without TLS (the password then travels in clear text)")
 	fs.DurationVar(&k.connectTimeout, "connect-timeout", kafka.DefaultConnectTimeout, "how long to wait for a broker to answer at start-up")
 	return k
 }
@@ -60,6 +64,7 @@ func (k *kafkaFlags) config() (kafka.Config, error) {
 		ServerName:     k.serverName,
 		SASLMechanism:  k.saslMechanism,
 		SASLUser:       k.saslUser,
+		TrustedNetwork: k.trustedNetwork,
 		ConnectTimeout: k.connectTimeout,
 	}
 	pw, err := k.password()
@@ -97,6 +102,9 @@ func (k *kafkaFlags) password() (string, error) {
 	if err != nil {
 		return "", usageErrorf("check --sasl-password-file", "read the SASL password: %v", err)
 	}
+	if w := secretFileWarning(k.passwordFile); w != "" {
+		newLogger(k.e, slog.LevelWarn).Warn(w, "file", k.passwordFile)
+	}
 	pw := strings.TrimRight(string(b), "\r\n")
 	if pw == "" {
 		return "", usageErrorf("put the password on the first line of the file", "SASL password file %s is empty", k.passwordFile)
@@ -106,4 +114,15 @@ func (k *kafkaFlags) password() (string, error) {
 			"SASL password file %s has more than one line", k.passwordFile)
 	}
 	return pw, nil
+}
+
+// secretFileWarning returns a warning when the file holding a secret may
+// be read by users other than its owner (group or other permission bits),
+// as ssh warns for a private key; "" otherwise.
+func secretFileWarning(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the file holding a secret is readable by other users (permissions %04o): run chmod 600 on it", fi.Mode().Perm())
 }

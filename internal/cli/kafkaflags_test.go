@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -83,7 +84,7 @@ func TestKafkaFlagsConfig(t *testing.T) {
 
 	t.Run("environment fills flags", func(t *testing.T) {
 		e, _, _ := testEnv(map[string]string{"CORDSTREAM_BROKERS": "k1:9092,k2:9092", "CORDSTREAM_SASL_MECHANISM": "PLAIN",
-			"CORDSTREAM_SASL_USER": "bob", "CORDSTREAM_SASL_PASSWORD_FILE": pwFile})
+			"CORDSTREAM_SASL_USER": "bob", "CORDSTREAM_SASL_PASSWORD_FILE": pwFile, "CORDSTREAM_TRUSTED_NETWORK": "true"})
 		fs := newFlagSet("x", e, "about", "example")
 		kf := addKafkaFlags(fs, e)
 		if err := parse(fs, e, nil); err != nil {
@@ -120,6 +121,8 @@ func TestKafkaFlagsConfig(t *testing.T) {
 		{"zero timeout", nil, []string{"--connect-timeout", "0s"}, "must be positive", "10s"},
 		{"unknown mechanism", map[string]string{"CORDSTREAM_SASL_PASSWORD": "x"},
 			[]string{"--sasl-mechanism", "GSSAPI", "--sasl-user", "u"}, "unknown SASL mechanism", "SCRAM-SHA-512"},
+		{"plain in clear text", map[string]string{"CORDSTREAM_SASL_PASSWORD": "x"},
+			[]string{"--sasl-mechanism", "PLAIN", "--sasl-user", "u"}, "clear text", "--trusted-network"},
 	}
 	for _, tt := range errCases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,6 +151,38 @@ func TestNoPasswordFlag(t *testing.T) {
 	for _, name := range []string{"sasl-password", "password"} {
 		if fs.Lookup(name) != nil {
 			t.Errorf("flag --%s exists; the password must come from the environment or a file", name)
+		}
+	}
+}
+
+// TestSecretFilePermissions: a secret file others may read is warned
+// about, as ssh does for a private key; one only its owner reads is not.
+func TestSecretFilePermissions(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o600, false}, {0o400, false}, {0o640, true}, {0o644, true}, {0o604, true}} {
+		pw := filepath.Join(dir, fmt.Sprintf("pw-%o", tc.mode))
+		if err := os.WriteFile(pw, []byte("pw\n"), tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(pw, tc.mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		e, _, errb := testEnv(map[string]string{"CORDSTREAM_SASL_MECHANISM": "SCRAM-SHA-512", "CORDSTREAM_SASL_USER": "u",
+			"CORDSTREAM_SASL_PASSWORD_FILE": pw})
+		fs := newFlagSet("x", e, "about", "example")
+		kf := addKafkaFlags(fs, e)
+		if err := parse(fs, e, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kf.config(); err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Contains(errb.String(), "readable by other users") && strings.Contains(errb.String(), "chmod 600")
+		if got != tc.warn {
+			t.Errorf("password file mode %04o: warned %v, want %v (%q)", tc.mode, got, tc.warn, errb.String())
 		}
 	}
 }

@@ -46,6 +46,14 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	privileged := fs.String("privileged-intents", "message-content", "privileged intents enabled \"in the Developer Portal\": comma-separated message-content, guild-members, guild-presences, or none (asking for another: close 4014)")
 	restLimit := fs.Int("rest-limit", 5, "REST requests per second per route and channel before a 429")
 	verbose := fs.Bool("verbose", false, "log every connection")
+	var h sim.Hostile
+	fs.IntVar(&h.Shards, "hostile-shards", 0, "fault injection: recommend this shard count in GET /gateway/bot (e.g. 1000000000)")
+	fs.IntVar(&h.MaxConcurrency, "hostile-max-concurrency", 0, "fault injection: this session_start_limit.max_concurrency in GET /gateway/bot")
+	fs.StringVar(&h.GatewayURL, "hostile-gateway-url", "", "fault injection: hand out this Gateway `URL` (e.g. ws://gateway.example.com)")
+	fs.StringVar(&h.ResumeURL, "hostile-resume-url", "", "fault injection: send this resume_gateway_url in READY (e.g. wss://resume.example.com)")
+	fs.StringVar(&h.RetryAfter, "hostile-retry-after", "", "fault injection: answer REST requests with 429 and this retry_after, written as is (e.g. 1e300, -1)")
+	fs.StringVar(&h.RetryAfterOn, "hostile-retry-after-on", "", "with --hostile-retry-after: only for paths under /api/v10 starting with this `prefix` (e.g. /channels/)")
+	fs.StringVar(&h.HeartbeatInterval, "hostile-heartbeat-interval", "", "fault injection: HELLO's heartbeat_interval in milliseconds, written as is (e.g. 1e300, 0.001)")
 	if err := parse(fs, e, args); err != nil {
 		return err
 	}
@@ -64,6 +72,9 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("", "--shards must be at least 1, got %d", *shards)
 	case *restLimit < 1:
 		return usageErrorf("", "--rest-limit must be at least 1, got %d", *restLimit)
+	}
+	if err := hostileText(h); err != nil {
+		return err
 	}
 	var intents uint64
 	for _, name := range splitList(*privileged) {
@@ -102,6 +113,10 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	srv := sim.New(cfg)
+	if h != (sim.Hostile{}) {
+		srv.SetHostile(h)
+		log.Warn("hostile answers on: this simulator answers as no real Discord would", "hostile", fmt.Sprintf("%+v", h))
+	}
 	if err := srv.Start(*listen); err != nil {
 		return &simError{err: err, hint: "pick another address with --listen, e.g. --listen 127.0.0.1:0 for any free port"}
 	}
@@ -140,6 +155,18 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "Stopped. Messages posted: %d; connections: %d; identifies: %d; resumes: %d; events sent: %d live, %d replayed.\n",
 		st.Messages, st.Connections, st.Identifies, st.Resumes, st.EventsDispatched, st.EventsReplayed)
 	return genErr
+}
+
+// hostileText checks that the values written into JSON as they are hold
+// one JSON token (a number, or a word such as NaN), so that the simulator's
+// answers stay parseable as far as the test wants.
+func hostileText(h sim.Hostile) error {
+	for flag, v := range map[string]string{"--hostile-retry-after": h.RetryAfter, "--hostile-heartbeat-interval": h.HeartbeatInterval} {
+		if strings.ContainsAny(v, " \t\r\n,{}[]\":") {
+			return usageErrorf("give one number, e.g. 1e300 or -1", "%s %q: not a single number", flag, v)
+		}
+	}
+	return nil
 }
 
 func dmsOrNone(n int) int {

@@ -131,7 +131,7 @@ func TestGatewayBotRESTFailures(t *testing.T) {
 	}{
 		{"401", 401, `{"message":"401: Unauthorized","code":0}`, "rejected the token", ErrTokenRejected},
 		{"404", 404, `not here`, "HTTP 404", nil},
-		{"bad url", 200, `{"url":"https://not-a-websocket","shards":1}`, "not a ws://", nil},
+		{"bad url", 200, `{"url":"https://not-a-websocket","shards":1}`, "want wss://", nil},
 		{"not JSON", 200, `<html>`, "not Discord's JSON", nil},
 	}
 	for _, tt := range tests {

@@ -107,8 +107,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Intents == 0 {
 		cfg.Intents = DefaultIntents
 	}
-	if cfg.Shards < 0 {
-		return nil, fmt.Errorf("discord: shard count %d is negative", cfg.Shards)
+	if cfg.Shards < 0 || cfg.Shards > MaxShards {
+		return nil, fmt.Errorf("discord: shard count %d is not between 0 (Discord's recommendation) and %d", cfg.Shards, MaxShards)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -305,7 +305,7 @@ func (g *Gateway) identifyNow(ctx context.Context, shardID int) error {
 func (g *Gateway) takeBudget(ctx context.Context) error {
 	g.budgetMu.Lock()
 	defer g.budgetMu.Unlock()
-	for g.budget.Remaining <= 0 {
+	for n := 0; g.budget.Remaining <= 0; n++ {
 		gb, err := g.rest.GatewayBot(ctx)
 		if err != nil {
 			return fmt.Errorf("refresh the session-start budget: %w", err)
@@ -314,7 +314,9 @@ func (g *Gateway) takeBudget(ctx context.Context) error {
 		if g.budget.Remaining > 0 {
 			break
 		}
-		wait := max(time.Duration(g.budget.ResetAfter)*time.Millisecond, time.Second)
+		// reset_after is clamped to MaxRetryAfter; a budget still empty
+		// after it waits longer each time (1 s, 2 s, 4 s ... 5 min).
+		wait := max(time.Duration(g.budget.ResetAfter)*time.Millisecond, min(time.Second<<min(n, 9), 5*time.Minute))
 		g.log.Error("Discord's daily session-start budget is used up; waiting for it to reset before identifying",
 			"total", g.budget.Total, "resets_in", wait)
 		if err := sleepCtx(ctx, wait); err != nil {

@@ -3,6 +3,7 @@ package discord
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/cordstream/cordstream/internal/chat"
 )
@@ -46,6 +47,10 @@ type ReadyInfo struct {
 	Shard, ShardCount int
 	SelfID            string   // the bot's user id
 	GuildIDs          []string // the guilds of this shard; each follows as a GUILD_CREATE
+	// StreamLostAt, for a session that follows one Discord ended in this
+	// process, is when the last frame of that session was read: nothing
+	// sent after it was delivered. Zero for the first session of a shard.
+	StreamLostAt time.Time
 }
 
 // GuildInfo is a GUILD_CREATE: a guild becoming available to a shard,
@@ -58,6 +63,9 @@ type GuildInfo struct {
 	// during the session.
 	InReady  bool
 	Channels []ChannelInfo
+	// Dropped counts the channels beyond MaxGuildChannels, left out of
+	// Channels (no guild of Discord's has that many).
+	Dropped int
 }
 
 // Readability of a channel for the bot, from the guild's roles and the
@@ -190,13 +198,24 @@ func parseGuildCreate(d json.RawMessage, selfID string) (GuildInfo, bool) {
 		}
 		return ReadOK
 	}
+	add := func(ci ChannelInfo) {
+		if len(info.Channels) >= MaxGuildChannels {
+			info.Dropped++
+			return
+		}
+		info.Channels = append(info.Channels, ci)
+	}
 	for _, c := range g.Channels {
+		if len(perms) >= MaxGuildChannels {
+			info.Dropped++
+			continue
+		}
 		p := overwrite(c)
 		perms[c.ID] = p
 		if !hasMessages(c.Type) {
 			continue
 		}
-		info.Channels = append(info.Channels, channelInfo(c, readability(p)))
+		add(channelInfo(c, readability(p)))
 	}
 	for _, th := range g.Threads {
 		if !hasMessages(th.Type) {
@@ -209,7 +228,7 @@ func parseGuildCreate(d json.RawMessage, selfID string) (GuildInfo, bool) {
 				read = readability(p)
 			}
 		}
-		info.Channels = append(info.Channels, channelInfo(th, read))
+		add(channelInfo(th, read))
 	}
 	return info, true
 }
@@ -225,10 +244,15 @@ func channelInfo(c apiChannel, read int) ChannelInfo {
 	return ci
 }
 
-// parseReadyGuilds returns the guild ids listed in READY.
+// MaxReadyGuilds bounds the guilds taken from one READY: Discord closes a
+// shard that would hold more than 2,500 (4011, sharding required).
+const MaxReadyGuilds = 10000
+
+// parseReadyGuilds returns the guild ids listed in READY, at most
+// MaxReadyGuilds of them.
 func parseReadyGuilds(raw []json.RawMessage) []string {
 	var ids []string
-	for _, g := range raw {
+	for _, g := range raw[:min(len(raw), MaxReadyGuilds)] {
 		var x struct {
 			ID string `json:"id"`
 		}

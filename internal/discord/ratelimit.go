@@ -132,15 +132,20 @@ func (l *limiter) update(key string, h http.Header, retry time.Duration, global 
 		return
 	}
 	rem, err1 := strconv.Atoi(h.Get("X-RateLimit-Remaining"))
-	after, err2 := strconv.ParseFloat(h.Get("X-RateLimit-Reset-After"), 64)
+	afterS, err2 := strconv.ParseFloat(h.Get("X-RateLimit-Reset-After"), 64)
 	if err1 != nil || err2 != nil {
 		return // a route without limits announced
 	}
+	after, ok := seconds(afterS)
+	if !ok {
+		return // no real reset time: as if none was announced
+	}
+	rem = max(rem, 0)
 	if b == nil {
 		b = &bucketState{}
 		l.buckets[key] = b
 	}
-	reset := now.Add(time.Duration(after*float64(time.Second)) + rateMargin)
+	reset := now.Add(after + rateMargin)
 	if reset.After(b.resetAt.Add(250 * time.Millisecond)) {
 		b.remaining = rem // a new window
 	} else {

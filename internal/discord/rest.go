@@ -53,15 +53,18 @@ type REST struct {
 	sleep     func(ctx context.Context, d time.Duration) error
 	lim       *limiter
 	m         *restMetrics // nil: not counted
-	// maxLimited bounds consecutive 429s for one call before it fails.
+	redact    *Redactor    // of the token: what Discord echoes of it never reaches an error
+	// maxLimited bounds consecutive 429s for one call before it fails;
+	// the wait after each grows (see limitedWait).
 	maxLimited int
 }
 
-// NewREST returns a client for the REST API at base (e.g. DefaultAPIURL).
+// NewREST returns a client for the REST API at base (e.g. DefaultAPIURL):
+// https, or http for a loopback address only (the simulator), since every
+// request carries the token.
 func NewREST(base, token string, client *http.Client, userAgent string, log *slog.Logger) (*REST, error) {
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("Discord API URL %q: want http(s)://host[/path], e.g. %s", base, DefaultAPIURL)
+	if _, err := checkURL("Discord API URL", base, "https", "http"); err != nil {
+		return nil, fmt.Errorf("%w (e.g. %s)", err, DefaultAPIURL)
 	}
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
@@ -70,8 +73,8 @@ func NewREST(base, token string, client *http.Client, userAgent string, log *slo
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &REST{
-		base: strings.TrimRight(base, "/"), token: token, client: client, userAgent: userAgent,
-		log: log, attempts: 5, sleep: sleepCtx, lim: newLimiter(DefaultGlobalLimit, time.Now), maxLimited: 100,
+		base: strings.TrimRight(base, "/"), token: token, client: client, userAgent: userAgent, redact: NewRedactor(token),
+		log: log, attempts: 5, sleep: sleepCtx, lim: newLimiter(DefaultGlobalLimit, time.Now), maxLimited: 10,
 	}, nil
 }
 
@@ -94,21 +97,30 @@ func (r *REST) SetGlobalLimit(perSecond int) {
 // GatewayBot fetches the Gateway URL, the recommended shard count and the
 // session-start budget. It retries 429s (after retry_after), 5xx answers and
 // network errors a few times; a 401 fails at once with ErrTokenRejected.
+//
+// The answer is checked: the URL must be wss:// (ws:// for a loopback
+// address), the shard count at most MaxShards; max_concurrency is clamped
+// to [1, MaxConcurrency], the budget's counts to zero or more and its
+// reset_after to [0, MaxRetryAfter].
 func (r *REST) GatewayBot(ctx context.Context) (GatewayBot, error) {
 	var gb GatewayBot
 	if err := r.get(ctx, "GET /gateway/bot", "", "/gateway/bot", &gb); err != nil {
 		return GatewayBot{}, err
 	}
-	u, err := url.Parse(gb.URL)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return GatewayBot{}, fmt.Errorf("GET %s/gateway/bot: url %q is not a ws:// or wss:// URL", r.base, gb.URL)
+	if _, err := checkURL("Gateway URL", gb.URL, "wss", "ws"); err != nil {
+		return GatewayBot{}, fmt.Errorf("GET %s/gateway/bot: %w", r.base, err)
 	}
-	if gb.Shards < 1 {
+	switch {
+	case gb.Shards < 1:
 		gb.Shards = 1
+	case gb.Shards > MaxShards:
+		return GatewayBot{}, fmt.Errorf("GET %s/gateway/bot: Discord recommends %d shards, more than any bot needs (at most %d: "+
+			"Discord keeps up to 2,500 guilds on a shard); not opening them", r.base, gb.Shards, MaxShards)
 	}
-	if gb.SessionStartLimit.MaxConcurrency < 1 {
-		gb.SessionStartLimit.MaxConcurrency = 1
-	}
+	sl := &gb.SessionStartLimit
+	sl.MaxConcurrency = min(max(sl.MaxConcurrency, 1), MaxConcurrency)
+	sl.Total, sl.Remaining = max(sl.Total, 0), max(sl.Remaining, 0)
+	sl.ResetAfter = min(max(sl.ResetAfter, 0), int(MaxRetryAfter/time.Millisecond))
 	return gb, nil
 }
 
@@ -135,6 +147,12 @@ func (r *REST) ChannelMessages(ctx context.Context, channelID, after string, lim
 	if err := r.get(ctx, "GET /channels/{channel.id}/messages", channelID, path, &page); err != nil {
 		return nil, err
 	}
+	if len(page) > limit {
+		// More than asked for: no page of Discord's. What follows the
+		// oldest limit is fetched by the next request.
+		r.log.Warn("Discord returned more messages than asked for; using the oldest ones", "channel_id", channelID,
+			"asked", limit, "got", len(page))
+	}
 	type idOnly struct {
 		ID string `json:"id"`
 	}
@@ -155,9 +173,9 @@ func (r *REST) ChannelMessages(ctx context.Context, channelID, after string, lim
 		idx[i] = i
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return ids[idx[a]] < ids[idx[b]] })
-	out := make([]json.RawMessage, len(page))
-	for i, j := range idx {
-		out[i] = page[j]
+	out := make([]json.RawMessage, min(len(page), limit))
+	for i := range out {
+		out[i] = page[idx[i]]
 	}
 	return out, nil
 }
@@ -191,6 +209,10 @@ func (r *REST) get(ctx context.Context, route, major, path string, out any) erro
 			return err
 		}
 		res, err := r.try(ctx, full, out)
+		if res.status == http.StatusTooManyRequests && res.retryOK {
+			limited++
+			res.retry = limitedWait(res.retry, limited)
+		}
 		r.lim.update(key, res.header, res.retry, res.global)
 		if r.m != nil {
 			code := "error"
@@ -206,16 +228,15 @@ func (r *REST) get(ctx context.Context, route, major, path string, out any) erro
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if res.status == http.StatusTooManyRequests {
-			limited++
+		if res.status == http.StatusTooManyRequests && res.retryOK {
 			if limited > r.maxLimited {
 				return fmt.Errorf("Discord kept answering 429 Too Many Requests (%d times): %w", limited, err)
 			}
 			lvl := slog.LevelDebug
-			if res.global {
+			if res.global || limited > 1 || res.retry > time.Minute {
 				lvl = slog.LevelWarn
 			}
-			r.log.Log(ctx, lvl, "Discord REST rate limit hit; waiting as told", "route", route, "retry_after", res.retry, "global", res.global)
+			r.log.Log(ctx, lvl, "Discord REST rate limit hit; waiting", "route", route, "wait", res.retry, "global", res.global, "in_a_row", limited)
 			continue // the limiter waits
 		}
 		var he *HTTPError
@@ -241,10 +262,20 @@ func (r *REST) get(ctx context.Context, route, major, path string, out any) erro
 
 // answer is what one request learned besides the body.
 type answer struct {
-	status int
-	header http.Header
-	retry  time.Duration // 429: how long Discord asked us to wait
-	global bool          // 429: the limit is global
+	status  int
+	header  http.Header
+	retry   time.Duration // 429: how long Discord asked us to wait
+	retryOK bool          // 429: retry is a real wait (see seconds)
+	global  bool          // 429: the limit is global
+}
+
+// minLimitedWait is the least wait after a 429; it doubles with each 429 in
+// a row for one call, whatever Discord says (a 429 right after its own wait
+// means the wait was wrong), up to MaxRetryAfter.
+const minLimitedWait = 100 * time.Millisecond
+
+func limitedWait(retry time.Duration, inARow int) time.Duration {
+	return min(max(retry, minLimitedWait<<min(inARow-1, 30)), MaxRetryAfter)
 }
 
 // try makes one request.
@@ -267,11 +298,16 @@ func (r *REST) try(ctx context.Context, full string, out any) (answer, error) {
 		return a, fmt.Errorf("GET %s: read body: %w", full, err)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
-		a.retry, a.global = retryAfter(resp, body)
-		return a, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: snippet(body)}
+		var said string
+		a.retry, a.global, said, a.retryOK = retryAfter(resp, body)
+		if !a.retryOK {
+			return a, fmt.Errorf("GET %s: Discord answered 429 Too Many Requests asking to wait %s seconds, which is no real rate limit "+
+				"(not a number, or more than %s): not retrying", full, r.snippet([]byte(said)), MaxRetryAfter)
+		}
+		return a, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: r.snippet(body)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return a, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: snippet(body)}
+		return a, &HTTPError{Method: "GET", URL: full, Status: resp.StatusCode, Body: r.snippet(body)}
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return a, fmt.Errorf("GET %s: the answer is not Discord's JSON (check --discord-api-url): %w", full, err)
@@ -280,22 +316,39 @@ func (r *REST) try(ctx context.Context, full string, out any) (answer, error) {
 }
 
 // retryAfter reads a 429's wait from the JSON body or the Retry-After
-// header, and whether the limit is global.
-func retryAfter(resp *http.Response, body []byte) (time.Duration, bool) {
+// header (1 s when neither gives a positive one), and whether the limit is
+// global. ok is false when the wait given is no real one (see seconds);
+// said is the value as Discord sent it.
+func retryAfter(resp *http.Response, body []byte) (wait time.Duration, global bool, said string, ok bool) {
 	var rl struct {
-		RetryAfter float64 `json:"retry_after"`
-		Global     bool    `json:"global"`
+		RetryAfter json.Number `json:"retry_after"`
+		Global     bool        `json:"global"`
 	}
 	_ = json.Unmarshal(body, &rl)
-	global := rl.Global || resp.Header.Get("X-RateLimit-Global") == "true"
-	if rl.RetryAfter > 0 {
-		return time.Duration(rl.RetryAfter * float64(time.Second)), global
+	global = rl.Global || resp.Header.Get("X-RateLimit-Global") == "true"
+	for _, v := range []string{string(rl.RetryAfter), resp.Header.Get("Retry-After")} {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if v == "" || (err != nil && !errors.Is(err, strconv.ErrRange)) {
+			continue
+		}
+		if f < 0 {
+			continue // no wait given: the next source, or the default
+		}
+		d, ok := seconds(f)
+		if !ok {
+			return 0, global, v, false
+		}
+		if d > 0 {
+			return d, global, v, true
+		}
 	}
-	if s, err := strconv.ParseFloat(resp.Header.Get("Retry-After"), 64); err == nil && s > 0 {
-		return time.Duration(s * float64(time.Second)), global
-	}
-	return time.Second, global
+	return time.Second, global, "", true
 }
+
+// snippet is the start of a response body for an error, with whatever it
+// holds of the token removed first (before it is cut: a token cut in two
+// would leave a piece behind).
+func (r *REST) snippet(b []byte) string { return snippet([]byte(r.redact.Redact(string(b)))) }
 
 func snippet(b []byte) string {
 	s := strings.TrimSpace(string(b))

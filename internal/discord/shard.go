@@ -34,6 +34,11 @@ type shard struct {
 	// readyGuilds are the guilds READY listed for the current session
 	// (their GUILD_CREATE is part of the session start).
 	readyGuilds map[string]bool
+	// lastFrame is when the last frame of the live session (after READY
+	// or RESUMED) was read; lostAt, that of a session Discord ended (zero
+	// otherwise), for the next READY.
+	lastFrame time.Time
+	lostAt    time.Time
 }
 
 func newShard(g *Gateway, id, count int) *shard {
@@ -163,6 +168,7 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	if err != nil {
 		return outcome{reason: "dial_failed", err: fmt.Errorf("connect to %s: %w", base, err)}
 	}
+	ws.SetReadLimit(MaxFrameBytes)
 	c := &conn{ws: ws}
 	connCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -193,6 +199,9 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 			return out
 		}
 		now := s.g.cfg.Now()
+		if s.ready.Load() {
+			s.lastFrame = now // a frame of the live session
+		}
 		var f frame
 		if err := json.Unmarshal(data, &f); err != nil {
 			c.close(closeResumable, "decode_error")
@@ -206,9 +215,13 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 			}
 			if err := json.Unmarshal(f.D, &h); err != nil || h.HeartbeatInterval <= 0 {
 				c.close(closeResumable, "decode_error")
-				return outcome{reason: "decode_error", err: fmt.Errorf("HELLO without a heartbeat_interval: %s", snippet(f.D))}
+				return outcome{reason: "decode_error", err: fmt.Errorf("HELLO without a heartbeat_interval: %s", s.g.rest.snippet(f.D))}
 			}
-			c.interval = time.Duration(h.HeartbeatInterval * float64(time.Millisecond))
+			c.interval = heartbeatInterval(h.HeartbeatInterval)
+			if ms := float64(c.interval) / float64(time.Millisecond); ms != h.HeartbeatInterval {
+				s.log.Warn("HELLO's heartbeat_interval is out of bounds; clamped", "heartbeat_interval_ms", h.HeartbeatInterval,
+					"used", c.interval, "min", MinHeartbeat, "max", MaxHeartbeat)
+			}
 			wg.Go(func() { s.heartbeat(connCtx, c) })
 			if resuming {
 				replaying = true
@@ -261,10 +274,26 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	}
 }
 
+// heartbeatInterval converts HELLO's heartbeat_interval (milliseconds)
+// into a duration within [MinHeartbeat, MaxHeartbeat].
+func heartbeatInterval(ms float64) time.Duration {
+	if !(ms <= MaxHeartbeat.Seconds()*1000) { // NaN included
+		return MaxHeartbeat
+	}
+	return max(time.Duration(ms*float64(time.Millisecond)), MinHeartbeat)
+}
+
 // readFailed classifies why a read failed.
 func (s *shard) readFailed(ctx context.Context, c *conn, err error) outcome {
 	if ctx.Err() != nil {
 		return outcome{reason: "shutdown"}
+	}
+	if errors.Is(err, websocket.ErrReadLimit) {
+		// The frame is read no further; the connection is closed (1009).
+		c.close(websocket.CloseMessageTooBig, "frame too large")
+		s.log.Error("the Gateway sent a frame larger than the read limit; reconnecting (Discord's largest frames are a few MiB)",
+			"limit_bytes", MaxFrameBytes)
+		return outcome{reason: "frame_too_large", err: fmt.Errorf("Gateway frame over %d bytes", MaxFrameBytes)}
 	}
 	if r := c.closedBy(); r != "" {
 		reason := r
@@ -298,6 +327,7 @@ func (s *shard) loseSession(why string) {
 	s.g.m.sessionsLost.Inc()
 	s.log.Warn("Discord ended the session; events sent while disconnected will not be replayed",
 		"why", why, "last_seq", s.seq.Load())
+	s.lostAt = s.lastFrame
 	s.sessionID, s.resumeURL = "", ""
 	s.seq.Store(0)
 }
@@ -356,22 +386,37 @@ func (s *shard) dispatch(ctx context.Context, c *conn, typ string, seq int64, d 
 		if err := json.Unmarshal(d, &r); err != nil || r.SessionID == "" {
 			s.log.Warn("READY without a session id; the session cannot be resumed", "err", err)
 		}
+		if r.ResumeGatewayURL != "" {
+			if err := checkResumeURL(r.ResumeGatewayURL, s.g.gatewayURL); err != nil {
+				s.log.Warn("not using the resume_gateway_url Discord gave; resuming on the Gateway URL instead", "err", err)
+				r.ResumeGatewayURL = ""
+			}
+		}
 		s.sessionID, s.resumeURL, s.selfID = r.SessionID, r.ResumeGatewayURL, r.User.ID
 		s.seq.Store(seq)
 		s.setReady(true)
 		s.log.Info("connected to Discord", "user", r.User.Username, "user_id", r.User.ID, "guilds", len(r.Guilds))
+		if len(r.Guilds) > MaxReadyGuilds {
+			s.log.Warn("READY lists more guilds than a shard can hold (Discord allows 2,500); using the first ones",
+				"guilds", len(r.Guilds), "used", MaxReadyGuilds)
+		}
 		ids := parseReadyGuilds(r.Guilds)
 		s.readyGuilds = make(map[string]bool, len(ids))
 		for _, id := range ids {
 			s.readyGuilds[id] = true
 		}
 		if s.g.cfg.OnReady != nil {
-			s.g.cfg.OnReady(ReadyInfo{Shard: s.id, ShardCount: s.count, SelfID: r.User.ID, GuildIDs: ids})
+			s.g.cfg.OnReady(ReadyInfo{Shard: s.id, ShardCount: s.count, SelfID: r.User.ID, GuildIDs: ids, StreamLostAt: s.lostAt})
 		}
+		s.lostAt = time.Time{}
 		return nil
 	case "GUILD_CREATE":
 		if s.g.cfg.OnGuild != nil {
 			if info, ok := parseGuildCreate(d, s.selfID); ok {
+				if info.Dropped > 0 {
+					s.log.Warn("GUILD_CREATE lists more channels than a guild can have; using the first ones",
+						"guild_id", info.ID, "used", len(info.Channels), "dropped", info.Dropped)
+				}
 				info.Shard = s.id
 				info.InReady = s.readyGuilds[info.ID]
 				s.g.cfg.OnGuild(info)

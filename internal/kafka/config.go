@@ -48,6 +48,10 @@ type Config struct {
 	SASLMechanism string // "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"
 	SASLUser      string
 	SASLPassword  string // never from a flag: environment or file; never logged
+	// TrustedNetwork says the network between the client and the brokers
+	// is trusted: only then may SASL PLAIN, which sends the password as
+	// it is, run without TLS.
+	TrustedNetwork bool
 
 	// ConnectTimeout bounds how long NewClient waits for a broker to answer;
 	// zero means DefaultConnectTimeout.
@@ -99,8 +103,9 @@ func (c *Config) Mechanism() string {
 
 // Validate checks the settings before any connection is tried: at least one
 // broker, every broker a host:port, a client certificate only with its key,
-// and a known SASL mechanism only together with a user and a password. It
-// reads no file; Options does. Every error is a *ConfigError.
+// a known SASL mechanism only together with a user and a password, and SASL
+// PLAIN only over TLS unless the network is trusted. It reads no file;
+// Options does. Every error is a *ConfigError.
 func (c *Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		return configErr("name at least one broker: --brokers localhost:9092", nil, "no Kafka brokers given")
@@ -128,6 +133,11 @@ func (c *Config) Validate() error {
 		if c.SASLPassword == "" {
 			return configErr("put the password in $CORDSTREAM_SASL_PASSWORD or in a file named by --sasl-password-file",
 				nil, "SASL %s needs a password", c.Mechanism())
+		}
+		if c.Mechanism() == MechanismPlain && !c.UsesTLS() && !c.TrustedNetwork {
+			return configErr("connect with TLS (--tls, and --tls-ca-file for a private CA), or use SCRAM-SHA-512 or SCRAM-SHA-256, "+
+				"which never send the password; only on a network you trust, add --trusted-network",
+				nil, "SASL PLAIN without TLS would send the password in clear text to the brokers and anyone on the way")
 		}
 	default:
 		return configErr("use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", nil, "unknown SASL mechanism %q", c.SASLMechanism)
@@ -234,6 +244,9 @@ func (c Config) String() string {
 	}
 	if m := c.Mechanism(); m != "" {
 		fmt.Fprintf(&b, " sasl=%s user=%s", m, c.SASLUser)
+	}
+	if c.TrustedNetwork {
+		b.WriteString(" trusted_network=true")
 	}
 	return b.String()
 }

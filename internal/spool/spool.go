@@ -20,11 +20,19 @@
 //     once a second and at Close), never one that was not appended.
 //   - The files never hold more than Options.MaxBytes: Append blocks until
 //     acknowledgements free whole segments, or its context ends.
+//   - A full file system is an outage, not a loss: when a write fails for
+//     lack of space (ENOSPC, EDQUOT), Append blocks (Stats.Blocked says why)
+//     until acknowledgements free space, the segment being written
+//     included, or space returns from elsewhere (it tries again every
+//     second). Open on a full file system succeeds and says so
+//     (Recovery.NoSpace): acknowledging the entries it holds frees space.
 //   - Every entry carries its length, id and a CRC-32C. Opening a spool
 //     skips damaged entries and torn writes at the end of a segment (a crash
 //     in the middle of a write) with a warning, and never fails or panics
 //     because of the content of a segment; a segment with a bad header is
-//     renamed to *.corrupt and left for inspection.
+//     renamed to *.corrupt and left for inspection. Ids are taken from valid
+//     entries only, never from a file's name, and what Open allocates grows
+//     with the entries found, not with the ids they carry.
 //   - One process at a time: Open takes an exclusive lock on the directory.
 //
 // See format.go for the bytes on disk.
@@ -70,6 +78,11 @@ type Options struct {
 	CheckpointEvery time.Duration
 	// Log receives the warnings about damaged data (discarded when nil).
 	Log *slog.Logger
+
+	// beforeWrite, in tests, is called before every write of n bytes to
+	// the spool's files; an error fails the write as the file system
+	// would.
+	beforeWrite func(n int) error
 }
 
 // ErrTooLarge is returned by Append for a payload over MaxEntry or one that
@@ -78,6 +91,31 @@ var ErrTooLarge = errors.New("spool: entry too large")
 
 // ErrClosed is returned by Append and Next after Close.
 var ErrClosed = errors.New("spool: closed")
+
+// ErrFull is Stats.Blocked while Append waits because the spool holds
+// MaxBytes of entries not yet acknowledged.
+var ErrFull = errors.New("spool: full: its bound on disk is reached by entries not yet acknowledged")
+
+// ErrLocked is what Open's error wraps when another process holds the
+// directory.
+var ErrLocked = errors.New("spool: directory in use by another process")
+
+// IsNoSpace reports whether err is the file system's "no space left" (or
+// quota exceeded): a condition acknowledgements, or space freed elsewhere,
+// end.
+func IsNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// FreeBytes returns the space left to an unprivileged user on the file
+// system holding path.
+func FreeBytes(path string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
 
 // Entry is one record read back.
 type Entry struct {
@@ -94,6 +132,11 @@ type Recovery struct {
 	DamagedBytes int64
 	TornBytes    int64 // bytes after the last valid entry of a segment, discarded
 	Corrupt      int   // segment files renamed to *.corrupt
+	// NoSpace is set when no segment could be started for lack of space
+	// on the file system (it wraps syscall.ENOSPC or EDQUOT): Append blocks
+	// until acknowledging the recovered entries, or space freed elsewhere,
+	// makes room.
+	NoSpace error
 }
 
 type segment struct {
@@ -104,6 +147,7 @@ type segment struct {
 	size    int64 // bytes on disk
 	entries int64
 	valid1  uint64 // id of the first valid entry (0 when empty)
+	deleted bool   // removed (every entry acknowledged); s.mu
 }
 
 // Spool is an open spool directory. Append, Ack and Next may be called from
@@ -114,51 +158,115 @@ type Spool struct {
 	log  *slog.Logger
 	lock *os.File
 
-	mu      sync.Mutex
-	segs    []*segment // ascending; the last one is written to
-	w       *os.File   // the last segment, open for appending
-	nextID  uint64
-	used    int64 // bytes of all segment files
-	pending int64 // entries appended or recovered and not acknowledged
-	closed  bool
+	mu       sync.Mutex
+	segs     []*segment // ascending; while w is open, the last one is written to
+	w        *os.File   // nil when no segment could be started (no space)
+	rollNext bool       // the segment written to holds only acknowledged entries and the disk is full
+	nextID   uint64
+	used     int64 // bytes of all segment files
+	pending  int64 // entries appended or recovered and not acknowledged
+	closed   bool
 
-	// Acknowledgements: every id below low is acknowledged; acked[i]
-	// says whether low+i is.
-	low   uint64
-	acked []bool
+	// Acknowledgements: every id below low is acknowledged; acks says,
+	// for the entries from low on, which are.
+	low  uint64
+	acks ackRuns
 
 	spaceWaiters int
+	blocked      error     // why Append cannot write (nil: it can)
+	blockedSince time.Time // when that began
 
 	// Waiting: closed and replaced when something changes.
 	spaceCh chan struct{} // space freed
-	dataCh  chan struct{} // entry appended
+	dataCh  chan struct{} // entry appended, or a segment deleted
 	syncCh  chan struct{} // an fsync completed
 
 	written  uint64 // last id written
 	synced   uint64 // last id known durable
 	dirty    bool   // the file w has unsynced writes
 	ckptLow  uint64 // low as last written to the checkpoint
+	ckptErr  bool   // the last checkpoint write failed (logged once)
 	kick     chan struct{}
 	stop     chan struct{}
 	syncDone chan struct{}
 	syncErr  error
 
 	rdMu sync.Mutex // held by Next; Close takes it to close the reader's file
-	rd   reader     // rdMu; rd.seg is also written under mu
+	rd   reader     // rdMu; rd.seg is also read under mu
 }
 
 // reader is Next's position.
 type reader struct {
-	seg  *segment
+	seg  *segment // nil: before the first segment
 	f    *os.File
 	sc   *scanner
 	last uint64 // id of the last entry returned
 }
 
+// ackRun is a run of consecutive ids with entries, from first on, and
+// which of them are acknowledged.
+type ackRun struct {
+	first uint64
+	acked []bool
+}
+
+// ackRuns are the entries from low on, in ascending runs of consecutive
+// ids. Ids that no entry has (gaps left by damaged data, or between
+// segments) are in no run and count as acknowledged, so the memory they
+// take grows with the entries, whatever ids the entries carry.
+type ackRuns []ackRun
+
+// add records a new unacknowledged entry; ids come in ascending order.
+func (a *ackRuns) add(id uint64) {
+	if n := len(*a); n > 0 {
+		r := &(*a)[n-1]
+		if r.first+uint64(len(r.acked)) == id {
+			r.acked = append(r.acked, false)
+			return
+		}
+	}
+	*a = append(*a, ackRun{first: id, acked: []bool{false}})
+}
+
+// find returns the acknowledgement flag of id, or nil when no entry has it.
+func (a ackRuns) find(id uint64) *bool {
+	i := sort.Search(len(a), func(i int) bool { return a[i].first+uint64(len(a[i].acked)) > id })
+	if i == len(a) || id < a[i].first {
+		return nil
+	}
+	return &a[i].acked[id-a[i].first]
+}
+
+// trim drops the acknowledged entries at the front and returns the first
+// unacknowledged id (ok false when none is left).
+func (a *ackRuns) trim() (uint64, bool) {
+	for len(*a) > 0 {
+		r := &(*a)[0]
+		i := 0
+		for i < len(r.acked) && r.acked[i] {
+			i++
+		}
+		if i < len(r.acked) {
+			if i > 0 {
+				r.first += uint64(i)
+				r.acked = r.acked[i:]
+				if cap(r.acked) > 1024 && len(r.acked) < cap(r.acked)/4 {
+					r.acked = append(make([]bool, 0, 2*len(r.acked)+64), r.acked...)
+				}
+			}
+			return r.first, true
+		}
+		*a = (*a)[1:]
+	}
+	*a = nil
+	return 0, false
+}
+
 // Open opens (creating it if needed) the spool in dir and recovers its
-// content. It fails if another process holds the directory, or if the
-// directory cannot be used; damaged content is reported in Recovery, not
-// as an error.
+// content. It fails if another process holds the directory (the error
+// wraps ErrLocked), or if the directory cannot be used; damaged content is
+// reported in Recovery, not as an error, and so is a file system too full
+// to start a segment (Recovery.NoSpace).
 func Open(dir string, o Options) (*Spool, Recovery, error) {
 	if o.MaxBytes == 0 {
 		o.MaxBytes = 1 << 30
@@ -194,13 +302,23 @@ func Open(dir string, o Options) (*Spool, Recovery, error) {
 		return nil, rec, err
 	}
 	if err := s.roll(); err != nil {
-		s.closeFiles()
-		s.unlock()
-		return nil, rec, err
+		if !IsNoSpace(err) {
+			s.closeFiles()
+			s.unlock()
+			return nil, rec, err
+		}
+		// Append waits for space; acknowledging what was recovered frees it.
+		rec.NoSpace = err
+		s.setBlocked(err)
 	}
 	go s.syncLoop()
 	return s, rec, nil
 }
+
+type lockedError struct{ msg string }
+
+func (e *lockedError) Error() string        { return e.msg }
+func (e *lockedError) Is(target error) bool { return target == ErrLocked }
 
 func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, lockFile)
@@ -216,8 +334,10 @@ func lockDir(dir string) (*os.File, error) {
 		if holder == "" {
 			holder = "unknown"
 		}
-		return nil, fmt.Errorf("spool directory %s is in use by another process (pid %s): each bot needs its own spool directory", dir, holder)
+		return nil, &lockedError{fmt.Sprintf("spool directory %s is in use by another process (pid %s): each bot needs its own spool directory", dir, holder)}
 	}
+	// The pid is for the message above only: on a full file system it may
+	// not be written, which is no reason to stop.
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
@@ -245,6 +365,8 @@ func (s *Spool) recover() (Recovery, error) {
 		}
 		low = 0
 	}
+	// A checkpoint left by an interrupted write.
+	_ = os.Remove(filepath.Join(s.dir, ackFile+tmpSuffix))
 	names, err := os.ReadDir(s.dir)
 	if err != nil {
 		return rec, fmt.Errorf("spool: read %s: %w", s.dir, err)
@@ -264,22 +386,36 @@ func (s *Spool) recover() (Recovery, error) {
 	sort.Slice(segs, func(i, j int) bool { return segs[i].first < segs[j].first })
 	rec.Segments = len(segs)
 
-	s.low = max(low, 1)
-	s.nextID = s.low
-	var kept []*segment
-	for i, sg := range segs {
-		var maxID uint64
-		if i+1 < len(segs) {
-			maxID = segs[i+1].first
-		}
-		if err := s.scanSegment(sg, maxID, &rec); err != nil {
+	// From the last segment to the first: a segment's ids must stay below
+	// the first valid id of the next segment that has entries (a name
+	// alone, of an empty or foreign file, bounds nothing).
+	var bound uint64
+	corrupt := make([]bool, len(segs))
+	for i := len(segs) - 1; i >= 0; i-- {
+		sg := segs[i]
+		if err := s.scanSegment(sg, bound, &rec); err != nil {
 			s.log.Warn("spool segment unreadable; renamed and skipped (its entries are lost from the spool; creates among them are recovered by the REST backfill)",
 				"segment", sg.path, "err", err)
 			_ = os.Rename(sg.path, sg.path+".corrupt")
 			rec.Corrupt++
+			corrupt[i] = true
 			continue
 		}
-		s.nextID = max(s.nextID, sg.first, sg.last+1)
+		if sg.entries > 0 {
+			bound = sg.valid1
+		}
+	}
+
+	s.low = max(low, 1)
+	s.nextID = s.low
+	var kept []*segment
+	for i, sg := range segs {
+		if corrupt[i] {
+			continue
+		}
+		if sg.entries > 0 {
+			s.nextID = max(s.nextID, sg.last+1) // from entries, never from the name
+		}
 		if sg.entries == 0 || sg.last < s.low {
 			// Empty, or fully acknowledged before the restart.
 			if err := os.Remove(sg.path); err != nil && !os.IsNotExist(err) {
@@ -288,19 +424,6 @@ func (s *Spool) recover() (Recovery, error) {
 			continue
 		}
 		kept = append(kept, sg)
-	}
-	s.nextID = max(s.nextID, s.low)
-	// Nothing below the first kept entry exists: start there.
-	if len(kept) > 0 {
-		s.low = max(s.low, kept[0].valid1)
-	} else {
-		s.low = s.nextID
-	}
-	// Ids in [low, nextID) that no kept entry has (damage, gaps) count as
-	// acknowledged; pending counts the real entries.
-	s.acked = make([]bool, s.nextID-s.low)
-	for i := range s.acked {
-		s.acked[i] = true
 	}
 	for _, sg := range kept {
 		s.used += sg.size
@@ -316,7 +439,7 @@ func (s *Spool) recover() (Recovery, error) {
 				break
 			}
 			if id >= s.low {
-				s.acked[id-s.low] = false
+				s.acks.add(id)
 				s.pending++
 			}
 		}
@@ -326,9 +449,6 @@ func (s *Spool) recover() (Recovery, error) {
 	rec.Entries = s.pending
 	s.segs = kept
 	s.ckptLow = s.low
-	if len(kept) > 0 {
-		s.rd.seg = kept[0]
-	}
 	s.rd.last = s.low - 1
 	return rec, nil
 }
@@ -395,32 +515,56 @@ func readCheckpoint(path string) (uint64, bool) {
 	return binary.LittleEndian.Uint64(b[8:16]), true
 }
 
+const tmpSuffix = ".tmp"
+
+// writeCheckpoint replaces the checkpoint atomically: a temporary file,
+// fsynced, renamed over it, then the directory fsynced so that the rename
+// itself survives a machine crash. A failed write leaves no temporary file.
 func (s *Spool) writeCheckpoint(low uint64) error {
 	b := make([]byte, 20)
 	copy(b, ackMagic)
 	binary.LittleEndian.PutUint64(b[8:16], low)
 	binary.LittleEndian.PutUint32(b[16:20], crc32.Checksum(b[:16], castagnoli))
 	path := filepath.Join(s.dir, ackFile)
-	tmp := path + ".tmp"
+	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
+	err = s.write(f, b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return syncDir(s.dir)
 }
 
-// roll starts a new segment named after nextID (s.mu held or not yet shared).
+// write writes b to f (after the test hook, if any).
+func (s *Spool) write(f *os.File, b []byte) error {
+	if s.opts.beforeWrite != nil {
+		if err := s.opts.beforeWrite(len(b)); err != nil {
+			return &os.PathError{Op: "write", Path: f.Name(), Err: err}
+		}
+	}
+	_, err := f.Write(b)
+	return err
+}
+
+// roll seals the segment being written (if any), deletes every segment
+// whose entries are all acknowledged, and starts a new segment named after
+// nextID. The deletions come first: on a full file system they make the
+// room the new segment needs. If it cannot be created, no segment is open
+// for writing and the next Append tries again. s.mu held, or the spool not
+// yet shared.
 func (s *Spool) roll() error {
 	if s.w != nil {
 		if err := s.w.Sync(); err != nil {
@@ -433,46 +577,55 @@ func (s *Spool) roll() error {
 		close(s.syncCh)
 		s.syncCh = make(chan struct{})
 	}
+	s.rollNext = false
+	s.deleteAcked()
 	path := filepath.Join(s.dir, fmt.Sprintf("%020d%s", s.nextID, segSuffix))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("spool: create segment: %w", err)
 	}
-	if _, err := f.Write([]byte(segMagic)); err != nil {
+	err = s.write(f, []byte(segMagic))
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(path)
-		return fmt.Errorf("spool: write segment header: %w", err)
+		return fmt.Errorf("spool: start segment %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("spool: fsync segment: %w", err)
-	}
-	syncDir(s.dir)
+	_ = syncDir(s.dir)
 	sg := &segment{first: s.nextID, last: s.nextID - 1, path: path, end: segHeader, size: segHeader}
 	s.segs = append(s.segs, sg)
 	s.used += segHeader
 	s.w = f
-	if s.rd.seg == nil {
-		s.rd.seg = sg
-	}
-	s.deleteAcked()
 	return nil
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	err = d.Sync()
+	d.Close()
+	return err
+}
+
+// setBlocked records why Append cannot write (s.mu held).
+func (s *Spool) setBlocked(err error) {
+	if s.blocked == nil {
+		s.blockedSince = time.Now()
+	}
+	s.blocked = err
 }
 
 // Append adds an entry and returns its id. It blocks while the spool is
-// full (reporting how long in blocked) until acknowledgements free space,
-// and, with SyncEvery = 0, until the entry is fsynced. It returns ctx's
-// error if ctx ends first (the entry is then not appended, or appended but
-// perhaps not yet fsynced), ErrTooLarge for an entry that can never fit,
-// or the error of a failed write (the entry is then not in the spool).
+// full or its file system has no space left (reporting how long in blocked,
+// and why in Stats.Blocked) until acknowledgements free space, and, with
+// SyncEvery = 0, until the entry is fsynced. It returns ctx's error if ctx
+// ends first (the entry is then not appended, or appended but perhaps not
+// yet fsynced), ErrTooLarge for an entry that can never fit, or the error
+// of a write that failed otherwise (the entry is then not in the spool).
 func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked time.Duration, err error) {
 	need := int64(entryHeader + len(data))
 	if len(data) > MaxEntry || need+2*segHeader > s.opts.MaxBytes {
@@ -486,16 +639,44 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 			s.mu.Unlock()
 			return 0, blocked, ErrClosed
 		}
-		active := s.segs[len(s.segs)-1]
-		if active.size > segHeader && (active.size+need > s.opts.SegmentBytes || (s.used+need > s.opts.MaxBytes && active.last < s.low)) {
-			if err := s.roll(); err != nil {
+		poll := false // wait for space to return from elsewhere too
+		if s.w == nil || s.rollNext || s.activeFull(need) {
+			err := s.roll()
+			if err == nil {
+				continue
+			}
+			s.setBlocked(err)
+			if !IsNoSpace(err) {
 				s.mu.Unlock()
 				return 0, blocked, err
 			}
-			continue
-		}
-		if s.used+need <= s.opts.MaxBytes {
-			break
+			poll = true
+		} else if s.used+need > s.opts.MaxBytes {
+			s.setBlocked(ErrFull)
+		} else {
+			id = s.nextID
+			buf = appendEntry(buf[:0], id, data)
+			active := s.segs[len(s.segs)-1]
+			werr := s.write(s.w, buf)
+			if werr == nil {
+				break
+			}
+			// Leave no partial entry behind.
+			_ = s.w.Truncate(active.size)
+			_, _ = s.w.Seek(active.size, 0)
+			werr = fmt.Errorf("spool: write %s: %w", active.path, werr)
+			s.setBlocked(werr)
+			if !IsNoSpace(werr) {
+				s.mu.Unlock()
+				return 0, blocked, werr
+			}
+			if active.entries > 0 && active.last < s.low {
+				// It holds only acknowledged entries: a new segment
+				// frees them.
+				s.rollNext = true
+				continue
+			}
+			poll = true
 		}
 		if start.IsZero() {
 			start = time.Now()
@@ -503,13 +684,25 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 		ch := s.spaceCh
 		s.spaceWaiters++
 		s.mu.Unlock()
+		var retry <-chan time.Time
+		var timer *time.Timer
+		if poll {
+			timer = time.NewTimer(time.Second)
+			retry = timer.C
+		}
 		select {
 		case <-ctx.Done():
+		case <-ch:
+		case <-retry:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
 			s.mu.Lock()
 			s.spaceWaiters--
 			s.mu.Unlock()
 			return 0, time.Since(start), ctx.Err()
-		case <-ch:
 		}
 		s.mu.Lock()
 		s.spaceWaiters--
@@ -517,18 +710,10 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 	if !start.IsZero() {
 		blocked = time.Since(start)
 	}
-	id = s.nextID
-	buf = appendEntry(buf, id, data)
+	s.blocked, s.blockedSince = nil, time.Time{}
 	active := s.segs[len(s.segs)-1]
-	if _, err := s.w.Write(buf); err != nil {
-		// Leave no partial entry behind.
-		_ = s.w.Truncate(active.size)
-		_, _ = s.w.Seek(active.size, 0)
-		s.mu.Unlock()
-		return 0, blocked, fmt.Errorf("spool: write %s: %w", active.path, err)
-	}
 	s.nextID++
-	s.acked = append(s.acked, false)
+	s.acks.add(id)
 	s.pending++
 	active.size += need
 	active.end = active.size
@@ -568,6 +753,16 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 	err = s.syncErr
 	s.mu.Unlock()
 	return id, blocked, err
+}
+
+// activeFull reports whether the segment being written must be sealed
+// before an entry of need bytes: it would pass SegmentBytes, or the spool
+// is full and the segment holds only acknowledged entries (sealing it
+// lets it be deleted). s.mu held, s.w open.
+func (s *Spool) activeFull(need int64) bool {
+	active := s.segs[len(s.segs)-1]
+	return active.size > segHeader &&
+		(active.size+need > s.opts.SegmentBytes || (s.used+need > s.opts.MaxBytes && active.last < s.low))
 }
 
 // syncLoop is the group commit: it fsyncs the active segment when kicked
@@ -621,6 +816,9 @@ func (s *Spool) syncOnce() {
 	s.mu.Unlock()
 }
 
+// checkpoint writes the acknowledgement checkpoint if it changed. A
+// failure (a full disk) costs duplicates after a restart, not data: it is
+// logged once, and once more when a write succeeds again.
 func (s *Spool) checkpoint() {
 	s.mu.Lock()
 	low := s.low
@@ -629,13 +827,21 @@ func (s *Spool) checkpoint() {
 		return
 	}
 	s.mu.Unlock()
-	if err := s.writeCheckpoint(low); err != nil {
-		s.log.Warn("cannot write the spool checkpoint (after a restart, acknowledged entries may be sent again)", "err", err)
+	err := s.writeCheckpoint(low)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if !s.ckptErr {
+			s.ckptErr = true
+			s.log.Warn("cannot write the spool checkpoint; retrying every second (after a restart, acknowledged entries may be sent again)", "err", err)
+		}
 		return
 	}
-	s.mu.Lock()
+	if s.ckptErr {
+		s.ckptErr = false
+		s.log.Info("the spool checkpoint is written again")
+	}
 	s.ckptLow = max(s.ckptLow, low)
-	s.mu.Unlock()
 }
 
 // Ack marks the entry id as acknowledged: once every entry of a segment is,
@@ -644,10 +850,14 @@ func (s *Spool) checkpoint() {
 func (s *Spool) Ack(id uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id < s.low || id >= s.low+uint64(len(s.acked)) || s.acked[id-s.low] {
+	if id < s.low {
 		return
 	}
-	s.acked[id-s.low] = true
+	p := s.acks.find(id)
+	if p == nil || *p {
+		return
+	}
+	*p = true
 	s.pending--
 	if id == s.low {
 		s.advanceLow()
@@ -660,31 +870,29 @@ func (s *Spool) Ack(id uint64) {
 	}
 }
 
+// advanceLow moves low to the first entry not acknowledged, or to nextID.
 func (s *Spool) advanceLow() {
-	i := 0
-	for i < len(s.acked) && s.acked[i] {
-		i++
-	}
-	if i == 0 {
-		return
-	}
-	s.low += uint64(i)
-	s.acked = s.acked[i:]
-	if cap(s.acked) > 1024 && len(s.acked) < cap(s.acked)/4 {
-		s.acked = append(make([]bool, 0, 2*len(s.acked)+64), s.acked...)
+	if l, ok := s.acks.trim(); ok {
+		s.low = l
+	} else {
+		s.low = max(s.low, s.nextID)
 	}
 }
 
-// deleteAcked removes every segment but the active one whose entries are
-// all acknowledged.
+// deleteAcked removes every segment whose entries are all acknowledged,
+// except the one being written. Each is truncated before it is removed:
+// the reader may still hold it open, and an open file's blocks are freed
+// only when it is closed, unless it is empty.
 func (s *Spool) deleteAcked() bool {
 	freed := false
-	for len(s.segs) > 1 && s.segs[0].last < s.low {
+	for len(s.segs) > 0 && s.segs[0].last < s.low && (s.w == nil || len(s.segs) > 1) {
 		sg := s.segs[0]
+		_ = os.Truncate(sg.path, 0)
 		if err := os.Remove(sg.path); err != nil && !os.IsNotExist(err) {
 			s.log.Warn("cannot delete an acknowledged spool segment", "segment", sg.path, "err", err)
 			break
 		}
+		sg.deleted = true
 		s.used -= sg.size
 		s.segs = s.segs[1:]
 		freed = true
@@ -692,8 +900,22 @@ func (s *Spool) deleteAcked() bool {
 	if freed {
 		close(s.spaceCh)
 		s.spaceCh = make(chan struct{})
+		// The reader lets go of deleted segments when it wakes.
+		close(s.dataCh)
+		s.dataCh = make(chan struct{})
 	}
 	return freed
+}
+
+// segAfter returns the first segment after sg (the first one when sg is
+// nil), or nil. s.mu held.
+func (s *Spool) segAfter(sg *segment) *segment {
+	for _, x := range s.segs {
+		if sg == nil || x.first > sg.first {
+			return x
+		}
+	}
+	return nil
 }
 
 // Next returns the next entry after the last one it returned, in id order,
@@ -710,23 +932,30 @@ func (s *Spool) Next(ctx context.Context) (Entry, error) {
 			return Entry{}, ErrClosed
 		}
 		sg := s.rd.seg
-		end := sg.end
-		var nextSeg *segment // set once sg is sealed: end is then final
-		for _, x := range s.segs {
-			if x.first > sg.first {
-				nextSeg = x
-				break
-			}
-		}
 		wait := s.dataCh
+		if sg == nil || sg.deleted {
+			// At the start, or the segment was deleted (every entry in it
+			// acknowledged): on to the next one, if any.
+			next := s.segAfter(sg)
+			s.mu.Unlock()
+			s.advanceReader(next)
+			if next == nil {
+				select {
+				case <-ctx.Done():
+					return Entry{}, ctx.Err()
+				case <-wait:
+				}
+			}
+			continue
+		}
+		end := sg.end
+		nextSeg := s.segAfter(sg) // set once sg is sealed: end is then final
 		s.mu.Unlock()
 
 		if s.rd.sc == nil {
 			f, err := os.Open(sg.path)
 			if err != nil {
-				if os.IsNotExist(err) && nextSeg != nil {
-					// Deleted: every entry in it was acknowledged.
-					s.advanceReader(nextSeg)
+				if os.IsNotExist(err) && s.isDeleted(sg) {
 					continue
 				}
 				return Entry{}, fmt.Errorf("spool: open %s: %w", sg.path, err)
@@ -750,6 +979,9 @@ func (s *Spool) Next(ctx context.Context) (Entry, error) {
 		if err := sc.readErr; err != nil {
 			s.rd.f.Close()
 			s.rd.f, s.rd.sc = nil, nil
+			if s.isDeleted(sg) {
+				continue
+			}
 			return Entry{}, fmt.Errorf("spool: read %s: %w", sg.path, err)
 		}
 		if nextSeg != nil {
@@ -764,12 +996,18 @@ func (s *Spool) Next(ctx context.Context) (Entry, error) {
 	}
 }
 
+func (s *Spool) isDeleted(sg *segment) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sg.deleted
+}
+
 func (s *Spool) advanceReader(sg *segment) {
 	if s.rd.f != nil {
 		s.rd.f.Close()
 	}
 	s.rd.f, s.rd.sc = nil, nil
-	s.mu.Lock() // roll reads rd.seg under mu
+	s.mu.Lock()
 	s.rd.seg = sg
 	s.mu.Unlock()
 }
@@ -780,8 +1018,8 @@ func (s *Spool) isAcked(id uint64) bool {
 	if id < s.low {
 		return true
 	}
-	i := id - s.low
-	return i < uint64(len(s.acked)) && s.acked[i]
+	p := s.acks.find(id)
+	return p == nil || *p
 }
 
 // Stats is a snapshot of the spool.
@@ -790,18 +1028,27 @@ type Stats struct {
 	Entries  int64 // entries not yet acknowledged
 	Segments int
 	MaxBytes int64
+	// Blocked says why Append cannot write, since BlockedSince: ErrFull,
+	// or the error of the last write or segment creation (on a full file
+	// system it wraps syscall.ENOSPC, see IsNoSpace). Nil once an entry is
+	// written again.
+	Blocked      error
+	BlockedSince time.Time
 }
 
 // Stats returns the current size and backlog.
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Bytes: s.used, Entries: s.pending, Segments: len(s.segs), MaxBytes: s.opts.MaxBytes}
+	return Stats{Bytes: s.used, Entries: s.pending, Segments: len(s.segs), MaxBytes: s.opts.MaxBytes,
+		Blocked: s.blocked, BlockedSince: s.blockedSince}
 }
 
 // Close fsyncs the log, writes the checkpoint, and releases the directory.
-// Entries not acknowledged stay for the next Open. Calls after the first
-// return nil.
+// Entries not acknowledged stay for the next Open. It returns an error only
+// when the log could not be fsynced; a checkpoint that cannot be written
+// (a full disk) is logged: acknowledged entries may then come out again
+// after the next Open. Calls after the first return nil.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -828,9 +1075,9 @@ func (s *Spool) Close() error {
 	low := s.low
 	s.mu.Unlock()
 	if err := s.writeCheckpoint(low); err != nil {
-		errs = append(errs, fmt.Errorf("spool: checkpoint: %w", err))
+		s.log.Warn("cannot write the spool checkpoint at close; the next start may send acknowledged entries again (same ids)", "err", err)
 	}
-	syncDir(s.dir)
+	_ = syncDir(s.dir)
 	s.rdMu.Lock()
 	s.closeFiles()
 	s.rdMu.Unlock()

@@ -10,7 +10,13 @@ import (
 )
 
 func topicName(t *testing.T) string {
-	return fmt.Sprintf("fault-%s-%d", strings.ToLower(strings.TrimPrefix(t.Name(), "TestFault")), time.Now().UnixNano())
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return '_'
+	}, strings.ToLower(strings.TrimPrefix(t.Name(), "TestFault")))
+	return fmt.Sprintf("fault-%s-%d", name, time.Now().UnixNano())
 }
 
 // botArgs are the command's arguments for the private broker, the

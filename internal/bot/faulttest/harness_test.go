@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -52,7 +53,11 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	code := m.Run()
-	priv.shutdown()
+	if os.Getenv(envUserNS) != "1" {
+		// Inside a user namespace the broker is the parent run's: it
+		// stops it.
+		priv.shutdown()
+	}
 	os.Exit(code)
 }
 
@@ -356,6 +361,22 @@ func (p *botProc) metric(t *testing.T, name string) float64 {
 		return math.NaN()
 	}
 	return sum
+}
+
+// health reads the bot's /healthz: the HTTP status and the body.
+func (p *botProc) health(t *testing.T) (int, string) {
+	t.Helper()
+	m := metricsAddr.FindStringSubmatch(p.logs())
+	if m == nil {
+		return 0, ""
+	}
+	resp, err := http.Get("http://" + m[1] + "/healthz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -1,5 +1,10 @@
 package sim
 
+import (
+	"strconv"
+	"strings"
+)
+
 // Fault injection. Each call acts on the connections open at that moment and
 // returns how many it touched.
 
@@ -129,4 +134,66 @@ func (s *Server) RequestHeartbeat() int {
 		n++
 	}
 	return n
+}
+
+// Hostile answers, as no real Discord gives them, to test that a client
+// bounds what it is told. The zero value of each field changes nothing.
+// Values given as text are written into the JSON as they are, so that
+// they may be anything a server could send: "1e300", "-1", "0.001".
+type Hostile struct {
+	// Shards replaces the shard count GET /gateway/bot recommends (for
+	// example 1000000000).
+	Shards int
+	// MaxConcurrency replaces session_start_limit.max_concurrency.
+	MaxConcurrency int
+	// GatewayURL replaces the url of GET /gateway and GET /gateway/bot
+	// (for example ws://gateway.example.com: plain text to another host).
+	GatewayURL string
+	// ResumeURL replaces resume_gateway_url in READY (for example a URL
+	// on another host).
+	ResumeURL string
+	// RetryAfter, when set, answers the authenticated REST requests whose
+	// path (after /api/v10) starts with RetryAfterOn ("" for all) with 429
+	// Too Many Requests, retry_after and Retry-After set to it.
+	RetryAfter   string
+	RetryAfterOn string
+	// HeartbeatInterval, when set, is HELLO's heartbeat_interval (in
+	// milliseconds, as text).
+	HeartbeatInterval string
+}
+
+// SetHostile makes every later answer hostile as h says (Hostile{} ends
+// it). It does not touch the connections already open.
+func (s *Server) SetHostile(h Hostile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hostile = h
+}
+
+// SendOversizedFrame sends, on every open connection, one frame of at
+// least n bytes: a payload of an opcode no client knows (99), which a
+// client that keeps to a size limit below n refuses. Sessions are not
+// touched: a RESUME gets every event.
+func (s *Server) SendOversizedFrame(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	payload := []byte(`{"t":null,"s":null,"op":99,"d":"` + strings.Repeat("x", max(n, 0)) + `"}`)
+	count := 0
+	for c := range s.conns {
+		if c.closing {
+			continue
+		}
+		s.sendLocked(c, payload)
+		count++
+	}
+	return count
+}
+
+// helloFrame is HELLO with the configured interval, or the hostile one.
+func (s *Server) helloFrame() []byte {
+	interval := strconv.FormatInt(s.cfg.HeartbeatInterval.Milliseconds(), 10)
+	if s.hostile.HeartbeatInterval != "" {
+		interval = s.hostile.HeartbeatInterval
+	}
+	return []byte(`{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":` + interval + `,"_trace":["[\"cordstream-sim\",{\"micros\":0}]"]}}`)
 }

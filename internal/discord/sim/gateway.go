@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -273,7 +274,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request, onResumeUR
 	case !modeOK:
 		s.closeConnLocked(c, CloseDecodeError, "Unknown compress value; use zlib-stream or zstd-stream.")
 	default:
-		c.enqueue(outFrame{payload: opFrame(opHello, map[string]any{"heartbeat_interval": s.cfg.HeartbeatInterval.Milliseconds(), "_trace": []string{"[\"cordstream-sim\",{\"micros\":0}]"}})})
+		c.enqueue(outFrame{payload: s.helloFrame()})
 	}
 	s.mu.Unlock()
 	s.log.Debug("connection opened", "conn", c.id, "resume_url", onResumeURL, "compress", q.Get("compress"))
@@ -561,7 +562,7 @@ func (s *Server) identifyLocked(c *conn, raw json.RawMessage) {
 		"user_settings":           map[string]any{},
 		"session_type":            "normal",
 		"session_id":              ss.id,
-		"resume_gateway_url":      c.resumeURL,
+		"resume_gateway_url":      cmp.Or(s.hostile.ResumeURL, c.resumeURL),
 		"guilds":                  unavailableGuilds(guilds),
 		"private_channels":        []any{},
 		"relationships":           []any{},

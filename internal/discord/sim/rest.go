@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -147,6 +148,12 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wsURL := "ws://" + r.Host
+	s.mu.Lock()
+	h := s.hostile
+	s.mu.Unlock()
+	if h.GatewayURL != "" {
+		wsURL = h.GatewayURL
+	}
 	if path == "gateway" {
 		writeJSON(w, http.StatusOK, map[string]string{"url": wsURL})
 		return
@@ -158,6 +165,17 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, apiError{Message: "401: Unauthorized"})
 		return
 	}
+	if h.RetryAfter != "" && strings.HasPrefix(path, strings.TrimPrefix(h.RetryAfterOn, "/")) {
+		s.mu.Lock()
+		s.stats.RESTRateLimited++
+		s.mu.Unlock()
+		body := `{"message":"You are being rate limited.","retry_after":` + h.RetryAfter + `,"global":false}`
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", h.RetryAfter)
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(body))
+		return
+	}
 	switch {
 	case path == "gateway/bot":
 		if !s.limitRoute(w, "GET /gateway/bot", "") {
@@ -167,10 +185,10 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		rem, resetAfter := s.identify.remaining(s.now())
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{
-			"url": wsURL, "shards": s.cfg.Shards,
+			"url": wsURL, "shards": cmp.Or(h.Shards, s.cfg.Shards),
 			"session_start_limit": map[string]any{
 				"total": s.cfg.SessionStartLimit, "remaining": rem, "reset_after": resetAfter,
-				"max_concurrency": s.cfg.MaxConcurrency,
+				"max_concurrency": cmp.Or(h.MaxConcurrency, s.cfg.MaxConcurrency),
 			},
 		})
 	case path == "users/@me":

@@ -304,3 +304,37 @@ func TestRESTRateLimits(t *testing.T) {
 		t.Errorf("global limit: %d %v %s", resp.StatusCode, resp.Header, b)
 	}
 }
+
+// TestRESTHostile: SetHostile's answers are what it says, and Hostile{}
+// ends them.
+func TestRESTHostile(t *testing.T) {
+	s := newTestServer(t, Config{})
+	s.SetHostile(Hostile{Shards: 1000000000, MaxConcurrency: -3, GatewayURL: "ws://gateway.example.com"})
+	resp, b := get(t, s, "/gateway/bot", s.Token())
+	var gb struct {
+		URL    string `json:"url"`
+		Shards int    `json:"shards"`
+		SL     struct {
+			MaxConcurrency int `json:"max_concurrency"`
+		} `json:"session_start_limit"`
+	}
+	if err := json.Unmarshal(b, &gb); err != nil || resp.StatusCode != 200 || gb.Shards != 1000000000 ||
+		gb.URL != "ws://gateway.example.com" || gb.SL.MaxConcurrency != -3 {
+		t.Errorf("/gateway/bot: %d %s", resp.StatusCode, b)
+	}
+	s.SetHostile(Hostile{RetryAfter: "1e300", RetryAfterOn: "/channels/"})
+	if resp, b := get(t, s, "/channels/1/messages", s.Token()); resp.StatusCode != 429 ||
+		string(b) != `{"message":"You are being rate limited.","retry_after":1e300,"global":false}` || resp.Header.Get("Retry-After") != "1e300" {
+		t.Errorf("/channels/1/messages: %d %s (Retry-After %q)", resp.StatusCode, b, resp.Header.Get("Retry-After"))
+	}
+	if resp, _ := get(t, s, "/gateway/bot", s.Token()); resp.StatusCode != 200 {
+		t.Errorf("/gateway/bot outside RetryAfterOn: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, s, "/channels/1/messages", ""); resp.StatusCode != 401 {
+		t.Errorf("unauthenticated: %d, want 401 before any hostile answer", resp.StatusCode)
+	}
+	s.SetHostile(Hostile{})
+	if resp, b := get(t, s, "/gateway/bot", s.Token()); resp.StatusCode != 200 || json.Unmarshal(b, &gb) != nil || gb.Shards != 1 {
+		t.Errorf("after Hostile{}: %d %s", resp.StatusCode, b)
+	}
+}

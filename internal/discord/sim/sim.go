@@ -23,7 +23,9 @@
 // headers and 429s.
 //
 // Faults: DropConnections, StopHeartbeatACKs (zombie), SendReconnect,
-// InvalidateSessions, CloseAll, RequestHeartbeat. Traffic: Post, Edit,
+// InvalidateSessions, CloseAll, RequestHeartbeat, SendOversizedFrame, and
+// hostile answers (SetHostile: absurd shard counts and retry_after, URLs
+// a client must refuse, absurd heartbeat intervals). Traffic: Post, Edit,
 // Delete, DeleteBulk, or Generate for realistic, reproducible traffic.
 //
 // Usage:
@@ -242,6 +244,7 @@ type Server struct {
 	nextConn int64
 	stats    Stats
 	zombies  bool
+	hostile  Hostile
 	identify identifyLimiter
 	rest     restLimiter
 	closed   bool
