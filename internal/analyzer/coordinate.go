@@ -132,11 +132,13 @@ func startPlanTail(kcfg kafka.Config, topic string, log *slog.Logger) (*planTail
 
 func (t *planTail) run(ctx context.Context) {
 	defer close(t.done)
+	var said time.Time
 	for ctx.Err() == nil {
 		fs := t.cl.PollFetches(ctx)
 		fs.EachError(func(_ string, _ int32, err error) {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, kgo.ErrClientClosed) {
-				t.log.Warn("reading the batch plans", "err", err)
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, kgo.ErrClientClosed) && time.Since(said) > time.Minute {
+				t.log.Warn("could not read the batch plans; trying again", "topic", t.topic, "err", err)
+				said = time.Now()
 			}
 		})
 		fs.EachRecord(func(r *kgo.Record) {
@@ -260,7 +262,7 @@ var errReassigned = errors.New("the group's assignment changed")
 func (r *repartReader) await(ctx context.Context, batch int64, want map[int32]bool, nShuffle int32,
 	changed func() bool, waiting func(missing []int32, d time.Duration)) ([]Range, error) {
 	began := time.Now()
-	said := began
+	said := began.Add(-7 * time.Second) // the first time after 3 s, then every 10 s
 	for {
 		found := map[int32]int64{} // input partition -> offset of its marker
 		for q, recs := range r.held {
@@ -580,7 +582,9 @@ func (s *KafkaState) publishPlan(ctx context.Context, v []byte, pos map[tp]int64
 }
 
 // offsetsContext returns ctx with the group offsets a transaction commits
-// set to exactly next, for the input partitions owned.
+// set to exactly next: every input partition owned, and with the leader's
+// every repartition partition (so that Kafka's tooling shows the lag of
+// both; the repartition offsets are read back from the window state).
 func (s *KafkaState) offsetsContext(ctx context.Context, next map[tp]int64) context.Context {
 	return kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
 		ids := map[string][16]byte{}
@@ -588,25 +592,21 @@ func (s *KafkaState) offsetsContext(ctx context.Context, next map[tp]int64) cont
 			ids[t.Topic] = t.TopicID
 		}
 		req.Topics = req.Topics[:0]
-		var parts []int32
+		byTopic := map[string][]int32{}
 		for t := range next {
-			if t.topic == s.cfg.Topic {
-				parts = append(parts, t.p)
+			byTopic[t.topic] = append(byTopic[t.topic], t.p)
+		}
+		for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic, rt.TopicID = topic, ids[topic]
+			for _, p := range slices.Sorted(slices.Values(byTopic[topic])) {
+				rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch = p, next[tp{topic, p}], -1
+				rp.Metadata = &req.MemberID
+				rt.Partitions = append(rt.Partitions, rp)
 			}
+			req.Topics = append(req.Topics, rt)
 		}
-		if len(parts) == 0 {
-			return nil
-		}
-		slices.Sort(parts)
-		rt := kmsg.NewTxnOffsetCommitRequestTopic()
-		rt.Topic, rt.TopicID = s.cfg.Topic, ids[s.cfg.Topic]
-		for _, p := range parts {
-			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-			rp.Partition, rp.Offset, rp.LeaderEpoch = p, next[tp{s.cfg.Topic, p}], -1
-			rp.Metadata = &req.MemberID
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		req.Topics = append(req.Topics, rt)
 		return nil
 	})
 }
