@@ -289,9 +289,26 @@ func (r *repartReader) await(ctx context.Context, batch int64, want map[int32]bo
 				q := p % nShuffle
 				to[q] = max(to[q], off+1)
 			}
+			// Past the transaction markers that follow (so that the
+			// positions, and the lag Kafka's tooling shows, reach the end),
+			// unless a data record of a later batch is there.
+			for q, seen := range r.seen {
+				later := false
+				for _, rec := range r.held[q] {
+					if rec.Offset >= max(to[q], r.from[q]) {
+						later = true
+						break
+					}
+				}
+				if !later && seen > max(to[q], r.from[q]) {
+					to[q] = seen
+				}
+			}
 			var out []Range
 			for _, q := range slices.Sorted(maps.Keys(to)) {
-				out = append(out, Range{Topic: r.topic, Partition: q, From: r.from[q], To: to[q]})
+				if to[q] > r.from[q] {
+					out = append(out, Range{Topic: r.topic, Partition: q, From: r.from[q], To: to[q]})
+				}
 			}
 			return out, nil
 		}
