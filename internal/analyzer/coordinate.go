@@ -377,11 +377,12 @@ func (r *repartReader) committed(next map[int32]int64) {
 
 // seek makes the next read of owned input partition t start at from: the
 // plan, which every instance follows, says so (a partition without state
-// starts where the leader decided).
+// starts where the leader decided). A partition revoked meanwhile is left
+// alone (its batch is rolled back).
 func (s *KafkaState) seek(t tp, from int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pos[t] == from {
+	if at, owned := s.pos[t]; !owned || at == from {
 		return
 	}
 	s.log.Info("the batch plan moves the partition's reading position", "partition", t.p, "from", s.pos[t], "to", from)
