@@ -907,6 +907,12 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 	for _, r := range plan.Ranges {
 		if _, owned := next[tp{r.Topic, r.Partition}]; owned {
 			next[tp{r.Topic, r.Partition}] = r.To
+		} else if plan.Role != RoleAlone {
+			// A batch of a plan that every instance follows commits all
+			// its ranges or nothing: the next plan starts where this one
+			// ends (revoked after planning, before the transaction began,
+			// the group session cannot tell).
+			return s.rollBack(ctx, fmt.Errorf("%s/%d was revoked while its batch ran", r.Topic, r.Partition))
 		}
 	}
 	for t, o := range next {
