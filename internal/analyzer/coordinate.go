@@ -641,10 +641,19 @@ func (s *KafkaState) planShare(ctx context.Context, plan Plan, inputEnds map[int
 		if err != nil {
 			return Plan{}, err
 		}
+		// The partitions owned and the changes that made them so, taken
+		// together: a partition gained since this plan took the changes is
+		// planned only after they are applied (its de-duplication state
+		// comes with them).
 		s.mu.Lock()
+		gained := s.changes != nil || s.loadErr != nil
 		pos := maps.Clone(s.pos)
 		mapped := maps.Clone(s.mapped)
 		s.mu.Unlock()
+		if gained {
+			plan.Again = true
+			return plan, nil
+		}
 		if last != nil {
 			for _, r := range last.Ranges {
 				t := tp{s.cfg.Topic, r.Partition}
@@ -659,7 +668,7 @@ func (s *KafkaState) planShare(ctx context.Context, plan Plan, inputEnds map[int
 				return plan, nil
 			}
 		}
-		if plan.Changes != nil || s.reassigned() {
+		if plan.Changes != nil {
 			plan.Again = true // applied, then planned again
 			return plan, nil
 		}
