@@ -364,6 +364,25 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 			err = nil
 		}
 	}()
+	view := o.view
+	if view == nil && o.http != "" {
+		if view, err = openLiveView(o.http, dashboardQuery(o), log); err != nil {
+			return err
+		}
+		log.Info("dashboard", "url", view.URL())
+	}
+	if view != nil {
+		// Served from the start: the page says it waits for the first batch.
+		vctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- view.run(vctx) }()
+		defer func() {
+			stop()
+			if verr := <-done; verr != nil && err == nil {
+				err = fmt.Errorf("dashboard server: %w", verr)
+			}
+		}()
+	}
 	// One client for administration and for the outputs that produce.
 	cl, err := kafka.NewClient(ctx, kcfg, log)
 	if err != nil {
@@ -383,6 +402,9 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 		}
 	}()
 	d := analyzer.Deps{Log: log, Stderr: e.stderr, MetricsAddr: o.metrics, Metrics: o.registry}
+	if view != nil {
+		d.Dashboard, d.QueryName = view.d, view.q.Name
+	}
 	for _, out := range o.outputs {
 		switch out {
 		case analyzeOutConsole:
@@ -432,25 +454,6 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 			return fmt.Errorf("read the record size limit of the dead-letter topic: %w", err)
 		}
 		d.DeadLetters = sink.NewDeadLetter(producer, o.dead, limit)
-	}
-	view := o.view
-	if view == nil && o.http != "" {
-		if view, err = openLiveView(o.http, dashboardQuery(o), log); err != nil {
-			return err
-		}
-		log.Info("dashboard", "url", view.URL())
-	}
-	if view != nil {
-		d.Dashboard, d.QueryName = view.d, view.q.Name
-		vctx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- view.run(vctx) }()
-		defer func() {
-			stop()
-			if verr := <-done; verr != nil && err == nil {
-				err = fmt.Errorf("dashboard server: %w", verr)
-			}
-		}()
 	}
 	a, err := analyzer.New(query, d)
 	if err != nil {

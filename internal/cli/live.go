@@ -73,8 +73,21 @@ func (v *liveView) URL() string {
 	return "http://" + addr + "/"
 }
 
-// run serves until ctx ends, then closes the event streams.
+// run serves until ctx ends. The event streams end first, each cleanly, so
+// that the server's shutdown does not wait for them and browsers see an
+// ended stream (and reconnect) rather than a broken one.
 func (v *liveView) run(ctx context.Context) error {
-	defer v.d.Close()
-	return v.srv.Run(ctx)
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			v.d.Close()
+			stop()
+		case <-sctx.Done():
+		}
+	}()
+	err := v.srv.Run(sctx)
+	v.d.Close()
+	return err
 }

@@ -215,3 +215,8 @@ func (b *Browser) Shot(name string) {
 		b.t.Logf("screenshot: %s", p)
 	}
 }
+
+// Navigate opens url in a viewport of width x height.
+func Navigate(url string, width, height int64) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(chromedp.EmulateViewport(width, height), chromedp.Navigate(url))
+}
