@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cordstream/cordstream/internal/chat"
@@ -300,4 +301,144 @@ func TestDashboardOfTheAnalyzerInBrowser(t *testing.T) {
 		t.Fatalf("the first run printed batches %v, the second %v", printed(r1.stdout), printed(r2.stdout))
 	}
 	br.CheckConsole()
+}
+
+// topAPI reads the top n rows of the current window from a dashboard at
+// base: the batch, the window's total and each author's count.
+func topAPI(t *testing.T, base string, n int) (batch int64, total float64, counts map[string]float64, ok bool) {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("%s/api/v1/queries/messages_per_author_name/top?n=%d", base, n))
+	if err != nil {
+		return 0, 0, nil, false
+	}
+	defer resp.Body.Close()
+	var a struct {
+		Batch  *struct{ ID int64 } `json:"batch"`
+		Window *struct {
+			Totals map[string]float64 `json:"totals"`
+		} `json:"window"`
+		Rows []struct {
+			Keys   map[string]*string `json:"keys"`
+			Values map[string]float64 `json:"values"`
+		} `json:"rows"`
+	}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&a) != nil || a.Batch == nil || a.Window == nil {
+		return 0, 0, nil, false
+	}
+	counts = map[string]float64{}
+	for _, r := range a.Rows {
+		if k := r.Keys["author_name"]; k != nil {
+			counts[*k] = r.Values["message_count"]
+		}
+	}
+	return a.Batch.ID, a.Window.Totals["message_count"], counts, true
+}
+
+// Two analyzer instances share a query: each one's dashboard shows its share
+// of the keys, and `cordstream dashboard` shows the whole query from the
+// results topic, equal to a brute-force count of the messages.
+func TestDashboardOfTheWholeQuery(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	topic := kafkatest.Topic(t, 4)
+	results := kafkatest.TopicName(t)
+	dropTopic(t, results)
+	app := "whole-" + topic
+	dropStateTopics(t, app)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type exit struct {
+		who            string
+		code           int
+		stdout, stderr string
+	}
+	exits := make(chan exit, 3)
+	var bases []string
+	for _, id := range []string{"a1", "a2"} {
+		addr := freeAddr(t)
+		bases = append(bases, "http://"+addr)
+		go func() {
+			code, out, errOut := runAnalyzeCLI(t, ctx, "--brokers", brokers, "--topic", topic, "--group", app, "--instance-id", id,
+				"--starting-offsets", "earliest", "--trigger", "1s", "--output", "kafka", "--results-topic", results, "--http", addr)
+			exits <- exit{id, code, out, errOut}
+		}()
+	}
+	defer func() {
+		cancel()
+		for range 3 {
+			if x := <-exits; x.code != 0 {
+				t.Errorf("%s exited with %d:\n%s", x.who, x.code, x.stderr)
+			}
+		}
+	}()
+
+	// Messages only once both instances share the input: each then counts
+	// a share of the keys.
+	adm := kadm.NewClient(kafkatest.Client(t))
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		gs, err := adm.DescribeGroups(ctx, app)
+		if err == nil && gs[app].State == "Stable" && len(gs[app].Members) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two instances did not share the group: %v %+v", err, gs)
+		}
+	}
+	// Forty authors within 15 s: no window can close while they are read,
+	// in whatever order the instances read them.
+	t0 := time.Date(2026, 1, 5, 10, 0, 10, 0, time.UTC)
+	var msgs []liveMsg
+	for i := range 40 {
+		for j := range i%9 + 1 {
+			msgs = append(msgs, liveMsg{fmt.Sprintf("author-%02d", i), t0.Add(time.Duration(i*3+j*5)%15*time.Second + time.Duration(i)*time.Millisecond)})
+		}
+	}
+	liveProduce(t, topic, 0, msgs)
+
+	whole := freeAddr(t)
+	go func() {
+		var stdout, stderr strings.Builder
+		e := &env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+		code := run(ctx, []string{"dashboard", "--brokers", brokers, "--results-topic", results, "--http", whole}, e)
+		exits <- exit{"dashboard", code, stdout.String(), stderr.String()}
+	}()
+
+	// The current window holds [10:00:00, 10:01:00): every message.
+	want := liveCount(msgs, time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC), time.Minute)
+	var wantTotal float64
+	for _, c := range want {
+		wantTotal += c
+	}
+	var got map[string]float64
+	var total float64
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var ok bool
+		_, total, got, ok = topAPI(t, "http://"+whole, 100)
+		if ok && fmt.Sprint(got) == fmt.Sprint(want) && total == wantTotal {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the whole query's dashboard shows total %v %v, the messages give %v %v", total, got, wantTotal, want)
+		}
+	}
+	// Each instance shows its share: together, the whole.
+	var shares float64
+	seen := map[string]bool{}
+	for i, base := range bases {
+		_, tot, counts, ok := topAPI(t, base, 100)
+		if !ok || len(counts) == 0 || len(counts) == len(want) {
+			t.Fatalf("instance %d's dashboard shows %d of %d keys: want a share", i+1, len(counts), len(want))
+		}
+		for k, c := range counts {
+			if seen[k] || want[k] != c {
+				t.Fatalf("instance %d shows %s %v (seen elsewhere: %v), the messages give %v", i+1, k, c, seen[k], want[k])
+			}
+			seen[k] = true
+		}
+		shares += tot
+		t.Logf("instance %d counts %d of %d authors", i+1, len(counts), len(want))
+	}
+	if shares != wantTotal {
+		t.Fatalf("the instances' totals add up to %v, the whole is %v", shares, wantTotal)
+	}
 }
