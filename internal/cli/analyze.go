@@ -478,24 +478,35 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 // dashboardQuery describes the query of o for its dashboard.
 func dashboardQuery(o *analyzeOptions) dashboard.Query {
 	q := o.query
-	name := "messages_per_" + strings.Join(q.GroupBy, "_")
-	if len(name) > 64 {
-		name = "messages"
-	}
 	trigger := q.Trigger
 	if q.AvailableNow {
 		trigger = 0
 	}
+	return countQuery(o.source.Topic, q.GroupBy, q.Window, q.Slide, q.Watermark, q.Mode, trigger)
+}
+
+// countQuery describes a count of messages per key for a dashboard. Its
+// name says what it counts: messages_per_author for --group-by author_name,
+// messages_per_channel_and_author for channel_id,author_name.
+func countQuery(input string, cols []string, size, slide, delay time.Duration, mode window.Mode, trigger time.Duration) dashboard.Query {
+	words := make([]string, len(cols))
+	for i, c := range cols {
+		words[i] = strings.TrimSuffix(strings.TrimSuffix(c, "_name"), "_id")
+	}
+	name := "messages_per_" + strings.Join(words, "_and_")
+	if len(name) > 64 {
+		name = "messages"
+	}
 	return dashboard.Query{
 		Name:      name,
-		Title:     "Messages per " + strings.Join(q.GroupBy, ", "),
-		Input:     o.source.Topic,
-		Window:    q.Window,
-		Slide:     q.Slide,
-		Watermark: q.Watermark,
-		GroupBy:   q.GroupBy,
+		Title:     "Messages per " + strings.Join(words, " and "),
+		Input:     input,
+		Window:    size,
+		Slide:     slide,
+		Watermark: delay,
+		GroupBy:   cols,
 		Measures:  []dashboard.Measure{dashboard.CountMeasure},
-		Mode:      q.Mode,
+		Mode:      mode,
 		Trigger:   trigger,
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -86,21 +85,8 @@ func runDashboard(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usageErrorf("use debug, info, warn or error", "--log-level: %v", err)
 	}
-	q := dashboard.Query{
-		Name:      "messages_per_" + strings.Join(cols, "_"),
-		Title:     "Messages per " + strings.Join(cols, ", "),
-		Input:     f.results,
-		Window:    f.window,
-		Slide:     f.slide,
-		Watermark: f.watermark,
-		GroupBy:   cols,
-		Measures:  []dashboard.Measure{dashboard.CountMeasure},
-		Mode:      mode,
-		Scope:     dashboard.ScopeWhole,
-	}
-	if len(q.Name) > 64 {
-		q.Name = "messages"
-	}
+	q := countQuery(f.results, cols, f.window, f.slide, f.watermark, mode, 0)
+	q.Scope = dashboard.ScopeWhole
 	if err := q.Validate(); err != nil {
 		return usageErrorf("check --window, --slide and --watermark", "%v", err)
 	}

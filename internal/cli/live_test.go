@@ -158,7 +158,7 @@ func TestDashboardOfTheAnalyzerInBrowser(t *testing.T) {
 
 	br := dashboardtest.Open(t, 4*time.Minute)
 	defer br.Close()
-	const q = "messages_per_author_name"
+	const q = "messages_per_author"
 	type topAnswer struct {
 		Batch  struct{ ID int64 } `json:"batch"`
 		Window struct {
@@ -307,7 +307,7 @@ func TestDashboardOfTheAnalyzerInBrowser(t *testing.T) {
 // base: the batch, the window's total and each author's count.
 func topAPI(t *testing.T, base string, n int) (batch int64, total float64, counts map[string]float64, ok bool) {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("%s/api/v1/queries/messages_per_author_name/top?n=%d", base, n))
+	resp, err := http.Get(fmt.Sprintf("%s/api/v1/queries/messages_per_author/top?n=%d", base, n))
 	if err != nil {
 		return 0, 0, nil, false
 	}
