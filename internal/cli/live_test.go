@@ -257,7 +257,7 @@ func TestDashboardOfTheAnalyzerInBrowser(t *testing.T) {
 	if b2 <= b1 || p2.Loads != before || p2.Events == p1.Events {
 		t.Fatalf("after the second wave the page is at batch %d (was %d), loaded %d times (was %d), %d events (was %d): want a later batch pushed to the same page", b2, b1, p2.Loads, before, p2.Events, p1.Events)
 	}
-	br.Shot("analyzer-dashboard.png")
+	br.Shot("dashboard.png") // docs/img/dashboard.png: CORDSTREAM_SCREENSHOT_DIR=docs/img refreshes it
 
 	// The console printed, up to that batch, the counts the page shows.
 	r1 := stop(cancel, done)
@@ -441,4 +441,63 @@ func TestDashboardOfTheWholeQuery(t *testing.T) {
 	if shares != wantTotal {
 		t.Fatalf("the instances' totals add up to %v, the whole is %v", shares, wantTotal)
 	}
+}
+
+// The demo opens on its dashboard: the first thing it says is the page's
+// address, and the page, for the batch it names, shows the counts the
+// console printed up to that batch.
+func TestDemoOpensOnTheDashboard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pipeline for several seconds")
+	}
+	br := dashboardtest.Open(t, 2*time.Minute)
+	defer br.Close()
+	var out, errb lockedBuffer
+	e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--duration", "90s", "--trigger", "1s", "--rate", "100", "--seed", "11",
+			"--rows", "1000", "--http", "127.0.0.1:0"}, e)
+	}()
+	var url string
+	for deadline := time.Now().Add(30 * time.Second); url == ""; time.Sleep(20 * time.Millisecond) {
+		first, _, _ := strings.Cut(errb.String(), "\n")
+		if m := regexp.MustCompile(`^cordstream demo: dashboard at (http://127\.0\.0\.1:\d+/) `).FindStringSubmatch(first); m != nil {
+			url = m[1]
+		} else if first != "" && strings.Contains(errb.String(), "\n") {
+			t.Fatalf("the demo's first line is %q, not the dashboard's address", first)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not say where its dashboard is:\n%s", errb.String())
+		}
+	}
+	br.Run("open the page", dashboardtest.Navigate(url, 1280, 1000))
+	// A batch with a full leaderboard: 20 authors in the current window.
+	br.Poll("the page did not show a leaderboard", `document.body.dataset.ready === "1" && document.querySelectorAll("#board tbody tr").length === 20`, 60*time.Second)
+	p := br.Read()
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("demo exit %d:\n%s", code, errb.String())
+	}
+	id, err := strconv.ParseInt(p.Batch, 10, 64)
+	ws, werr := time.Parse(time.RFC3339, p.Window)
+	if err != nil || werr != nil {
+		t.Fatalf("the page names batch %q window %q", p.Batch, p.Window)
+	}
+	cons := consoleCounts(t, out.String(), ws, id)
+	var total float64
+	for _, c := range cons {
+		total += c
+	}
+	if total != p.Total {
+		t.Fatalf("batch %d window %s: the page's total is %v, the console's rows add up to %v", id, ws, p.Total, total)
+	}
+	for _, r := range p.Rows {
+		if cons[r.Label] != r.Value {
+			t.Fatalf("batch %d window %s: the page shows %s %v, the console printed %v", id, ws, r.Label, r.Value, cons[r.Label])
+		}
+	}
+	br.CheckConsole()
 }
