@@ -257,7 +257,7 @@ func TestDashboardOfTheAnalyzerInBrowser(t *testing.T) {
 	if b2 <= b1 || p2.Loads != before || p2.Events == p1.Events {
 		t.Fatalf("after the second wave the page is at batch %d (was %d), loaded %d times (was %d), %d events (was %d): want a later batch pushed to the same page", b2, b1, p2.Loads, before, p2.Events, p1.Events)
 	}
-	br.Shot("dashboard.png") // docs/img/dashboard.png: CORDSTREAM_SCREENSHOT_DIR=docs/img refreshes it
+	br.Shot("dashboard.png") // docs/img/dashboard.png: CORDSTREAM_SCREENSHOT_DIR=$PWD/docs/img refreshes it
 
 	// The console printed, up to that batch, the counts the page shows.
 	r1 := stop(cancel, done)
