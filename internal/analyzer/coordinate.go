@@ -439,8 +439,12 @@ func (s *KafkaState) planLead(ctx context.Context, plan Plan, pos map[tp]int64, 
 		to := rateLimit(s.bound.limit(s.cfg.MaxRecordsPerBatch), from, until)
 		for _, p := range slices.Sorted(maps.Keys(to)) {
 			ranges = append(ranges, planRange{Partition: p, From: from[p], To: to[p]})
-			plan.Lag += max(until[p]-to[p], 0)
 		}
+	}
+	for _, r := range ranges {
+		lag := max(inputEnds[r.Partition]-r.To, 0)
+		plan.Lag += lag
+		plan.Behind = append(plan.Behind, PartitionLag{Topic: s.cfg.Topic, Partition: r.Partition, Lag: lag})
 	}
 	want := map[int32]bool{}
 	s.planned = 0
