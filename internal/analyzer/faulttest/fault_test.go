@@ -574,7 +574,7 @@ func TestThreeInstancesOneKilled(t *testing.T) {
 		return []string{"analyze", "--brokers", brokers, "--topic", topic, "--group", app, "--instance-id", id,
 			"--starting-offsets", "earliest", "--trigger", "1s", "--session-timeout", "6s",
 			"--output", "kafka", "--results-topic", results, "--dead-letter-topic", app + "-dead",
-			"--replication-factor", "1", "--log-level", "debug"}
+			"--replication-factor", "1", "--log-level", "info"}
 	}
 	// The first instance creates the internal topics; the others join.
 	insts := []*child{start(t, dir, "i1", args("i1")...)}
