@@ -2,6 +2,7 @@ package faulttest
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -353,4 +354,68 @@ func TestInstancesCountAsOne(t *testing.T) {
 	if dropped > 0 && lateTotal == 0 && !strings.Contains(logs, "late_records_query") {
 		t.Error("late data was dropped but the leader's log never reported the query's late records")
 	}
+
+	// A backlog under a processing-time trigger: batch boundaries depend on
+	// timing, so the model runs on the batches as they were planned (every
+	// plan is kept in the batches topic, one record per batch).
+	live := topic + "-live"
+	dropTopics(t, internal(live)...)
+	began = time.Now()
+	liveArgs := func(id string) []string {
+		a := args(live, id, perBatch)
+		i := slices.Index(a, "--available-now")
+		return slices.Replace(a, i, i+1, "--trigger", "500ms")
+	}
+	l1 := start(t, dir, "live-1", liveArgs("l1")...)
+	for {
+		if _, err := kafka.DescribeTopic(ctx, kafkatest.Client(t), live+"-batches"); err == nil {
+			break
+		}
+		if l1.exited() || ctx.Err() != nil {
+			t.Fatalf("the first instance did not start:\n%s", tail(l1.log))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ls := []*child{l1, start(t, dir, "live-2", liveArgs("l2")...), start(t, dir, "live-3", liveArgs("l3")...)}
+	waitFor(live, 1, ls...)
+	for _, x := range ls {
+		x.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, x := range ls {
+		x.wait(t, time.Minute)
+	}
+	t.Logf("three instances, processing time: %v", time.Since(began).Round(time.Millisecond))
+	type planRange struct {
+		Partition int32 `json:"partition"`
+		From      int64 `json:"from"`
+		To        int64 `json:"to"`
+	}
+	type batchPlan struct {
+		Batch  int64       `json:"batch"`
+		Ranges []planRange `json:"ranges"`
+	}
+	plans := map[int64]batchPlan{}
+	for _, r := range readCommitted(t, live+"-batches") {
+		var bp batchPlan
+		if err := json.Unmarshal(r.Value, &bp); err != nil {
+			t.Fatalf("plan record %q: %v", r.Value, err)
+		}
+		plans[bp.Batch] = bp
+	}
+	var livePlan [][][2]int64
+	for id := range int64(len(plans)) {
+		bp, ok := plans[id]
+		if !ok {
+			t.Fatalf("no plan of batch %d among %d", id, len(plans))
+		}
+		b := make([][2]int64, len(sizes))
+		for _, r := range bp.Ranges {
+			b[r.Partition] = [2]int64{r.From, r.To}
+		}
+		livePlan = append(livePlan, b)
+	}
+	wantLive, droppedLive := sparkCounts(parts, livePlan)
+	t.Logf("processing time: %d batches planned; Spark's rule on them drops %d window additions as late", len(livePlan), droppedLive)
+	want = wantLive
+	check("three instances, processing time, a backlog", live, ls...)
 }
