@@ -495,6 +495,9 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 	a.m.duplicates.Add(float64(s.duplicates))
 	a.m.lateRecords.Add(float64(s.late))
 	a.m.queryLate.Add(float64(s.late + s.lateElsewhere))
+	if plan.Role == RoleLead && plan.Waited > 0 {
+		a.m.shareWait.Observe(plan.Waited.Seconds())
+	}
 	a.m.repartOut.Add(float64(s.repartitioned))
 	a.m.repartIn.Add(float64(s.fromOthers))
 	for k, n := range s.skipped {
@@ -531,7 +534,7 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 		"records", s.records, "counted", s.counted, "bad", s.badTotal(), "duplicates", s.duplicates,
 		"sent_to_others", s.repartitioned, "from_others", s.fromOthers, "rows", len(b.Rows),
 		"late_rows", b.Late, "watermark_us", a.engine.Watermark(), "state_rows", a.engine.StateRows(),
-		"took", took, "read", s.readTook, "run_and_write", s.writeTook, "commit", s.commitTook)
+		"took", took, "waited_for_shares", plan.Waited, "read", s.readTook, "run_and_write", s.writeTook, "commit", s.commitTook)
 }
 
 // watermarkJump is how far the watermark may move in one batch before the

@@ -487,6 +487,7 @@ func (s *KafkaState) planLead(ctx context.Context, plan Plan, pos map[tp]int64, 
 			return Plan{}, err
 		}
 		s.waitingFor.Store(next + 1)
+		began := time.Now()
 		got, err := rr.await(ctx, next, want, s.cfg.Shuffle, s.reassigned, func(missing []int32, d time.Duration) {
 			s.log.Info("waiting for other instances to run their share of the batch", "batch", next, "input_partitions", fmt.Sprint(missing), "for", d.Round(time.Second))
 		})
@@ -498,6 +499,7 @@ func (s *KafkaState) planLead(ctx context.Context, plan Plan, pos map[tp]int64, 
 			return Plan{}, err
 		}
 		plan.Ranges = append(plan.Ranges, got...)
+		plan.Waited = time.Since(began)
 	}
 	return plan, nil
 }

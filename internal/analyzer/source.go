@@ -57,6 +57,9 @@ type Plan struct {
 	// Batch is the id of the batch the plan belongs to, with RoleLead and
 	// RoleMap: the batch every instance of the query runs its share of.
 	Batch int64
+	// Waited is how long the leader waited for the other instances'
+	// shares of the batch (RoleLead).
+	Waited time.Duration
 	// Again asks for planning again at once, after applying Changes: the
 	// group's assignment changed while the plan waited for other instances.
 	Again bool
