@@ -1,10 +1,13 @@
 // Command instances measures what several `cordstream analyze` instances of
-// one query cost and give: a topic of 4 partitions is replayed with
-// --available-now and a batch cap by 1, 2 and 3 instances started together
-// (each run a query of its own), and it prints a Markdown table: wall time
-// (first start to last exit), records per second, CPU time of all the
-// processes and per record, and how long the leader's batches waited for
-// the other instances' shares (from its debug log). Each run's results
+// one query cost and give: 1, 2 and 3 instances (each run a query and a
+// topic of its own, 4 partitions) are started on an empty topic with a
+// 100 ms processing-time trigger and a batch cap; once the group has given
+// every instance partitions, the messages are produced, and it measures the
+// time from the first message produced to the last input offset committed.
+// It prints a Markdown table: records per second, that time, the CPU time
+// all the processes used meanwhile and per record (from /proc), and how
+// long the leader's batches waited for the other instances' shares (from
+// its debug log). Each run's results
 // topic (read committed, the latest count of every window and author) must
 // equal the one-instance run's, so a fast wrong answer does not pass.
 //
@@ -40,12 +43,17 @@ func main() {
 	limit := flag.Int("cap", 20_000, "--max-records-per-batch")
 	list := flag.String("instances", "1,2,3", "numbers of instances to run, comma-separated")
 	authors := flag.Int("authors", 200, "authors (record keys)")
+	keepLogs := flag.Bool("keep-logs", false, "keep the instances' logs (their directory is printed)")
 	flag.Parse()
 
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "instances-")
 	check(err)
-	defer os.RemoveAll(work)
+	if *keepLogs {
+		fmt.Fprintf(os.Stderr, "logs in %s\n", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	if *bin == "" {
 		*bin = filepath.Join(work, "cordstream")
 		out, err := exec.Command("go", "build", "-o", *bin, "./cmd/cordstream").CombinedOutput()
@@ -58,15 +66,13 @@ func main() {
 	check(err)
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	topic := fmt.Sprintf("bench-instances-%d", time.Now().UnixNano())
-	_, err = adm.CreateTopic(ctx, int32(*parts), 1, nil, topic)
-	check(err)
 	var drop []string
-	defer func() { adm.DeleteTopics(context.Background(), append(drop, topic)...) }()
+	defer func() { adm.DeleteTopics(context.Background(), drop...) }()
 
-	// Messages 1 ms apart in event time, keyed by author as the bot keys them.
+	// Messages 1 ms apart in event time, keyed by author as the bot keys
+	// them; produced once every instance has its partitions.
 	base := time.Date(2025, 11, 7, 18, 0, 0, 0, time.UTC)
-	var recs []*kgo.Record
+	var values []*kgo.Record
 	for i := range *messages {
 		a := i * 7919 % *authors
 		m := chat.Message{Kind: chat.KindCreate, MessageID: strconv.Itoa(10_000_000 + i), ChannelID: "c1",
@@ -74,32 +80,29 @@ func main() {
 			Timestamp: base.Add(time.Duration(i) * time.Millisecond)}
 		v, err := chat.Encode(&m)
 		check(err)
-		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(*m.AuthorID), Value: v})
-		if len(recs) == 10_000 || i == *messages-1 {
-			check(cl.ProduceSync(ctx, recs...).FirstErr())
-			recs = recs[:0]
-		}
+		values = append(values, &kgo.Record{Key: []byte(*m.AuthorID), Value: v})
 	}
-	fmt.Fprintf(os.Stderr, "produced %d messages to %s (%d partitions)\n", *messages, topic, *parts)
 
-	fmt.Printf("| instances | wall | records/s | CPU (all processes) | CPU per record | batches | leader's wait for shares: mean | max |\n")
+	fmt.Printf("| instances | records/s | wall | CPU (all processes) | CPU per record | batches | leader's wait for shares: mean | max |\n")
 	fmt.Printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	var ref map[string]int64
 	waitRe := regexp.MustCompile(`msg="batch done".* kind=data .*waited_for_shares=(\S+)`)
 	for _, f := range strings.Split(*list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		check(err)
-		app := fmt.Sprintf("%s-x%d", topic, n)
-		drop = append(drop, app+"-results", app+"-input-state", app+"-window-state", app+"-repartition", app+"-batches")
+		topic := fmt.Sprintf("bench-instances-%d", time.Now().UnixNano())
+		_, err = adm.CreateTopic(ctx, int32(*parts), 1, nil, topic)
+		check(err)
+		app := topic + "-app"
+		drop = append(drop, topic, app+"-results", app+"-input-state", app+"-window-state", app+"-repartition", app+"-batches")
 		var cmds []*exec.Cmd
 		var logs []string
-		began := time.Now()
 		for i := range n {
 			logPath := filepath.Join(work, fmt.Sprintf("%s-%d.log", app, i))
 			lf, err := os.Create(logPath)
 			check(err)
 			cmd := exec.Command(*bin, "analyze", "--brokers", *brokers, "--topic", topic, "--group", app,
-				"--instance-id", fmt.Sprintf("i%d", i), "--starting-offsets", "earliest", "--available-now",
+				"--instance-id", fmt.Sprintf("i%d", i), "--starting-offsets", "earliest", "--trigger", "100ms",
 				"--max-records-per-batch", strconv.Itoa(*limit), "--output", "kafka", "--results-topic", app+"-results",
 				"--replication-factor", "1", "--log-level", "debug")
 			cmd.Stdout, cmd.Stderr = lf, lf
@@ -116,15 +119,63 @@ func main() {
 				}
 			}
 		}
-		var cpu time.Duration
+		// Every instance owns partitions.
+		for deadline := time.Now().Add(2 * time.Minute); ; {
+			if time.Now().After(deadline) {
+				fmt.Fprintln(os.Stderr, "the group did not give every instance partitions within 2 minutes")
+				os.Exit(1)
+			}
+			gs, err := adm.DescribeGroups(ctx, app)
+			ok := err == nil
+			if ok {
+				g := gs[app]
+				ok = g.State == "Stable" && len(g.Members) == n
+				for _, m := range g.Members {
+					if a, isC := m.Assigned.AsConsumer(); !isC || len(a.Topics) == 0 || len(a.Topics[0].Partitions) == 0 {
+						ok = false
+					}
+				}
+			}
+			if ok {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		cpu0 := cpuOf(cmds)
+		began := time.Now()
+		for i := 0; i < len(values); i += 10_000 {
+			batch := values[i:min(i+10_000, len(values))]
+			for _, r := range batch {
+				r.Topic = topic
+			}
+			check(cl.ProduceSync(ctx, batch...).FirstErr())
+		}
+		produced := time.Since(began)
+		for {
+			resp, err := adm.FetchOffsets(ctx, app)
+			var done int64
+			if err == nil {
+				for _, o := range resp[topic] {
+					done += o.At
+				}
+			}
+			if done >= int64(*messages) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		wall := time.Since(began)
+		cpu := cpuOf(cmds) - cpu0
+		for _, cmd := range cmds {
+			cmd.Process.Signal(os.Interrupt)
+		}
 		for i, cmd := range cmds {
 			if err := cmd.Wait(); err != nil {
 				fmt.Fprintf(os.Stderr, "instance %d of %d failed: %v (log %s)\n", i, n, err, logs[i])
 				os.Exit(1)
 			}
-			cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		}
-		wall := time.Since(began)
 		var waits []time.Duration
 		for _, l := range logs {
 			b, err := os.ReadFile(l)
@@ -151,9 +202,25 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%d instances: the results differ from one instance's\n", n)
 			os.Exit(1)
 		}
-		fmt.Printf("| %d | %.2f s | %.0f | %.2f s | %.1f µs | %d | %v | %v |\n", n, wall.Seconds(), float64(*messages)/wall.Seconds(),
+		fmt.Fprintf(os.Stderr, "%d instances: produced in %v\n", n, produced.Round(time.Millisecond))
+		fmt.Printf("| %d | %.0f | %.2f s | %.2f s | %.1f µs | %d | %v | %v |\n", n, float64(*messages)/wall.Seconds(), wall.Seconds(),
 			cpu.Seconds(), float64(cpu.Microseconds())/float64(*messages), len(waits), mean.Round(time.Millisecond), most.Round(time.Millisecond))
 	}
+}
+
+// cpuOf sums the CPU time (user and system) the processes have used so far,
+// from /proc.
+func cpuOf(cmds []*exec.Cmd) time.Duration {
+	var ticks int64
+	for _, c := range cmds {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Process.Pid))
+		check(err)
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // finalCounts reads the results topic, read committed, to its end: the
