@@ -43,6 +43,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cordstream/cordstream/internal/hllpp"
 )
 
 // Value is one group-by value. Valid=false is SQL NULL (S is then ignored).
@@ -58,6 +60,15 @@ type Row struct {
 	Start, End int64
 	Keys       []Value
 	Count      int64
+	// Values are the values of Config.Aggs, in order, in the rows of a
+	// Batch (nil when Config.Aggs is empty, and in the rows of Rows and
+	// PendingChanges).
+	Values []Result
+	// Aggs is the state of Config.Aggs, in order, in the rows of Rows and
+	// PendingChanges, for a snapshot (nil when Config.Aggs is empty, and in
+	// the rows of a Batch). It is the engine's own: read-only, and valid
+	// until the next Add.
+	Aggs []AggState
 }
 
 // Batch is the result of one micro-batch.
@@ -134,6 +145,14 @@ type Engine struct {
 	cacheOK    bool
 
 	sortBuf []sortItem // scratch for sortPositions
+
+	// Aggregates (Config.Aggs): nagg states per cell, in bucket.ext.
+	nagg      int
+	needInput bool  // some aggregate reads an input value
+	prec      []int // sketch precision per aggregate (0: none)
+	resultBuf []Result
+
+	sess *sessions // session windows (Config.Gap), else nil
 }
 
 // bucket is the state of one window: a count per key.
@@ -144,6 +163,7 @@ type bucket struct {
 	cells  []cell
 	dirty  []int32 // positions of cells updated in the current batch
 	sorted []int32 // positions of cells in key order; nil when stale
+	ext    []AggState // nagg states per cell, by position
 }
 
 type cell struct {
@@ -162,14 +182,27 @@ func New(cfg Config) (*Engine, error) {
 		size:     int64(cfg.Size / time.Microsecond),
 		slide:    int64(cfg.Slide / time.Microsecond),
 		delayMs:  int64(cfg.Delay / time.Millisecond),
-		nwin:     int(windowsPerEvent(cfg)),
 		lateSeen: make(map[int64]map[string]struct{}),
 		byStart:  make(map[int64]*bucket),
 	}
+	e.cfg.Aggs = slices.Clone(cfg.Aggs)
+	e.nagg = len(cfg.Aggs)
+	e.prec = make([]int, e.nagg)
+	for i, a := range cfg.Aggs {
+		e.prec[i], _ = a.validate()
+		if a.Input != TypeNone {
+			e.needInput = true
+		}
+	}
+	e.keys.init(cfg.Keys)
+	if cfg.Gap != 0 {
+		e.sess = newSessions(int64(cfg.Gap / time.Microsecond))
+		return e, nil
+	}
+	e.nwin = int(windowsPerEvent(cfg))
 	e.exact = e.size%e.slide == 0
 	e.useRecent = e.nwin <= recentSlots
 	e.cache = make([]*bucket, e.nwin)
-	e.keys.init(cfg.Keys)
 	return e, nil
 }
 
@@ -208,9 +241,28 @@ func floorMod(ts, slide int64) int64 {
 // into the current micro-batch. keys is not retained: the engine copies the
 // values it keeps, so keys may alias a buffer the caller reuses. Events
 // outside [MinTimestamp, MaxTimestamp] are only counted in Batch.OutOfRange.
-// Add panics if len(keys) != Config.Keys: that is a bug in the caller, not
-// bad input.
+// Add panics if len(keys) != Config.Keys, or if an aggregate of the query
+// reads an input value (use AddWith): that is a bug in the caller, not bad
+// input.
 func (e *Engine) Add(ts int64, keys []Value) {
+	if e.needInput {
+		panic("window: Add called on a query whose aggregates read values: use AddWith")
+	}
+	e.add(ts, keys, nil)
+}
+
+// AddWith is Add for a query with aggregates: in holds the values of the
+// aggregates' input expressions for the event, one per Config.Aggs (the one
+// of count(*) is ignored). in is not retained. It panics if len(in) !=
+// len(Config.Aggs).
+func (e *Engine) AddWith(ts int64, keys []Value, in []Input) {
+	if len(in) != e.nagg {
+		panic("window: AddWith called with the wrong number of inputs")
+	}
+	e.add(ts, keys, in)
+}
+
+func (e *Engine) add(ts int64, keys []Value, in []Input) {
 	e.input++
 	if ts < MinTimestamp || ts > MaxTimestamp {
 		e.outOfRange++
@@ -221,6 +273,10 @@ func (e *Engine) Add(ts int64, keys []Value) {
 	}
 	if len(keys) != e.cfg.Keys {
 		panic("window: Add called with the wrong number of keys")
+	}
+	if e.sess != nil {
+		e.addSession(ts, keys, in)
+		return
 	}
 	lastStart := ts - floorMod(ts, e.slide)
 	if !e.cacheOK || lastStart != e.cacheStart {
@@ -246,8 +302,33 @@ func (e *Engine) Add(ts int64, keys []Value) {
 		if id < 0 {
 			id = e.keys.intern(keys)
 		}
-		e.incr(b, id, start)
+		pos := e.incr(b, id, start)
+		if e.nagg > 0 {
+			e.updateAggs(b.ext[int(pos)*e.nagg:int(pos+1)*e.nagg], in)
+		}
 	}
+}
+
+// updateAggs adds an event's inputs to the aggregate states st.
+func (e *Engine) updateAggs(st []AggState, in []Input) {
+	if in == nil {
+		return // count(*) only
+	}
+	for i := range st {
+		st[i].update(&e.cfg.Aggs[i], &in[i])
+	}
+}
+
+// newAggs appends the empty states of a new cell's aggregates to ext.
+func (e *Engine) newAggs(ext []AggState) []AggState {
+	for i := range e.nagg {
+		var s AggState
+		if p := e.prec[i]; p != 0 {
+			s.Sketch, _ = hllpp.New(p)
+		}
+		ext = append(ext, s)
+	}
+	return ext
 }
 
 // fillCache points the cache at the existing buckets of the windows starting
@@ -285,8 +366,9 @@ func (e *Engine) sortBuckets() {
 	e.unsorted = false
 }
 
-// incr counts one event for key id in bucket b (the window at start).
-func (e *Engine) incr(b *bucket, id int32, start int64) {
+// incr counts one event for key id in bucket b (the window at start) and
+// returns the position of its cell.
+func (e *Engine) incr(b *bucket, id int32, start int64) int32 {
 	// Most events of a key land in the windows its previous event did: the
 	// key remembers its cell in each of its recent windows (direct-mapped by
 	// window number), which saves the bucket's map lookup. Bucket serials
@@ -296,7 +378,7 @@ func (e *Engine) incr(b *bucket, id int32, start int64) {
 		slot = &e.keys.recent[id][uint64(start/e.slide)&(recentSlots-1)]
 		if slot.serial == b.serial {
 			e.bump(b, slot.pos)
-			return
+			return slot.pos
 		}
 	}
 	pos, ok := b.index[id]
@@ -307,11 +389,15 @@ func (e *Engine) incr(b *bucket, id int32, start int64) {
 		b.sorted = nil
 		e.keys.ref(id)
 		e.stateRows++
+		if e.nagg > 0 {
+			b.ext = e.newAggs(b.ext)
+		}
 	}
 	if slot != nil {
 		slot.serial, slot.pos = b.serial, pos
 	}
 	e.bump(b, pos)
+	return pos
 }
 
 func (e *Engine) bump(b *bucket, pos int32) {
@@ -350,16 +436,18 @@ func (e *Engine) RunBatch() Batch {
 		Late:             e.late,
 		OutOfRange:       e.outOfRange,
 	}
-	switch e.cfg.Mode {
-	case Update:
+	switch {
+	case e.sess != nil:
+		out.Rows = e.sess.runBatch(e)
+	case e.cfg.Mode == Update:
 		out.Rows = e.emitDirty()
 		e.evict(false, nil)
-	case Append:
+	case e.cfg.Mode == Append:
 		e.clearDirty()
 		out.Rows = e.evict(true, nil)
-	case Complete:
+	case e.cfg.Mode == Complete:
 		e.clearDirty()
-		out.Rows = e.emitAll()
+		out.Rows = e.emitAll(false)
 	}
 	next := e.wm
 	if e.hasTs {
@@ -402,9 +490,8 @@ func (e *Engine) emitDirty() []Row {
 		}
 		e.sortPositions(b, b.dirty)
 		for _, pos := range b.dirty {
-			c := &b.cells[pos]
-			c.dirty = false
-			rows = append(rows, Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count})
+			b.cells[pos].dirty = false
+			rows = append(rows, e.outRow(b, pos))
 		}
 		b.dirty = b.dirty[:0]
 	}
@@ -420,17 +507,58 @@ func (e *Engine) clearDirty() {
 	}
 }
 
-// emitAll returns every row in state, in order.
-func (e *Engine) emitAll() []Row {
+// emitAll returns every row in state, in order: as a batch emits them, or
+// with their aggregate states when state is set.
+func (e *Engine) emitAll(state bool) []Row {
+	if e.sess != nil {
+		return e.sess.all(e, state)
+	}
 	e.sortBuckets()
 	rows := make([]Row, 0, e.stateRows)
 	for _, b := range e.buckets {
 		for _, pos := range e.order(b) {
-			c := &b.cells[pos]
-			rows = append(rows, Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count})
+			if state {
+				rows = append(rows, e.stateRow(b, pos))
+			} else {
+				rows = append(rows, e.outRow(b, pos))
+			}
 		}
 	}
 	return rows
+}
+
+// outRow returns the row of b's cell at pos as a batch emits it.
+func (e *Engine) outRow(b *bucket, pos int32) Row {
+	c := &b.cells[pos]
+	r := Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count}
+	if e.nagg > 0 {
+		r.Values = e.results(b.ext[int(pos)*e.nagg:int(pos+1)*e.nagg], c.count)
+	}
+	return r
+}
+
+// stateRow returns the row of b's cell at pos with its aggregate states.
+func (e *Engine) stateRow(b *bucket, pos int32) Row {
+	c := &b.cells[pos]
+	r := Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count}
+	if e.nagg > 0 {
+		r.Aggs = b.ext[int(pos)*e.nagg : int(pos+1)*e.nagg : int(pos+1)*e.nagg]
+	}
+	return r
+}
+
+// results computes the values of the aggregates whose states are st, in a
+// slice of their own (cut from a shared block).
+func (e *Engine) results(st []AggState, count int64) []Result {
+	if len(e.resultBuf) < e.nagg {
+		e.resultBuf = make([]Result, 256*e.nagg)
+	}
+	v := e.resultBuf[:e.nagg:e.nagg]
+	e.resultBuf = e.resultBuf[e.nagg:]
+	for i := range st {
+		v[i] = e.cfg.Aggs[i].value(&st[i], count)
+	}
+	return v
 }
 
 // order returns b's cell positions in key order.
@@ -492,8 +620,7 @@ func (e *Engine) evict(emit bool, rows []Row) []Row {
 		b := e.buckets[n]
 		if emit {
 			for _, pos := range e.order(b) {
-				c := &b.cells[pos]
-				rows = append(rows, Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count})
+				rows = append(rows, e.outRow(b, pos))
 			}
 		}
 		for i := range b.cells {
