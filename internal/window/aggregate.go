@@ -314,7 +314,7 @@ func (a *Aggregate) value(s *AggState, count int64) Result {
 
 // Values returns the row's aggregate values, in the order of cfg.Aggs (nil
 // for a query without aggregates: its value is Row.Count).
-func (c *Config) Values(r *Row) []Result {
+func (c Config) Values(r *Row) []Result {
 	if len(c.Aggs) == 0 {
 		return nil
 	}

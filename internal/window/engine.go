@@ -161,8 +161,8 @@ type bucket struct {
 	serial uint64          // unique per bucket ever created, never 0
 	index  map[int32]int32 // key id -> position in cells
 	cells  []cell
-	dirty  []int32 // positions of cells updated in the current batch
-	sorted []int32 // positions of cells in key order; nil when stale
+	dirty  []int32    // positions of cells updated in the current batch
+	sorted []int32    // positions of cells in key order; nil when stale
 	ext    []AggState // nagg states per cell, by position
 }
 
