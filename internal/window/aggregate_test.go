@@ -248,7 +248,7 @@ func TestSessionsCompleteModeKeepsAllAndDropsLate(t *testing.T) {
 	e.Add(0, []Value{str("a")})
 	e.Add(100*ms, []Value{str("b")})
 	e.RunBatch()
-	e.RunBatch() // runs with the watermark 100 ms
+	e.RunBatch()                   // runs with the watermark 100 ms
 	e.Add(5*ms, []Value{str("a")}) // ends at 15 ms <= watermark 100 ms: late, as Spark drops it in complete mode too
 	b := e.RunBatch()
 	if b.Late != 1 || sessionRows(b.Rows) != "[0,10000) a 1;[100000,110000) b 1;" {
