@@ -266,6 +266,9 @@ var (
 // or length(column). Without an alias the column is named as Spark names it
 // (count(1), avg(length(content))).
 func ParseAggregate(s string) (Aggregate, error) {
+	if strings.Count(s, "(") != strings.Count(s, ")") {
+		return Aggregate{}, fmt.Errorf("unbalanced parentheses (in a [a, b] list a comma splits the entry: quote it, \"approx_count_distinct(author_id, 0.01)\", or write the list one entry per line)")
+	}
 	m := aggRe.FindStringSubmatch(s)
 	if m == nil {
 		return Aggregate{}, fmt.Errorf("want func(column) [AS name], e.g. count(*) AS message_count or avg(length(content)) AS avg_chars")
@@ -318,6 +321,9 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("%q is negative", s)
 		}
 		return d, nil
+	}
+	if strings.TrimSpace(s) == "" {
+		return 0, fmt.Errorf("empty: write 1m, 30s, 500ms, or Spark's 1 minute, 30 seconds")
 	}
 	rest := s
 	var total time.Duration
