@@ -206,9 +206,10 @@ def data_sessions(g):
     batches = [
         # ann: two sessions 10 min + 1 ms apart (stay apart); bob: events exactly 10 min apart (merge)
         [("ann", B), ("ann", B + 2 * m), ("ann", B + 12 * m + ms), ("bob", B), ("bob", B + 10 * m),
-         ("cid", B + 1 * m), ("cid", B + 30 * m)],
+         ("cid", B + 1 * m), ("cid", B + 30 * m), ("joy", B + 30 * m)],
         # cid: an event bridging its two sessions of batch 0; dan starts
-        [("cid", B + 16 * m), ("dan", B + 20 * m), ("bob", B + 19 * m), ("ann", B + 25 * m)],
+        # joy: an event exactly the gap before its stored session: they touch, the session starts earlier
+        [("cid", B + 16 * m), ("dan", B + 20 * m), ("bob", B + 19 * m), ("ann", B + 25 * m), ("joy", B + 20 * m)],
         # time moves on: watermark passes the first sessions (append emits them)
         [("dan", B + 45 * m), ("eve", B + 46 * m), ("ann", B + 27 * m)],
         # late: ann at B+1m (its session would end at B+11m <= watermark): dropped;
@@ -238,17 +239,17 @@ PRESETS = {
     "seed": dict(data=data_seed, modes=["update", "append", "complete"], watermark="1 minute",
                  group=lambda: [win("ts", "1 minute", "30 seconds"), "author_name"],
                  aggs=lambda: [F.count(F.lit(1)).alias("message_count")]),
-    "channel-activity": dict(data=data_channels, modes=["update", "append"], watermark="2 minutes",
+    "channel-activity": dict(data=data_channels, modes=["update", "append", "complete"], watermark="2 minutes",
                              group=lambda: [win("ts", "5 minutes"), "channel_id"],
                              aggs=lambda: [F.count(F.lit(1)).alias("message_count"),
                                            F.sum(F.length("content")).alias("total_chars"),
                                            F.avg(F.length("content")).alias("avg_chars"),
                                            F.min(F.length("content")).alias("min_chars"),
                                            F.max(F.length("content")).alias("max_chars")]),
-    "active-members": dict(data=data_members, modes=["update", "append"], watermark="10 minutes",
+    "active-members": dict(data=data_members, modes=["update", "append", "complete"], watermark="10 minutes",
                            group=lambda: [win("ts", "1 hour"), "channel_id"],
                            aggs=lambda: [F.approx_count_distinct("author_id").alias("active_members")]),
-    "guild-heatmap": dict(data=data_guilds, modes=["update", "complete"], watermark="10 minutes",
+    "guild-heatmap": dict(data=data_guilds, modes=["update", "append", "complete"], watermark="10 minutes",
                           group=lambda: [win("ts", "1 hour"), "guild_id"],
                           aggs=lambda: [F.count(F.lit(1)).alias("message_count")]),
     "top-channels": dict(data=data_top, modes=["complete"], watermark=None,
