@@ -194,3 +194,25 @@ func TestProjectLengthIsSparks(t *testing.T) {
 		t.Errorf("NULLs: keys %v inputs %v", keys, in)
 	}
 }
+
+// FuzzParse: any file gives queries or an error, never a panic, and what
+// it gives compiles.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("queries:\n  a:\n    preset: seed\n"))
+	f.Add([]byte("queries:\n  a:\n    window: 1 minute\n    watermark: 0\n    aggregates: [\"approx_count_distinct(author_id, 0.02) AS x\", min(length(content))]\n    mode: complete\n    order_by: [x DESC]\n"))
+	f.Add([]byte("queries:\n  s:\n    session_gap: 10m\n    watermark: 1m\n    group_by: author_name\n    aggregates: [count(*)]\n    mode: append\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		qs, err := Parse("f.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.yaml") {
+				t.Fatalf("error without the file's name: %v", err)
+			}
+			return
+		}
+		for _, q := range qs {
+			if _, err := Compile(q); err != nil {
+				t.Fatalf("%+v parsed but does not compile: %v", q, err)
+			}
+		}
+	})
+}

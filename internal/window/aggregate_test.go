@@ -359,3 +359,36 @@ func TestRowStateEncoding(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeRowState: any bytes decode to a state Restore accepts or
+// refuses with an error, never a panic.
+func FuzzDecodeRowState(f *testing.F) {
+	aggs := append([]Aggregate{{Kind: ApproxCountDistinct, Input: TypeString}}, lengthAggs...)
+	cfgs := []Config{
+		{Size: time.Minute, Slide: time.Minute, Delay: time.Minute, Mode: Append, Keys: 1, Aggs: aggs},
+		{Gap: time.Minute, Delay: time.Minute, Mode: Append, Keys: 1, Aggs: aggs},
+		seedConfig,
+	}
+	e, _ := New(cfgs[0])
+	in := append([]Input{inS("x")}, lengthInputs(inI(4))...)
+	e.AddWith(5, []Value{str("k")}, in)
+	e.AddWith(6, []Value{str("k")}, in)
+	for _, r := range e.Rows() {
+		enc, _ := cfgs[0].AppendRowState(nil, &r)
+		f.Add(enc)
+	}
+	f.Add([]byte("12"))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		for _, cfg := range cfgs {
+			r := Row{Start: 60_000_000, Keys: []Value{str("k")}}
+			if err := cfg.DecodeRowState(v, &r); err != nil {
+				continue
+			}
+			e, _ := New(cfg)
+			if err := e.Restore(Progress{}, []Row{r}); err != nil {
+				continue
+			}
+			e.RunBatch()
+		}
+	})
+}

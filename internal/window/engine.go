@@ -1,11 +1,13 @@
-// Package window is the analysis engine: it counts events per group-by key in
-// sliding event-time windows with a watermark, exactly as Spark Structured
-// Streaming's
+// Package window is the analysis engine: it counts events, and computes
+// Spark's aggregates over them (aggregate.go), per group-by key in sliding
+// event-time windows or session windows (session.go) with a watermark,
+// exactly as Spark Structured Streaming's
 //
 //	withWatermark(ts, delay).groupBy(window(ts, size, slide), keys...).count()
+//	withWatermark(ts, delay).groupBy(session_window(ts, gap), keys...).agg(...)
 //
 // does, micro-batch by micro-batch, in the update, append and complete output
-// modes.
+// modes (append and complete for session windows, as Spark).
 //
 // The engine is pure: no I/O, no clock, no goroutines. Time is the events'
 // own (Unix microseconds, UTC); the caller decides where a micro-batch ends by
