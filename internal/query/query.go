@@ -338,19 +338,19 @@ func (c *Compiled) Sort(rows []window.Row) {
 
 // value returns aggregate i of a batch's row.
 func (c *Compiled) value(r *window.Row, i int) window.Result {
-	if len(r.Values) == 0 {
+	if r.Aggs == nil {
 		return window.Result{Type: window.TypeBigInt, Valid: true, I: r.Count}
 	}
-	return r.Values[i]
+	return r.Aggs.Values[i]
 }
 
 // Values returns a batch row's aggregate values, in the order of
 // Query.Aggregates.
 func (c *Compiled) Values(r *window.Row) []window.Result {
-	if len(r.Values) == 0 {
+	if r.Aggs == nil {
 		return []window.Result{{Type: window.TypeBigInt, Valid: true, I: r.Count}}
 	}
-	return r.Values
+	return r.Aggs.Values
 }
 
 // compareValue orders NULL first, then strings by bytes (Spark's ascending

@@ -321,8 +321,8 @@ func (c Config) Values(r *Row) []Result {
 	out := make([]Result, len(c.Aggs))
 	for i := range c.Aggs {
 		var s *AggState
-		if i < len(r.Aggs) {
-			s = &r.Aggs[i]
+		if st := r.States(); i < len(st) {
+			s = &st[i]
 		} else {
 			s = &AggState{}
 		}

@@ -15,7 +15,6 @@ import (
 func str(s string) Value   { return Value{S: s, Valid: true} }
 func inS(s string) Input   { return Input{S: s, Valid: true} }
 func inI(i int64) Input    { return Input{I: i, Valid: true} }
-func results(r Row) string { return fmt.Sprint(r.Values) }
 
 // lengthAggs are count(*), count(col), sum, avg, min, max over an INT.
 var lengthAggs = []Aggregate{
@@ -49,18 +48,18 @@ func TestAggregatesValuesAndNulls(t *testing.T) {
 	}
 	for _, r := range b.Rows {
 		var got []string
-		for _, v := range r.Values {
+		for _, v := range r.Values() {
 			got = append(got, v.String())
 		}
 		if g := strings.Join(got, " "); g != want[r.Keys[0].S] {
 			t.Errorf("%s: got %s, want %s", r.Keys[0].S, g, want[r.Keys[0].S])
 		}
-		if r.Aggs != nil {
+		if r.States() != nil {
 			t.Errorf("a batch's rows carry no state")
 		}
 	}
 	types := []Type{TypeBigInt, TypeBigInt, TypeBigInt, TypeDouble, TypeInt, TypeInt}
-	for i, v := range b.Rows[0].Values {
+	for i, v := range b.Rows[0].Values() {
 		if v.Type != types[i] || cfg.Aggs[i].Result() != types[i] {
 			t.Errorf("aggregate %d (%v): type %v, want %v", i, cfg.Aggs[i], v.Type, types[i])
 		}
@@ -68,10 +67,10 @@ func TestAggregatesValuesAndNulls(t *testing.T) {
 	// avg's DOUBLE as Java prints it.
 	e.AddWith(7, []Value{str("a")}, lengthInputs(inI(1)))
 	b = e.RunBatch()
-	if got := b.Rows[0].Values[3].String(); got != "3.25" { // 13/4: the NULL is not counted
+	if got := b.Rows[0].Values()[3].String(); got != "3.25" { // 13/4: the NULL is not counted
 		t.Errorf("avg printed %s, want 3.25", got)
 	}
-	if got := string(b.Rows[0].Values[3].AppendJSON(nil)); got != "3.25" {
+	if got := string(b.Rows[0].Values()[3].AppendJSON(nil)); got != "3.25" {
 		t.Errorf("avg as JSON %s", got)
 	}
 }
@@ -85,8 +84,8 @@ func TestSumOverflowIsNull(t *testing.T) {
 	e.AddWith(1, nil, []Input{inI(math.MaxInt64), inI(math.MaxInt64)})
 	e.AddWith(2, nil, []Input{inI(1), inI(1)})
 	r := e.RunBatch().Rows[0]
-	if r.Values[0].Valid || r.Values[1].I != math.MaxInt64 {
-		t.Errorf("got %v, want NULL and the maximum", r.Values)
+	if v := r.Values(); v[0].Valid || v[1].I != math.MaxInt64 {
+		t.Errorf("got %v, want NULL and the maximum", v)
 	}
 }
 
@@ -120,7 +119,7 @@ func TestApproxCountDistinctIsTheSketch(t *testing.T) {
 			t.Fatalf("rsd %v: %d rows", rsd, len(rows))
 		}
 		for _, row := range rows {
-			got, w := row.Values[0].I, want[row.Keys[0].S].Estimate()
+			got, w := row.Values()[0].I, want[row.Keys[0].S].Estimate()
 			if got != w {
 				t.Errorf("rsd %v %v: %d, want %d", rsd, row.Keys, got, w)
 			}

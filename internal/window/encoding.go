@@ -45,8 +45,9 @@ func (c Config) AppendRowState(b []byte, r *Row) ([]byte, error) {
 	if c.countOnly() {
 		return strconv.AppendInt(b, r.Count, 10), nil
 	}
-	if len(r.Aggs) != len(c.Aggs) {
-		return b, fmt.Errorf("window: row state: %d aggregate states, the query has %d aggregates", len(r.Aggs), len(c.Aggs))
+	st := r.States()
+	if len(st) != len(c.Aggs) {
+		return b, fmt.Errorf("window: row state: %d aggregate states, the query has %d aggregates", len(st), len(c.Aggs))
 	}
 	b = append(b, rowStateV1)
 	b = binary.AppendUvarint(b, uint64(r.Count))
@@ -54,7 +55,7 @@ func (c Config) AppendRowState(b []byte, r *Row) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(r.End-r.Start))
 	}
 	for i := range c.Aggs {
-		s := &r.Aggs[i]
+		s := &st[i]
 		b = binary.AppendUvarint(b, uint64(s.N))
 		switch c.Aggs[i].Kind {
 		case Sum, Min, Max, Avg:
@@ -105,9 +106,10 @@ func (c Config) DecodeRowState(v []byte, r *Row) error {
 	} else {
 		r.End = r.Start + int64(c.Size/time.Microsecond)
 	}
-	r.Aggs = make([]AggState, len(c.Aggs))
+	st := make([]AggState, len(c.Aggs))
+	r.Aggs = &RowAggs{States: st}
 	for i := range c.Aggs {
-		s := &r.Aggs[i]
+		s := &st[i]
 		s.N = int64(d.uvarint())
 		switch c.Aggs[i].Kind {
 		case Sum, Min, Max, Avg:

@@ -62,15 +62,37 @@ type Row struct {
 	Start, End int64
 	Keys       []Value
 	Count      int64
+	// Aggs are the row's aggregates (nil when Config.Aggs is empty).
+	Aggs *RowAggs
+}
+
+// RowAggs are a row's aggregates, behind a pointer so that a row of a query
+// that only counts stays as small as it was.
+type RowAggs struct {
 	// Values are the values of Config.Aggs, in order, in the rows of a
-	// Batch (nil when Config.Aggs is empty, and in the rows of Rows and
-	// PendingChanges).
+	// Batch (nil in the rows of Rows and PendingChanges).
 	Values []Result
-	// Aggs is the state of Config.Aggs, in order, in the rows of Rows and
-	// PendingChanges, for a snapshot (nil when Config.Aggs is empty, and in
-	// the rows of a Batch). It is the engine's own: read-only, and valid
-	// until the next Add.
-	Aggs []AggState
+	// States are the states of Config.Aggs, in order, in the rows of Rows
+	// and PendingChanges, for a snapshot (nil in the rows of a Batch); the
+	// engine's own: read-only, and valid until the next Add. Restore and
+	// DecodeRowState take them too.
+	States []AggState
+}
+
+// Values returns the values of the row's aggregates (nil without).
+func (r *Row) Values() []Result {
+	if r.Aggs == nil {
+		return nil
+	}
+	return r.Aggs.Values
+}
+
+// States returns the states of the row's aggregates (nil without).
+func (r *Row) States() []AggState {
+	if r.Aggs == nil {
+		return nil
+	}
+	return r.Aggs.States
 }
 
 // Batch is the result of one micro-batch.
@@ -153,6 +175,7 @@ type Engine struct {
 	needInput bool  // some aggregate reads an input value
 	prec      []int // sketch precision per aggregate (0: none)
 	resultBuf []Result
+	rowAggBuf []RowAggs
 
 	sess *sessions // session windows (Config.Gap), else nil
 }
@@ -247,10 +270,51 @@ func floorMod(ts, slide int64) int64 {
 // reads an input value (use AddWith): that is a bug in the caller, not bad
 // input.
 func (e *Engine) Add(ts int64, keys []Value) {
-	if e.needInput {
-		panic("window: Add called on a query whose aggregates read values: use AddWith")
+	if e.nagg > 0 || e.sess != nil {
+		if e.needInput {
+			panic("window: Add called on a query whose aggregates read values: use AddWith")
+		}
+		e.add(ts, keys, nil)
+		return
 	}
-	e.add(ts, keys, nil)
+	// The count alone: add's loop without the aggregates.
+	e.input++
+	if ts < MinTimestamp || ts > MaxTimestamp {
+		e.outOfRange++
+		return
+	}
+	if !e.hasTs || ts > e.maxTs {
+		e.maxTs, e.hasTs = ts, true
+	}
+	if len(keys) != e.cfg.Keys {
+		panic("window: Add called with the wrong number of keys")
+	}
+	lastStart := ts - floorMod(ts, e.slide)
+	if !e.cacheOK || lastStart != e.cacheStart {
+		e.fillCache(lastStart)
+	}
+	id := int32(-1)
+	complete := e.cfg.Mode == Complete
+	start := lastStart
+	for i := 0; i < e.nwin; i, start = i+1, start-e.slide {
+		end := start + e.size
+		if !e.exact && ts >= end {
+			continue
+		}
+		if !complete && end <= e.wmLate {
+			e.noteLate(start, keys)
+			continue
+		}
+		b := e.cache[i]
+		if b == nil {
+			b = e.bucketAt(start)
+			e.cache[i] = b
+		}
+		if id < 0 {
+			id = e.keys.intern(keys)
+		}
+		e.incr(b, id, start)
+	}
 }
 
 // AddWith is Add for a query with aggregates: in holds the values of the
@@ -492,8 +556,13 @@ func (e *Engine) emitDirty() []Row {
 		}
 		e.sortPositions(b, b.dirty)
 		for _, pos := range b.dirty {
-			b.cells[pos].dirty = false
-			rows = append(rows, e.outRow(b, pos))
+			c := &b.cells[pos]
+			c.dirty = false
+			r := Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count}
+			if e.nagg > 0 {
+				r.Aggs = e.outAggs(b, pos, c.count)
+			}
+			rows = append(rows, r)
 		}
 		b.dirty = b.dirty[:0]
 	}
@@ -534,9 +603,13 @@ func (e *Engine) outRow(b *bucket, pos int32) Row {
 	c := &b.cells[pos]
 	r := Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count}
 	if e.nagg > 0 {
-		r.Values = e.results(b.ext[int(pos)*e.nagg:int(pos+1)*e.nagg], c.count)
+		r.Aggs = e.outAggs(b, pos, c.count)
 	}
 	return r
+}
+
+func (e *Engine) outAggs(b *bucket, pos int32, count int64) *RowAggs {
+	return e.results(b.ext[int(pos)*e.nagg:int(pos+1)*e.nagg], count)
 }
 
 // stateRow returns the row of b's cell at pos with its aggregate states.
@@ -544,14 +617,20 @@ func (e *Engine) stateRow(b *bucket, pos int32) Row {
 	c := &b.cells[pos]
 	r := Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count}
 	if e.nagg > 0 {
-		r.Aggs = b.ext[int(pos)*e.nagg : int(pos+1)*e.nagg : int(pos+1)*e.nagg]
+		r.Aggs = e.stateAggs(b, pos)
 	}
 	return r
 }
 
+func (e *Engine) stateAggs(b *bucket, pos int32) *RowAggs {
+	ra := e.rowAggs()
+	ra.States = b.ext[int(pos)*e.nagg : int(pos+1)*e.nagg : int(pos+1)*e.nagg]
+	return ra
+}
+
 // results computes the values of the aggregates whose states are st, in a
 // slice of their own (cut from a shared block).
-func (e *Engine) results(st []AggState, count int64) []Result {
+func (e *Engine) results(st []AggState, count int64) *RowAggs {
 	if len(e.resultBuf) < e.nagg {
 		e.resultBuf = make([]Result, 256*e.nagg)
 	}
@@ -560,7 +639,19 @@ func (e *Engine) results(st []AggState, count int64) []Result {
 	for i := range st {
 		v[i] = e.cfg.Aggs[i].value(&st[i], count)
 	}
-	return v
+	ra := e.rowAggs()
+	ra.Values = v
+	return ra
+}
+
+// rowAggs returns a new RowAggs (cut from a shared block).
+func (e *Engine) rowAggs() *RowAggs {
+	if len(e.rowAggBuf) == 0 {
+		e.rowAggBuf = make([]RowAggs, 256)
+	}
+	ra := &e.rowAggBuf[0]
+	e.rowAggBuf = e.rowAggBuf[1:]
+	return ra
 }
 
 // order returns b's cell positions in key order.
@@ -617,12 +708,27 @@ func (e *Engine) sortPositions(b *bucket, pos []int32) {
 // the batch runs with, and returns their rows (in order) when emit is set.
 func (e *Engine) evict(emit bool, rows []Row) []Row {
 	e.sortBuckets()
+	if emit {
+		// One allocation for the rows emitted.
+		k := 0
+		for i := 0; i < len(e.buckets) && e.buckets[i].start+e.size <= e.wm; i++ {
+			k += len(e.buckets[i].cells)
+		}
+		if k > 0 {
+			rows = slices.Grow(rows, k)
+		}
+	}
 	n := 0
 	for n < len(e.buckets) && e.buckets[n].start+e.size <= e.wm {
 		b := e.buckets[n]
 		if emit {
 			for _, pos := range e.order(b) {
-				rows = append(rows, e.outRow(b, pos))
+				c := &b.cells[pos]
+				r := Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count}
+				if e.nagg > 0 {
+					r.Aggs = e.outAggs(b, pos, c.count)
+				}
+				rows = append(rows, r)
 			}
 		}
 		for i := range b.cells {

@@ -130,9 +130,10 @@ func (e *Engine) sessionRow(ss *session, id int32, state bool) Row {
 	r := Row{Start: ss.start, End: ss.end, Keys: e.keys.values(id), Count: ss.count}
 	if e.nagg > 0 {
 		if state {
-			r.Aggs = ss.aggs[:e.nagg:e.nagg]
+			r.Aggs = e.rowAggs()
+			r.Aggs.States = ss.aggs[:e.nagg:e.nagg]
 		} else {
-			r.Values = e.results(ss.aggs, ss.count)
+			r.Aggs = e.results(ss.aggs, ss.count)
 		}
 	}
 	return r
@@ -229,7 +230,7 @@ func (s *sessions) restore(e *Engine, r *Row) error {
 	}
 	ss := &session{start: r.Start, end: r.End, count: r.Count, stored: true}
 	if e.nagg > 0 {
-		ss.aggs = e.copyAggs(make([]AggState, 0, e.nagg), r.Aggs)
+		ss.aggs = e.copyAggs(make([]AggState, 0, e.nagg), r.States())
 	}
 	ks.list = append(ks.list, ss)
 	e.keys.ref(id)

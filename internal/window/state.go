@@ -85,7 +85,7 @@ func (e *Engine) Rows() []Row {
 // order; each (window, key) at most once, with a count above zero, a window
 // start aligned to the slide (sessions: an end after the start, and the
 // sessions of a key apart by more than nothing), the key count of the
-// configuration and the state of each of its aggregates (Row.Aggs; none is
+// configuration and the state of each of its aggregates (Row.Aggs.States; none is
 // needed when every aggregate is count(*)). Keys and states are copied. On
 // error e is left unusable.
 func (e *Engine) Restore(p Progress, rows []Row) error {
@@ -133,7 +133,7 @@ func (e *Engine) Restore(p Progress, rows []Row) error {
 		b.index[id] = int32(len(b.cells))
 		b.cells = append(b.cells, cell{key: id, count: r.Count})
 		if e.nagg > 0 {
-			b.ext = e.copyAggs(b.ext, r.Aggs)
+			b.ext = e.copyAggs(b.ext, r.States())
 		}
 		b.sorted = nil
 		e.keys.ref(id)
@@ -150,7 +150,8 @@ func (e *Engine) Restore(p Progress, rows []Row) error {
 
 // checkAggs checks the aggregate states of a row from a snapshot.
 func (e *Engine) checkAggs(r *Row) error {
-	if len(r.Aggs) == 0 {
+	st := r.States()
+	if len(st) == 0 {
 		for _, a := range e.cfg.Aggs {
 			if a.Kind != Count || a.Input != TypeNone {
 				return fmt.Errorf("no aggregate state, and the query computes %v: the snapshot was written by a query that only counted; start this query from a new state", a)
@@ -158,11 +159,11 @@ func (e *Engine) checkAggs(r *Row) error {
 		}
 		return nil
 	}
-	if len(r.Aggs) != e.nagg {
-		return fmt.Errorf("%d aggregate states, the query has %d aggregates", len(r.Aggs), e.nagg)
+	if len(st) != e.nagg {
+		return fmt.Errorf("%d aggregate states, the query has %d aggregates", len(st), e.nagg)
 	}
-	for i := range r.Aggs {
-		if err := e.cfg.Aggs[i].checkState(&r.Aggs[i], r.Count, e.prec[i]); err != nil {
+	for i := range st {
+		if err := e.cfg.Aggs[i].checkState(&st[i], r.Count, e.prec[i]); err != nil {
 			return fmt.Errorf("aggregate %d: %w", i+1, err)
 		}
 	}
