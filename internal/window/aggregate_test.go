@@ -12,9 +12,9 @@ import (
 	"github.com/cordstream/cordstream/internal/hllpp"
 )
 
-func str(s string) Value   { return Value{S: s, Valid: true} }
-func inS(s string) Input   { return Input{S: s, Valid: true} }
-func inI(i int64) Input    { return Input{I: i, Valid: true} }
+func str(s string) Value { return Value{S: s, Valid: true} }
+func inS(s string) Input { return Input{S: s, Valid: true} }
+func inI(i int64) Input  { return Input{I: i, Valid: true} }
 
 // lengthAggs are count(*), count(col), sum, avg, min, max over an INT.
 var lengthAggs = []Aggregate{
