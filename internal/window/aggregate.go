@@ -312,6 +312,36 @@ func (a *Aggregate) value(s *AggState, count int64) Result {
 	return r
 }
 
+// NewStates returns empty states of c's aggregates (nil without
+// aggregates), to aggregate events outside an engine (AddPartial).
+func (c Config) NewStates() []AggState {
+	if len(c.Aggs) == 0 {
+		return nil
+	}
+	st := make([]AggState, len(c.Aggs))
+	for i, a := range c.Aggs {
+		if p, _ := a.validate(); p != 0 {
+			st[i].Sketch, _ = hllpp.New(p)
+		}
+	}
+	return st
+}
+
+// UpdateStates adds an event's aggregate inputs (one per aggregate) to st,
+// states of c's aggregates.
+func (c Config) UpdateStates(st []AggState, in []Input) {
+	for i := range st {
+		st[i].update(&c.Aggs[i], &in[i])
+	}
+}
+
+// MergeStates folds src into dst, both states of c's aggregates.
+func (c Config) MergeStates(dst, src []AggState) {
+	for i := range dst {
+		dst[i].merge(&c.Aggs[i], &src[i])
+	}
+}
+
 // Values returns the row's aggregate values, in the order of cfg.Aggs (nil
 // for a query without aggregates: its value is Row.Count).
 func (c Config) Values(r *Row) []Result {

@@ -391,3 +391,87 @@ func FuzzDecodeRowState(f *testing.F) {
 		}
 	})
 }
+
+// TestAddPartialIsAddOfEach: events aggregated outside the engine (as
+// another instance would: per slot of windows and key, or per event time
+// and key for sessions) give the batches adding each event gives.
+func TestAddPartialIsAddOfEach(t *testing.T) {
+	aggs := append([]Aggregate{{Kind: ApproxCountDistinct, Input: TypeString}}, lengthAggs...)
+	cfgs := []Config{
+		{Size: time.Minute, Slide: 30 * time.Second, Delay: 10 * time.Second, Mode: Update, Keys: 1, Aggs: aggs},
+		{Size: 90 * time.Second, Slide: time.Minute, Delay: 10 * time.Second, Mode: Append, Keys: 1, Aggs: aggs},
+		{Size: time.Minute, Slide: time.Minute, Delay: 10 * time.Second, Mode: Complete, Keys: 1},
+		{Gap: 20 * time.Second, Delay: 10 * time.Second, Mode: Append, Keys: 1, Aggs: aggs},
+	}
+	for ci, cfg := range cfgs {
+		r := rand.New(rand.NewPCG(uint64(ci), 77))
+		each, _ := New(cfg)
+		part, _ := New(cfg)
+		size, slide := int64(cfg.Size/time.Microsecond), int64(cfg.Slide/time.Microsecond)
+		now := int64(1_000_000_000)
+		rows, late := 0, int64(0)
+		for batch := range 25 {
+			type pk struct {
+				slot string
+				key  string
+			}
+			type partial struct {
+				ts int64
+				n  int64
+				st []AggState
+			}
+			parts := map[pk]*partial{}
+			var order []pk
+			for range r.IntN(60) {
+				// Sessions group by exact time: few distinct times.
+				ts := now + int64(r.IntN(70))*1_000_000 - 60_000_000
+				k := fmt.Sprint("k", r.IntN(3))
+				in := make([]Input, len(cfg.Aggs))
+				if len(in) > 0 {
+					in[0] = inS(fmt.Sprint(r.IntN(30)))
+					copy(in[1:], lengthInputs(inI(int64(r.IntN(50)))))
+					each.AddWith(ts, []Value{str(k)}, in)
+				} else {
+					each.Add(ts, []Value{str(k)})
+				}
+				var slot string
+				if cfg.Gap != 0 {
+					slot = fmt.Sprint(ts)
+				} else {
+					end := cfg.WindowEnd(ts)
+					slot = fmt.Sprint(end-size, "/", (end-ts+slide-1)/slide)
+				}
+				p := parts[pk{slot, k}]
+				if p == nil {
+					p = &partial{ts: ts, st: cfg.NewStates()}
+					parts[pk{slot, k}] = p
+					order = append(order, pk{slot, k})
+				}
+				p.ts = max(p.ts, ts)
+				p.n++
+				if len(in) > 0 {
+					one := cfg.NewStates()
+					cfg.UpdateStates(one, in)
+					cfg.MergeStates(p.st, one)
+				}
+			}
+			for _, k := range order {
+				p := parts[k]
+				part.AddPartial(p.ts, []Value{str(k.key)}, p.n, p.st)
+			}
+			now += int64(r.IntN(20_000_000))
+			if batch%5 == 4 {
+				now += 120_000_000 // a pause: sessions close
+			}
+			a, b := each.RunBatch(), part.RunBatch()
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("config %d batch %d: partials gave\n%+v\nadding each gave\n%+v", ci, batch, b, a)
+			}
+			rows += len(a.Rows)
+			late += a.Late
+		}
+		if rows == 0 || late == 0 && cfg.Mode != Complete {
+			t.Errorf("config %d: %d rows, %d late: the test compares too little", ci, rows, late)
+		}
+	}
+}

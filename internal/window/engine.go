@@ -274,7 +274,7 @@ func (e *Engine) Add(ts int64, keys []Value) {
 		if e.needInput {
 			panic("window: Add called on a query whose aggregates read values: use AddWith")
 		}
-		e.add(ts, keys, nil)
+		e.add(ts, keys, 1, nil, nil)
 		return
 	}
 	// The count alone: add's loop without the aggregates.
@@ -325,13 +325,29 @@ func (e *Engine) AddWith(ts int64, keys []Value, in []Input) {
 	if len(in) != e.nagg {
 		panic("window: AddWith called with the wrong number of inputs")
 	}
-	e.add(ts, keys, in)
+	e.add(ts, keys, 1, in, nil)
 }
 
-func (e *Engine) add(ts int64, keys []Value, in []Input) {
-	e.input++
+// AddPartial adds n > 0 events at once, aggregated outside the engine (on
+// another instance, say): their event time is ts, their group-by values
+// keys, their aggregates' states st (Config.NewStates, UpdateStates,
+// MergeStates; nil when Config.Aggs is empty). It is Add of each event when
+// all n belong to the windows ts belongs to (sliding windows: the same
+// windows; session windows: ts exactly, as Spark's partial aggregation
+// groups by (keys, [ts, ts+gap))). st is not retained.
+func (e *Engine) AddPartial(ts int64, keys []Value, n int64, st []AggState) {
+	if len(st) != e.nagg || n <= 0 {
+		panic("window: AddPartial called with the wrong number of states or no events")
+	}
+	e.add(ts, keys, n, nil, st)
+}
+
+// add adds n events at ts: one with inputs in, or n whose aggregates'
+// states are st.
+func (e *Engine) add(ts int64, keys []Value, n int64, in []Input, st []AggState) {
+	e.input += n
 	if ts < MinTimestamp || ts > MaxTimestamp {
-		e.outOfRange++
+		e.outOfRange += n
 		return
 	}
 	if !e.hasTs || ts > e.maxTs {
@@ -341,7 +357,7 @@ func (e *Engine) add(ts int64, keys []Value, in []Input) {
 		panic("window: Add called with the wrong number of keys")
 	}
 	if e.sess != nil {
-		e.addSession(ts, keys, in)
+		e.addSession(ts, keys, n, in, st)
 		return
 	}
 	lastStart := ts - floorMod(ts, e.slide)
@@ -369,19 +385,27 @@ func (e *Engine) add(ts int64, keys []Value, in []Input) {
 			id = e.keys.intern(keys)
 		}
 		pos := e.incr(b, id, start)
+		if n > 1 {
+			b.cells[pos].count += n - 1
+		}
 		if e.nagg > 0 {
-			e.updateAggs(b.ext[int(pos)*e.nagg:int(pos+1)*e.nagg], in)
+			e.updateAggs(b.ext[int(pos)*e.nagg:int(pos+1)*e.nagg], in, st)
 		}
 	}
 }
 
-// updateAggs adds an event's inputs to the aggregate states st.
-func (e *Engine) updateAggs(st []AggState, in []Input) {
-	if in == nil {
-		return // count(*) only
-	}
-	for i := range st {
-		st[i].update(&e.cfg.Aggs[i], &in[i])
+// updateAggs adds an event's inputs in, or the states of several, src, to
+// the aggregate states st.
+func (e *Engine) updateAggs(st []AggState, in []Input, src []AggState) {
+	switch {
+	case src != nil:
+		for i := range st {
+			st[i].merge(&e.cfg.Aggs[i], &src[i])
+		}
+	case in != nil:
+		for i := range st {
+			st[i].update(&e.cfg.Aggs[i], &in[i])
+		}
 	}
 }
 

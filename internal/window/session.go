@@ -60,7 +60,7 @@ func newSessions(gap int64) *sessions {
 }
 
 // addSession merges an event at ts into its key's sessions.
-func (e *Engine) addSession(ts int64, keys []Value, in []Input) {
+func (e *Engine) addSession(ts int64, keys []Value, n int64, in []Input, src []AggState) {
 	s := e.sess
 	end := ts + s.gap
 	if end <= e.wmLate {
@@ -89,8 +89,8 @@ func (e *Engine) addSession(ts int64, keys []Value, in []Input) {
 		if e.nagg > 0 {
 			ss.aggs = e.newAggs(make([]AggState, 0, e.nagg))
 		}
-		ss.count = 1
-		e.updateAggs(ss.aggs, in)
+		ss.count = n
+		e.updateAggs(ss.aggs, in, src)
 		ks.list = slices.Insert(ks.list, i, ss)
 		e.keys.ref(id)
 		e.stateRows++
@@ -119,8 +119,8 @@ func (e *Engine) addSession(ts int64, keys []Value, in []Input) {
 		clear(ks.list[i+1 : j])
 		ks.list = slices.Delete(ks.list, i+1, j)
 	}
-	t.count++
-	e.updateAggs(t.aggs, in)
+	t.count += n
+	e.updateAggs(t.aggs, in, src)
 	t.dirty = true
 }
 
