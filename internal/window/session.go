@@ -2,6 +2,7 @@ package window
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 )
@@ -40,6 +41,10 @@ type sessions struct {
 	// moved since the last batch: PendingChanges reports them as evicted.
 	removed []Row
 	dirty   []int32 // keys with sessions changed in the current batch
+	// minEnd is at most the end of every session held (merging only moves
+	// ends later), so that a batch whose watermark is before it closes
+	// nothing and need not look at every key.
+	minEnd int64
 }
 
 type keySessions struct {
@@ -56,7 +61,7 @@ type session struct {
 }
 
 func newSessions(gap int64) *sessions {
-	return &sessions{gap: gap, byKey: make(map[int32]*keySessions)}
+	return &sessions{gap: gap, byKey: make(map[int32]*keySessions), minEnd: math.MaxInt64}
 }
 
 // addSession merges an event at ts into its key's sessions.
@@ -94,6 +99,7 @@ func (e *Engine) addSession(ts int64, keys []Value, n int64, in []Input, src []A
 		ks.list = slices.Insert(ks.list, i, ss)
 		e.keys.ref(id)
 		e.stateRows++
+		s.minEnd = min(s.minEnd, end)
 		return
 	}
 	t := ks.list[i]
@@ -144,6 +150,22 @@ func (e *Engine) sessionRow(ss *session, id int32, state bool) Row {
 func (s *sessions) runBatch(e *Engine) []Row {
 	var rows []Row
 	complete := e.cfg.Mode == Complete
+	if !complete && e.wm < s.minEnd {
+		// Nothing closes: only the sessions changed in the batch change.
+		for _, id := range s.dirty {
+			if ks := s.byKey[id]; ks != nil {
+				for _, ss := range ks.list {
+					ss.dirty, ss.stored = false, true
+				}
+				ks.dirty = false
+			}
+		}
+		s.dirty = s.dirty[:0]
+		clear(s.removed)
+		s.removed = s.removed[:0]
+		return nil
+	}
+	s.minEnd = math.MaxInt64
 	for id, ks := range s.byKey {
 		n := 0
 		for _, ss := range ks.list {
@@ -157,6 +179,7 @@ func (s *sessions) runBatch(e *Engine) []Row {
 				continue
 			}
 			ss.dirty, ss.stored = false, true
+			s.minEnd = min(s.minEnd, ss.end)
 			ks.list[n] = ss
 			n++
 		}
@@ -201,7 +224,7 @@ func (s *sessions) pending(e *Engine) (updated, evicted []Row) {
 			}
 		}
 	}
-	if !complete {
+	if !complete && e.wm >= s.minEnd {
 		for id, ks := range s.byKey {
 			for _, ss := range ks.list {
 				if ss.end <= e.wm {
@@ -229,6 +252,7 @@ func (s *sessions) restore(e *Engine, r *Row) error {
 		s.byKey[id] = ks
 	}
 	ss := &session{start: r.Start, end: r.End, count: r.Count, stored: true}
+	s.minEnd = min(s.minEnd, r.End)
 	if e.nagg > 0 {
 		ss.aggs = e.copyAggs(make([]AggState, 0, e.nagg), r.States())
 	}
