@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -472,6 +473,62 @@ func TestAddPartialIsAddOfEach(t *testing.T) {
 		}
 		if rows == 0 || late == 0 && cfg.Mode != Complete {
 			t.Errorf("config %d: %d rows, %d late: the test compares too little", ci, rows, late)
+		}
+	}
+}
+
+// TestSessionsAreTheUnionOfAcceptedEvents: in complete mode nothing is
+// evicted, so after every batch the sessions held are exactly the merged
+// intervals [ts, ts+gap) of every event accepted so far (touching ones
+// merged), computed here from scratch, and the counts are the events in
+// each.
+func TestSessionsAreTheUnionOfAcceptedEvents(t *testing.T) {
+	const gap = 10_000_000
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 3))
+		e, err := New(Config{Gap: gap * time.Microsecond, Delay: 5 * time.Second, Mode: Complete, Keys: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted := map[string][]int64{}
+		now := int64(0)
+		for batch := range 30 {
+			wmLate := e.Progress().WatermarkForLate
+			for range r.IntN(30) {
+				// Whole seconds and some exact gap multiples: touching sessions.
+				ts := now + int64(r.IntN(60))*1_000_000 - 40_000_000
+				k := fmt.Sprint("k", r.IntN(3))
+				e.Add(ts, []Value{str(k)})
+				if ts+gap > wmLate {
+					accepted[k] = append(accepted[k], ts)
+				}
+			}
+			now += int64(r.IntN(15)) * 1_000_000
+			e.RunBatch()
+			var want []string
+			for k, tss := range accepted {
+				s := slices.Clone(tss)
+				slices.Sort(s)
+				start, end, n := s[0], s[0]+gap, int64(0)
+				for _, ts := range s {
+					if ts > end {
+						want = append(want, fmt.Sprintf("[%d,%d) %s %d;", start, end, k, n))
+						start, n = ts, 0
+					}
+					end = max(end, ts+gap)
+					n++
+				}
+				want = append(want, fmt.Sprintf("[%d,%d) %s %d;", start, end, k, n))
+			}
+			var got []string
+			for _, row := range e.Rows() {
+				got = append(got, sessionRows([]Row{row}))
+			}
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("seed %d batch %d: sessions\n%v\nwant\n%v", seed, batch, got, want)
+			}
 		}
 	}
 }
