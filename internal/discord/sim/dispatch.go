@@ -45,11 +45,10 @@ func (s *Server) mentionsBot(m Message) bool {
 }
 
 func (s *Server) broadcastMessageLocked(t string, ch *Channel, m Message) {
-	s.pruneLocked()
 	var full, stripped []byte
-	for _, ss := range s.sessions {
+	s.routeLocked(ch.GuildID, func(ss *session) {
 		if !s.deliversLocked(ss, ch) {
-			continue
+			return
 		}
 		strip := ss.intents&IntentMessageContent == 0 && ch.GuildID != 0 &&
 			m.Author.ID != s.botID && !s.mentionsBot(m)
@@ -66,21 +65,20 @@ func (s *Server) broadcastMessageLocked(t string, ch *Channel, m Message) {
 			d = full
 		}
 		s.dispatchLocked(ss, t, d)
-	}
+	})
 }
 
 func (s *Server) broadcastDeleteLocked(ch *Channel, id ID) {
-	s.pruneLocked()
 	d := map[string]any{"id": id, "channel_id": ch.ID}
 	if ch.GuildID != 0 {
 		d["guild_id"] = ch.GuildID
 	}
 	b, _ := json.Marshal(d)
-	for _, ss := range s.sessions {
+	s.routeLocked(ch.GuildID, func(ss *session) {
 		if s.deliversLocked(ss, ch) {
 			s.dispatchLocked(ss, "MESSAGE_DELETE", b)
 		}
-	}
+	})
 }
 
 // identifyLimiter enforces max_concurrency per IdentifyInterval and the
@@ -105,20 +103,29 @@ func (l *identifyLimiter) roll(now time.Time) {
 	}
 }
 
-func (l *identifyLimiter) allow(shardID int, now time.Time) bool {
+// Answers of identifyLimiter.allow.
+const (
+	limitOK     = iota
+	limitPaced  // the bucket started a session less than interval ago
+	limitBudget // the daily budget is used up
+)
+
+// allow decides on an IDENTIFY of shardID and, when it is allowed, counts
+// it against the budget and the bucket.
+func (l *identifyLimiter) allow(shardID int, now time.Time) int {
 	l.roll(now)
 	if l.used >= l.total {
-		return false
+		return limitBudget
 	}
 	key := shardID % l.maxConc
 	if l.interval > 0 {
 		if t, ok := l.last[key]; ok && now.Sub(t) < l.interval {
-			return false
+			return limitPaced
 		}
 	}
 	l.last[key] = now
 	l.used++
-	return true
+	return limitOK
 }
 
 // remaining returns session_start_limit.remaining and reset_after (ms).

@@ -387,28 +387,27 @@ func (s *Server) closeConnLocked(c *conn, code int, text string) {
 }
 
 func (s *Server) invalidateLocked(ss *session) {
-	delete(s.sessions, ss.id)
-	if ss.conn != nil {
-		ss.conn.sess = nil
-		ss.conn = nil
-	}
+	s.removeSessionLocked(ss)
+	s.detachConnLocked(ss)
 	ss.buf = nil
 }
 
 func (s *Server) detachLocked(ss *session) {
-	if ss.conn != nil {
-		ss.conn.sess = nil
-	}
-	ss.conn = nil
+	s.detachConnLocked(ss)
 	ss.detachedAt = s.now()
 }
 
-// pruneLocked forgets sessions that stayed detached longer than SessionTimeout.
+// pruneLocked forgets sessions that stayed detached longer than
+// SessionTimeout; a full scan at most every pruneEvery.
 func (s *Server) pruneLocked() {
 	now := s.now()
-	for id, ss := range s.sessions {
-		if ss.conn == nil && now.Sub(ss.detachedAt) > s.cfg.SessionTimeout {
-			delete(s.sessions, id)
+	if now.Sub(s.lastPrune) < pruneEvery {
+		return
+	}
+	s.lastPrune = now
+	for _, ss := range s.sessions {
+		if s.expiredLocked(ss, now) {
+			s.removeSessionLocked(ss)
 		}
 	}
 }
@@ -487,7 +486,7 @@ type identifyData struct {
 }
 
 func (s *Server) tokenOK(tok string) bool {
-	for _, t := range s.cfg.Tokens {
+	for _, t := range *s.tokens.Load() {
 		if tok == t {
 			return true
 		}
@@ -531,27 +530,38 @@ func (s *Server) identifyLocked(c *conn, raw json.RawMessage) {
 		}
 		ss.shardID, ss.shardCount, ss.hasShard = d.Shard[0], d.Shard[1], true
 	}
-	var guilds []*Guild
-	for _, g := range s.guilds {
-		if shardOf(g.ID, ss.shardCount) == ss.shardID {
-			guilds = append(guilds, g)
-		}
+	bucket := ss.shardID % s.identify.maxConc
+	if m := s.cfg.LargeBotShardMultiple; m > 1 && ss.shardCount%m != 0 {
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyInvalidShard)
+		fail(CloseInvalidShard, fmt.Sprintf("Invalid shard: this bot uses large bot sharding; the shard count must be a multiple of %d.", m))
+		return
 	}
+	guilds := s.guildsOfShardLocked(ss.shardID, ss.shardCount)
 	if len(guilds) > s.cfg.MaxGuildsPerShard {
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyShardingRequired)
 		fail(CloseShardingRequired, "")
 		return
 	}
-	if !s.identify.allow(ss.shardID, s.now()) {
+	switch s.identify.allow(ss.shardID, s.now()) {
+	case limitPaced:
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyTooSoon)
 		s.stats.InvalidIdentifies++
 		s.stats.InvalidSessions++
 		s.sendLocked(c, opFrame(opInvalidSession, false))
 		return
+	case limitBudget:
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyOverBudget)
+		s.stats.InvalidIdentifies++
+		s.stats.InvalidSessions++
+		s.sendLocked(c, opFrame(opInvalidSession, false))
+		s.budgetExceededLocked(c)
+		return
 	}
 	s.pruneLocked()
 	ss.id = newSessionID()
-	ss.conn = c
-	s.sessions[ss.id] = ss
-	c.sess = ss
+	s.addSessionLocked(ss)
+	s.attachLocked(ss, c)
+	s.recordIdentifyLocked(c, ss, bucket, IdentifyReady)
 	c.authed = true
 	c.perPayload = d.Compress && c.mode == compressNone
 	s.stats.Identifies++
@@ -616,8 +626,7 @@ func (s *Server) resumeLocked(c *conn, raw json.RawMessage) {
 		invalid()
 		return
 	}
-	s.pruneLocked()
-	ss, ok := s.sessions[*d.SessionID]
+	ss, ok := s.liveSessionLocked(*d.SessionID)
 	if !ok {
 		invalid()
 		return
@@ -640,12 +649,10 @@ func (s *Server) resumeLocked(c *conn, raw json.RawMessage) {
 	}
 	if old := ss.conn; old != nil && old != c {
 		// The session moves here; the old connection is told to go away.
-		old.sess = nil
-		ss.conn = nil
+		s.detachConnLocked(ss)
 		s.closeConnLocked(old, CloseUnknownError, "Session resumed on another connection.")
 	}
-	ss.conn = c
-	c.sess = ss
+	s.attachLocked(ss, c)
 	c.authed = true
 	c.perPayload = ss.compress && c.mode == compressNone
 	for _, ev := range ss.buf {

@@ -109,13 +109,4 @@ func (s *Server) guildCreateLocked(g *Guild) map[string]any {
 	}
 }
 
-func (s *Server) channelsOfLocked(guildID ID) []*Channel {
-	var out []*Channel
-	for _, ch := range s.channels {
-		if ch.GuildID == guildID && ch.Type != ChannelDM {
-			out = append(out, ch)
-		}
-	}
-	sortChannels(out)
-	return out
-}
+func (s *Server) channelsOfLocked(guildID ID) []*Channel { return s.guildChannels[guildID] }
