@@ -86,15 +86,19 @@ func (s *Server) broadcastDeleteLocked(ch *Channel, id ID) {
 type identifyLimiter struct {
 	interval time.Duration
 	maxConc  int
-	last     map[int]time.Time
-	total    int
-	used     int
-	window   time.Time
+	// last holds, per bucket, the arrival times of the sessions started
+	// recently. IDENTIFYs are judged by arrival time, and connections take
+	// the Server's lock in any order, so one may be judged after a later
+	// one: the gap is checked against each recent start, before or after.
+	last   map[int][]time.Time
+	total  int
+	used   int
+	window time.Time
 }
 
 func (l *identifyLimiter) init(cfg Config) {
 	l.interval, l.maxConc, l.total = cfg.IdentifyInterval, cfg.MaxConcurrency, cfg.SessionStartLimit
-	l.last = map[int]time.Time{}
+	l.last = map[int][]time.Time{}
 }
 
 func (l *identifyLimiter) roll(now time.Time) {
@@ -119,11 +123,21 @@ func (l *identifyLimiter) allow(shardID int, now time.Time) int {
 	}
 	key := shardID % l.maxConc
 	if l.interval > 0 {
-		if t, ok := l.last[key]; ok && now.Sub(t) < l.interval {
-			return limitPaced
+		recent := l.last[key][:0]
+		for _, t := range l.last[key] {
+			d := now.Sub(t)
+			if d < 0 {
+				d = -d
+			}
+			if d < l.interval {
+				return limitPaced
+			}
+			if now.Sub(t) < 4*l.interval { // keep what a late one may still meet
+				recent = append(recent, t)
+			}
 		}
+		l.last[key] = append(recent, now)
 	}
-	l.last[key] = now
 	l.used++
 	return limitOK
 }

@@ -298,13 +298,13 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		now := time.Now() // before waiting for the lock: when it arrived
 		s.mu.Lock()
 		closing := c.closing
 		s.mu.Unlock()
 		if closing {
 			continue
 		}
-		now := time.Now()
 		cut := now.Add(-s.cfg.GatewaySendWindow)
 		for len(sends) > 0 && !sends[0].After(cut) {
 			sends = sends[1:]
@@ -318,7 +318,7 @@ func (c *conn) readLoop() error {
 		case mt != websocket.TextMessage:
 			s.closeConn(c, CloseDecodeError, "Binary payloads are not accepted with encoding=json.")
 		default:
-			if s.handlePayload(c, data) {
+			if s.handlePayload(c, data, now) {
 				_ = c.ws.SetReadDeadline(time.Now().Add(s.cfg.HeartbeatTimeout))
 			}
 		}
@@ -436,8 +436,9 @@ func (s *Server) sendLocked(c *conn, payload []byte) {
 	c.enqueue(outFrame{payload: payload, zlib: c.perPayload})
 }
 
-// handlePayload handles one client payload; it reports whether it was a heartbeat.
-func (s *Server) handlePayload(c *conn, data []byte) (heartbeat bool) {
+// handlePayload handles one client payload, received at 'at'; it reports
+// whether it was a heartbeat.
+func (s *Server) handlePayload(c *conn, data []byte, at time.Time) (heartbeat bool) {
 	var p struct {
 		Op *int            `json:"op"`
 		D  json.RawMessage `json:"d"`
@@ -464,7 +465,7 @@ func (s *Server) handlePayload(c *conn, data []byte) (heartbeat bool) {
 		}
 		return true
 	case opIdentify:
-		s.identifyLocked(c, p.D)
+		s.identifyLocked(c, p.D, at)
 	case opResume:
 		s.resumeLocked(c, p.D)
 	case opPresenceUpdate, opVoiceState, opRequestMembers, opSoundboard:
@@ -494,7 +495,10 @@ func (s *Server) tokenOK(tok string) bool {
 	return false
 }
 
-func (s *Server) identifyLocked(c *conn, raw json.RawMessage) {
+// identifyLocked handles an IDENTIFY received at 'at' (the pacing is
+// measured as Discord measures it: by when IDENTIFYs arrive, not by when
+// the Server gets to them).
+func (s *Server) identifyLocked(c *conn, raw json.RawMessage, at time.Time) {
 	var d identifyData
 	if err := json.Unmarshal(raw, &d); err != nil || d.Token == nil || d.Properties == nil {
 		s.stats.InvalidIdentifies++
@@ -532,25 +536,25 @@ func (s *Server) identifyLocked(c *conn, raw json.RawMessage) {
 	}
 	bucket := ss.shardID % s.identify.maxConc
 	if m := s.cfg.LargeBotShardMultiple; m > 1 && ss.shardCount%m != 0 {
-		s.recordIdentifyLocked(c, ss, bucket, IdentifyInvalidShard)
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyInvalidShard, at)
 		fail(CloseInvalidShard, fmt.Sprintf("Invalid shard: this bot uses large bot sharding; the shard count must be a multiple of %d.", m))
 		return
 	}
 	guilds := s.guildsOfShardLocked(ss.shardID, ss.shardCount)
 	if len(guilds) > s.cfg.MaxGuildsPerShard {
-		s.recordIdentifyLocked(c, ss, bucket, IdentifyShardingRequired)
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyShardingRequired, at)
 		fail(CloseShardingRequired, "")
 		return
 	}
-	switch s.identify.allow(ss.shardID, s.now()) {
+	switch s.identify.allow(ss.shardID, at) {
 	case limitPaced:
-		s.recordIdentifyLocked(c, ss, bucket, IdentifyTooSoon)
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyTooSoon, at)
 		s.stats.InvalidIdentifies++
 		s.stats.InvalidSessions++
 		s.sendLocked(c, opFrame(opInvalidSession, false))
 		return
 	case limitBudget:
-		s.recordIdentifyLocked(c, ss, bucket, IdentifyOverBudget)
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyOverBudget, at)
 		s.stats.InvalidIdentifies++
 		s.stats.InvalidSessions++
 		s.sendLocked(c, opFrame(opInvalidSession, false))
@@ -561,7 +565,7 @@ func (s *Server) identifyLocked(c *conn, raw json.RawMessage) {
 	ss.id = newSessionID()
 	s.addSessionLocked(ss)
 	s.attachLocked(ss, c)
-	s.recordIdentifyLocked(c, ss, bucket, IdentifyReady)
+	s.recordIdentifyLocked(c, ss, bucket, IdentifyReady, at)
 	c.authed = true
 	c.perPayload = d.Compress && c.mode == compressNone
 	s.stats.Identifies++
@@ -588,8 +592,9 @@ func (s *Server) identifyLocked(c *conn, raw json.RawMessage) {
 	rb, _ := json.Marshal(ready)
 	s.dispatchLocked(ss, "READY", rb)
 	if ss.intents&IntentGuilds != 0 {
+		botUser, _ := json.Marshal(s.botUserObject())
 		for _, g := range guilds {
-			gb, _ := json.Marshal(s.guildCreateLocked(g))
+			gb := s.appendGuildCreateLocked(make([]byte, 0, 1536), g, botUser)
 			s.dispatchLocked(ss, "GUILD_CREATE", gb)
 		}
 	}

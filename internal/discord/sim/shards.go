@@ -54,8 +54,8 @@ const (
 
 // IdentifyRecord is one IDENTIFY with a valid token, intents and shard.
 type IdentifyRecord struct {
-	At         time.Time
-	Conn       int64 // connection number, counted from 1 in order of connection
+	At         time.Time // when the IDENTIFY arrived
+	Conn       int64     // connection number, counted from 1 in order of connection
 	Shard      int
 	ShardCount int
 	Bucket     int // Shard % max_concurrency
@@ -162,13 +162,13 @@ func (s *Server) HeldShards() map[[2]int]int {
 	return out
 }
 
-func (s *Server) recordIdentifyLocked(c *conn, ss *session, bucket int, out IdentifyOutcome) {
+func (s *Server) recordIdentifyLocked(c *conn, ss *session, bucket int, out IdentifyOutcome, at time.Time) {
 	r := &s.starts
 	if len(r.Identifies) >= maxIdentifyRecords+maxIdentifyRecords/4 {
 		r.Identifies = append(r.Identifies[:0:0], r.Identifies[len(r.Identifies)-maxIdentifyRecords:]...)
 	}
 	r.Identifies = append(r.Identifies, IdentifyRecord{
-		At: s.now(), Conn: c.id, Shard: ss.shardID, ShardCount: ss.shardCount, Bucket: bucket,
+		At: at, Conn: c.id, Shard: ss.shardID, ShardCount: ss.shardCount, Bucket: bucket,
 		Outcome: out, SessionID: ss.id,
 	})
 	switch out {
