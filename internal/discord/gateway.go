@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,10 @@ type Config struct {
 	Updates bool
 	// Shards overrides the shard count; 0 uses Discord's recommendation.
 	Shards int
+	// ShardIDs, when set, are the only shards this Gateway opens (manual
+	// sharding: the other shards of the bot run elsewhere); it needs
+	// Shards, the total every process uses. See ShardPlan.
+	ShardIDs []int
 	// OnReady, when set, is called for every new session (READY, not
 	// RESUMED), and OnGuild for every GUILD_CREATE, on the shard's reader
 	// before any later event of that shard reaches the Handler. They must
@@ -109,6 +114,19 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Shards < 0 || cfg.Shards > MaxShards {
 		return nil, fmt.Errorf("discord: shard count %d is not between 0 (Discord's recommendation) and %d", cfg.Shards, MaxShards)
+	}
+	if len(cfg.ShardIDs) > 0 {
+		ids := slices.Clone(cfg.ShardIDs)
+		slices.Sort(ids)
+		if cfg.Shards == 0 {
+			return nil, errors.New("discord: Config.ShardIDs needs Config.Shards, the total number of shards of the bot")
+		}
+		for i, id := range ids {
+			if id < 0 || id >= cfg.Shards || (i > 0 && ids[i-1] == id) {
+				return nil, fmt.Errorf("discord: shard ids %v: each must be named once and be between 0 and %d", cfg.ShardIDs, cfg.Shards-1)
+			}
+		}
+		cfg.ShardIDs = ids
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -187,20 +205,25 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("ask Discord for the Gateway URL: %w", err)
 	}
-	n := gb.Shards
-	if g.cfg.Shards > 0 {
-		n = g.cfg.Shards
+	plan := ShardPlan{Count: g.cfg.Shards, IDs: g.cfg.ShardIDs}
+	warnings, err := plan.Check(gb)
+	if err != nil {
+		return fmt.Errorf("shards: %w", err)
 	}
+	for _, w := range warnings {
+		g.log.Warn("shards: " + w)
+	}
+	n, ids := plan.Shards(gb.Shards)
 	g.gatewayURL = gb.URL
 	g.maxConc = gb.SessionStartLimit.MaxConcurrency
 	g.budget = gb.SessionStartLimit
-	g.log.Info("connecting to the Discord Gateway", "url", gb.URL, "shards", n,
+	g.log.Info("connecting to the Discord Gateway", "url", gb.URL, "shards", n, "running", shardRange(ids),
 		"intents", g.cfg.Intents.String(), "max_concurrency", g.maxConc,
 		"session_starts_remaining", gb.SessionStartLimit.Remaining)
 
-	shards := make([]*shard, n)
-	for i := range shards {
-		shards[i] = newShard(g, i, n)
+	shards := make([]*shard, len(ids))
+	for i, id := range ids {
+		shards[i] = newShard(g, id, n)
 	}
 	g.mu.Lock()
 	g.shards = shards

@@ -158,3 +158,24 @@ func startSpread(n, mc int) string {
 	rounds := (n + mc - 1) / mc
 	return strconv.Itoa(rounds*5) + " s"
 }
+
+// shardRange writes ascending ids compactly for a log: "0-7,12".
+func shardRange(ids []int) string {
+	var b strings.Builder
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(ids[i]))
+		if j > i {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(ids[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
+}

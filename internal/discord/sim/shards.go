@@ -79,7 +79,9 @@ type DoubleHold struct {
 // StartReport is what the Server saw of how clients started their shards.
 type StartReport struct {
 	// Identifies are the IDENTIFYs that passed the token, intents and
-	// shard checks, oldest first (the newest 10,000).
+	// shard checks, in the order the Server handled them (the newest
+	// 10,000); At is when each arrived, which may be out of that order by
+	// the time a connection waits for the Server's lock.
 	Identifies []IdentifyRecord
 	// TooSoon counts IDENTIFYs refused because their bucket's pacing was
 	// broken, OverBudget those beyond the daily budget (each of which
