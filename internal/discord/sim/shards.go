@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"time"
@@ -54,13 +55,13 @@ const (
 
 // IdentifyRecord is one IDENTIFY with a valid token, intents and shard.
 type IdentifyRecord struct {
-	At         time.Time // when the IDENTIFY arrived
-	Conn       int64     // connection number, counted from 1 in order of connection
-	Shard      int
-	ShardCount int
-	Bucket     int // Shard % max_concurrency
-	Outcome    IdentifyOutcome
-	SessionID  string // for IdentifyReady
+	At         time.Time       `json:"at"`   // when the IDENTIFY arrived
+	Conn       int64           `json:"conn"` // connection number, counted from 1 in order of connection
+	Shard      int             `json:"shard"`
+	ShardCount int             `json:"shard_count"`
+	Bucket     int             `json:"bucket"` // Shard % max_concurrency
+	Outcome    IdentifyOutcome `json:"outcome"`
+	SessionID  string          `json:"session_id,omitempty"` // for IdentifyReady
 }
 
 // DoubleHold is a moment a shard was held by more than one connection: a
@@ -70,10 +71,10 @@ type IdentifyRecord struct {
 // events: each event is delivered twice); a bot that shares its shards
 // among instances must never do it.
 type DoubleHold struct {
-	At         time.Time
-	Shard      int
-	ShardCount int
-	Conns      []int64 // the connections holding the shard then, ascending
+	At         time.Time `json:"at"`
+	Shard      int       `json:"shard"`
+	ShardCount int       `json:"shard_count"`
+	Conns      []int64   `json:"conns"` // the connections holding the shard then, ascending
 }
 
 // StartReport is what the Server saw of how clients started their shards.
@@ -82,26 +83,26 @@ type StartReport struct {
 	// shard checks, in the order the Server handled them (the newest
 	// 10,000); At is when each arrived, which may be out of that order by
 	// the time a connection waits for the Server's lock.
-	Identifies []IdentifyRecord
+	Identifies []IdentifyRecord `json:"identifies"`
 	// TooSoon counts IDENTIFYs refused because their bucket's pacing was
 	// broken, OverBudget those beyond the daily budget (each of which
 	// terminated every session and reset the token).
-	TooSoon    int
-	OverBudget int
+	TooSoon    int `json:"too_soon"`
+	OverBudget int `json:"over_budget"`
 	// TokenResets counts the token resets that followed (see
 	// IdentifyOverBudget).
-	TokenResets int
+	TokenResets int `json:"token_resets"`
 	// DoubleHolds lists the first 1,000 double holds; DoubleHoldCount
 	// counts them all.
-	DoubleHolds     []DoubleHold
-	DoubleHoldCount int
+	DoubleHolds     []DoubleHold `json:"double_holds"`
+	DoubleHoldCount int          `json:"double_hold_count"`
 	// MaxHolders is the most connections that held one shard at once
 	// (1 when every shard was held by one connection at a time).
-	MaxHolders int
+	MaxHolders int `json:"max_holders"`
 	// SessionStarts is how many sessions were started in the current
 	// daily window, SessionStartLimit the budget.
-	SessionStarts     int
-	SessionStartLimit int
+	SessionStarts     int `json:"session_starts"`
+	SessionStartLimit int `json:"session_start_limit"`
 }
 
 // Err is nil when no IDENTIFY broke the pacing or the daily budget and no
@@ -425,4 +426,25 @@ func (s *Server) budgetExceededLocked(by *conn) {
 	s.tokens.Store(&tokens)
 	s.starts.TokenResets++
 	s.log.Warn("the daily session-start limit was exceeded: every session terminated and the token reset")
+}
+
+// serveStartReport answers GET /_sim/starts with the StartReport as JSON,
+// plus "ok" and "error" (StartReport.Err), for tests that run the
+// simulator as a separate process. It is not part of Discord's API.
+func (s *Server) serveStartReport(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "GET only", http.StatusMethodNotAllowed)
+		return
+	}
+	rep := s.StartReport()
+	out := struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error,omitempty"`
+		StartReport
+	}{OK: true, StartReport: rep}
+	if err := rep.Err(); err != nil {
+		out.OK, out.Error = false, err.Error()
+	}
+	writeJSON(w, http.StatusOK, out)
 }

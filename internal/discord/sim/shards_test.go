@@ -216,6 +216,26 @@ func TestDoubleHold(t *testing.T) {
 	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "held by two connections") {
 		t.Errorf("Err: %v", err)
 	}
+	resp, err := http.Get("http://" + s.Addr() + "/_sim/starts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served struct {
+		OK              bool   `json:"ok"`
+		Error           string `json:"error"`
+		DoubleHoldCount int    `json:"double_hold_count"`
+		MaxHolders      int    `json:"max_holders"`
+		DoubleHolds     []struct {
+			Shard int     `json:"shard"`
+			Conns []int64 `json:"conns"`
+		} `json:"double_holds"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&served)
+	resp.Body.Close()
+	if err != nil || served.OK || served.DoubleHoldCount != 1 || served.MaxHolders != 2 || len(served.DoubleHolds) != 1 ||
+		served.DoubleHolds[0].Shard != 1 || !strings.Contains(served.Error, "held by two") {
+		t.Errorf("GET /_sim/starts: %+v %v", served, err)
+	}
 	// Both get the shard's events.
 	var target Guild
 	for _, gu := range g {
@@ -528,5 +548,24 @@ func TestGuildCreateFastPathSameObject(t *testing.T) {
 	}
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("GUILD_CREATE differs:\nslow %s\nfast %s", slow, fast)
+	}
+}
+
+// TestGenerateSpreadsGuilds: the generated world's guilds land on every
+// shard (one per millisecond of creation).
+func TestGenerateSpreadsGuilds(t *testing.T) {
+	s := New(Config{Shards: 4})
+	if err := s.Generate(t.Context(), Traffic{Guilds: 8, Count: 1, Rate: 1000, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	per := map[int]int{}
+	for _, g := range s.Guilds() {
+		per[ShardOf(g.ID, 4)]++
+	}
+	if len(per) != 4 || per[0] != 2 || per[3] != 2 {
+		t.Errorf("guilds per shard: %v, want 2 on each of 4", per)
+	}
+	if n := len(s.ChannelsOf(s.Guilds()[0].ID)); n != 3 {
+		t.Errorf("%d channels in the first guild, want 3", n)
 	}
 }

@@ -16,6 +16,14 @@
 // per-payload zlib when IDENTIFY says compress:true (disgo v0.18's
 // default), else plain JSON text frames.
 //
+// Start limits (see StartReport): IDENTIFYs paced per max_concurrency
+// bucket (op 9 beyond), the daily session-start budget (beyond it every
+// session ends and the token is reset), large bot sharding (4010), and a
+// record of every shard held by two connections at once; GET /_sim/starts
+// serves the record as JSON for tests that run the simulator as a process.
+// Guilds, channels and sessions are indexed by shard: 64 shards and
+// 100,000 guilds (AddGuilds) cost no scan of every guild per event.
+//
 // REST (Authorization: Bot <token>): GET /gateway, /gateway/bot,
 // /users/@me, /applications/@me, /channels/{id},
 // /channels/{id}/messages (around/before/after/limit, newest first) and
@@ -421,6 +429,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Message: "404: Not Found"})
 	})
+	mux.HandleFunc("/_sim/starts", s.serveStartReport)
 	mux.HandleFunc("/resume", func(w http.ResponseWriter, r *http.Request) { s.serveGateway(w, r, true) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.serveGateway(w, r, false) })
 	return mux
