@@ -65,6 +65,13 @@ type Config struct {
 	// IdentifyInterval is the gap between IDENTIFYs in one max_concurrency
 	// bucket (Discord: 5 s).
 	IdentifyInterval time.Duration
+	// IdentifyGate, when set, paces IDENTIFYs instead of this Gateway's own
+	// per-bucket pacing (for pacing shared with other processes, such as
+	// a bot group's): it is called on the connection, after HELLO, right
+	// before each IDENTIFY is sent, and returns when the IDENTIFY may go
+	// (an error, ctx's included, ends the attempt; the shard retries). The
+	// daily session-start budget is still kept here.
+	IdentifyGate func(ctx context.Context, shardID int) error
 	// HelloTimeout is how long to wait for HELLO after connecting (20 s).
 	HelloTimeout time.Duration
 	// MaxBackoff caps the wait between failed connection attempts (60 s).
@@ -290,6 +297,9 @@ func (g *Gateway) identifySlot(ctx context.Context, shardID int) error {
 	if err := g.takeBudget(ctx); err != nil {
 		return err
 	}
+	if g.cfg.IdentifyGate != nil {
+		return nil // paced by the gate, right before sending
+	}
 	g.idMu.Lock()
 	bucket := shardID % g.maxConc
 	now := g.cfg.Now()
@@ -306,6 +316,9 @@ func (g *Gateway) identifySlot(ctx context.Context, shardID int) error {
 // last IDENTIFY sent in this shard's bucket (connection set-up times vary, so
 // the reservation made before dialing is not enough), and records the send.
 func (g *Gateway) identifyNow(ctx context.Context, shardID int) error {
+	if g.cfg.IdentifyGate != nil {
+		return g.cfg.IdentifyGate(ctx, shardID)
+	}
 	bucket := shardID % g.maxConc
 	for {
 		g.idMu.Lock()

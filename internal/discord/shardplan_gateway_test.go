@@ -1,7 +1,10 @@
 package discord
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,5 +145,36 @@ func TestGatewayLargeBotShardCount(t *testing.T) {
 	}
 	if st := srv.Stats(); st.Connections != 0 {
 		t.Errorf("%d connections opened", st.Connections)
+	}
+}
+
+// TestIdentifyGate: with an IdentifyGate, every IDENTIFY waits for it
+// (and only for it: no pacing of the Gateway's own); a gate that fails
+// makes the shard try again.
+func TestIdentifyGate(t *testing.T) {
+	srv := newSim(t, func(c *sim.Config) { c.Shards = 2 })
+	var mu sync.Mutex
+	calls := map[int]int{}
+	gate := func(ctx context.Context, shard int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[shard]++
+		if shard == 1 && calls[shard] == 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	}
+	rg := startGateway(t, srv, newCollector().Handle, func(c *Config) {
+		c.IdentifyGate = gate
+		c.IdentifyInterval = time.Hour // would hold shard 1 for an hour without the gate
+	})
+	rg.waitReady(t)
+	mu.Lock()
+	defer mu.Unlock()
+	if calls[0] != 1 || calls[1] != 2 {
+		t.Errorf("gate calls per shard: %v, want shard 0 once and shard 1 twice", calls)
+	}
+	if st := srv.Stats(); st.Identifies != 2 {
+		t.Errorf("%d identifies, want 2", st.Identifies)
 	}
 }

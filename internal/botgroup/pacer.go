@@ -1,0 +1,309 @@
+// Package botgroup holds the pieces of the bot group (docs/ARCHITECTURE.md,
+// "The bot group"): bot instances that share one bot's shards through
+// Kafka. So far: the Pacer, which paces IDENTIFYs for every instance of a
+// group through claims on a one-partition topic. Assignment, leases and the
+// session store are designed there and not built yet.
+package botgroup
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cordstream/cordstream/internal/kafka"
+)
+
+// Discord's IDENTIFY pacing: one per rate-limit bucket per 5 s, and the
+// margin kept for network jitter (a tenth, as a single process keeps).
+const (
+	DefaultIdentifyInterval = 5 * time.Second
+	DefaultIdentifyMargin   = 500 * time.Millisecond
+)
+
+// IdentifyTopic is the name of group's claims topic.
+func IdentifyTopic(group string) string { return "cordstream-bot." + group + ".identify" }
+
+// PacerConfig configures a Pacer.
+type PacerConfig struct {
+	// Kafka is where the group's topics live.
+	Kafka kafka.Config
+	// Topic is the claims topic (IdentifyTopic of the group). It is created
+	// when missing: one partition, the broker's clock on every record
+	// (message.timestamp.type=LogAppendTime), kept a day.
+	Topic string
+	// Member names this instance in its claims (for operators).
+	Member string
+	// MaxConcurrency is session_start_limit.max_concurrency: buckets are
+	// shard_id % MaxConcurrency. Every instance must use the same.
+	MaxConcurrency int
+	// Interval and Margin: claims of one bucket get slots at least
+	// Interval+Margin apart (defaults DefaultIdentifyInterval and
+	// DefaultIdentifyMargin). Every instance must use the same.
+	Interval, Margin time.Duration
+	// ReplicationFactor of the topic if created (-1: the broker's default).
+	ReplicationFactor int16
+	Log               *slog.Logger
+}
+
+// claim is one record of the claims topic.
+type claim struct {
+	ID     string `json:"id"`
+	Member string `json:"member"`
+	Shard  int    `json:"shard"`
+	Bucket int    `json:"bucket"`
+}
+
+// Slot is when a claim may IDENTIFY, in the broker's time.
+type Slot struct {
+	ClaimID  string
+	Member   string
+	Shard    int
+	Bucket   int
+	Offset   int64
+	Appended time.Time // the broker's append time of the claim
+	At       time.Time // the slot: at or after Appended
+}
+
+// Pacer paces IDENTIFYs across every instance that uses the same claims
+// topic. Before an IDENTIFY an instance appends a claim; the schedule is a
+// function of the log alone, so every instance computes the same one:
+// in offset order, a claim of bucket b gets the slot
+// max(its append time, the previous slot of b + Interval + Margin). The
+// claimant waits until the broker's clock reaches its slot. Safe for
+// concurrent use.
+type Pacer struct {
+	cfg  PacerConfig
+	log  *slog.Logger
+	cl   *kgo.Client
+	step time.Duration
+
+	mu      sync.Mutex
+	last    map[int]time.Time // last slot per bucket
+	slots   []Slot            // the schedule, in offset order (a day of claims)
+	waiters map[string]chan Slot
+	done    chan struct{}
+	cancel  context.CancelFunc
+}
+
+// NewPacer connects, makes sure the topic exists with the broker's clock
+// on its records, and starts reading the schedule from the topic's start.
+func NewPacer(ctx context.Context, cfg PacerConfig) (*Pacer, error) {
+	if cfg.MaxConcurrency < 1 {
+		return nil, fmt.Errorf("botgroup: max_concurrency %d: must be at least 1", cfg.MaxConcurrency)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultIdentifyInterval
+	}
+	if cfg.Margin < 0 {
+		return nil, errors.New("botgroup: negative identify margin")
+	}
+	if cfg.Margin == 0 {
+		cfg.Margin = DefaultIdentifyMargin
+	}
+	if cfg.ReplicationFactor == 0 {
+		cfg.ReplicationFactor = -1
+	}
+	if cfg.Member == "" {
+		cfg.Member = "member-" + nonce()
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "botgroup", "topic", cfg.Topic)
+	cl, err := kafka.NewClient(ctx, cfg.Kafka, log,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0),
+	)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := kafka.EnsureTopic(ctx, cl, kafka.TopicSpec{
+		Name: cfg.Topic, Partitions: 1, ReplicationFactor: cfg.ReplicationFactor,
+		Configs: map[string]string{
+			"message.timestamp.type": "LogAppendTime",
+			"retention.ms":           "86400000",
+			"cleanup.policy":         "delete",
+		},
+	}); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	if err := checkLogAppendTime(ctx, cl, cfg.Topic); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	p := &Pacer{
+		cfg: cfg, log: log, cl: cl, step: cfg.Interval + cfg.Margin,
+		last: map[int]time.Time{}, waiters: map[string]chan Slot{},
+		done: make(chan struct{}), cancel: cancel,
+	}
+	go p.read(rctx)
+	return p, nil
+}
+
+// checkLogAppendTime refuses a claims topic whose records carry their
+// producers' clocks: instances' clocks differ, the broker's is one.
+func checkLogAppendTime(ctx context.Context, cl *kgo.Client, topic string) error {
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("botgroup: describe the configs of topic %q: %w", topic, err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		return fmt.Errorf("botgroup: describe the configs of topic %q: %w", topic, err)
+	}
+	if rc.Err != nil {
+		return fmt.Errorf("botgroup: describe the configs of topic %q: %w", topic, rc.Err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "message.timestamp.type" && c.MaybeValue() != "LogAppendTime" {
+			return fmt.Errorf("botgroup: topic %q stamps records with the producer's clock (message.timestamp.type=%s); "+
+				"the group needs the broker's: kafka-configs --alter --entity-type topics --entity-name %s --add-config message.timestamp.type=LogAppendTime",
+				topic, c.MaybeValue(), topic)
+		}
+	}
+	return nil
+}
+
+// read consumes the claims topic and computes the schedule.
+func (p *Pacer) read(ctx context.Context) {
+	defer close(p.done)
+	for {
+		fs := p.cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		fs.EachError(func(topic string, part int32, err error) {
+			p.log.Warn("reading the group's IDENTIFY claims", "err", err)
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			var c claim
+			if err := json.Unmarshal(r.Value, &c); err != nil || c.ID == "" {
+				p.log.Warn("not a claim; skipped", "offset", r.Offset)
+				return
+			}
+			p.add(c, r.Offset, r.Timestamp)
+		})
+	}
+}
+
+// add schedules claim c, appended at ts (broker time).
+func (p *Pacer) add(c claim, offset int64, ts time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	at := ts
+	if last, ok := p.last[c.Bucket]; ok && last.Add(p.step).After(at) {
+		at = last.Add(p.step)
+	}
+	p.last[c.Bucket] = at
+	s := Slot{ClaimID: c.ID, Member: c.Member, Shard: c.Shard, Bucket: c.Bucket, Offset: offset, Appended: ts, At: at}
+	// Keep a day of the schedule (what the topic keeps).
+	if len(p.slots) > 0 && ts.Sub(p.slots[0].Appended) > 25*time.Hour {
+		i := 0
+		for i < len(p.slots) && ts.Sub(p.slots[i].Appended) > 24*time.Hour {
+			i++
+		}
+		p.slots = append(p.slots[:0:0], p.slots[i:]...)
+	}
+	p.slots = append(p.slots, s)
+	if ch, ok := p.waiters[c.ID]; ok {
+		ch <- s
+		delete(p.waiters, c.ID)
+	}
+}
+
+// Wait claims an IDENTIFY for shardID and returns when it may be sent:
+// when the broker's clock has reached the claim's slot. It returns the
+// slot. Use it as discord.Config.IdentifyGate (see Gate).
+func (p *Pacer) Wait(ctx context.Context, shardID int) (Slot, error) {
+	c := claim{ID: p.cfg.Member + "/" + nonce(), Member: p.cfg.Member, Shard: shardID, Bucket: shardID % p.cfg.MaxConcurrency}
+	b, _ := json.Marshal(c)
+	ch := make(chan Slot, 1)
+	p.mu.Lock()
+	p.waiters[c.ID] = ch
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.waiters, c.ID)
+		p.mu.Unlock()
+	}()
+	if err := p.cl.ProduceSync(ctx, &kgo.Record{Topic: p.cfg.Topic, Partition: 0, Value: b}).FirstErr(); err != nil {
+		return Slot{}, fmt.Errorf("claim an IDENTIFY for shard %d: %w", shardID, err)
+	}
+	// The claim is in the log: its append time is before now.
+	acked := time.Now()
+	var s Slot
+	select {
+	case s = <-ch:
+	case <-ctx.Done():
+		return Slot{}, ctx.Err()
+	case <-p.done:
+		return Slot{}, errors.New("botgroup: the pacer is closed")
+	}
+	// The broker stamped the claim at or before acked; waiting from acked
+	// for the slot's distance from that stamp reaches the slot at least.
+	if wait := s.At.Sub(s.Appended) - time.Since(acked); wait > 0 {
+		p.log.Debug("waiting for the group's IDENTIFY slot", "shard", shardID, "bucket", s.Bucket, "wait", wait)
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return Slot{}, ctx.Err()
+		}
+	}
+	return s, nil
+}
+
+// Gate adapts Wait to discord.Config.IdentifyGate.
+func (p *Pacer) Gate(ctx context.Context, shardID int) error {
+	_, err := p.Wait(ctx, shardID)
+	return err
+}
+
+// Schedule returns the slots of the claims read so far (a day's worth),
+// in offset order.
+func (p *Pacer) Schedule() []Slot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Slot(nil), p.slots...)
+}
+
+// StartsSince counts the claims appended at or after t: the group's
+// session starts (each claim is followed by one IDENTIFY).
+func (p *Pacer) StartsSince(t time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, s := range p.slots {
+		if !s.Appended.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// Close stops reading and closes the Kafka client.
+func (p *Pacer) Close() {
+	p.cancel()
+	<-p.done
+	p.cl.Close()
+}
+
+func nonce() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
