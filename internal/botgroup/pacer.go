@@ -227,7 +227,30 @@ func (p *Pacer) add(c claim, offset int64, ts time.Time) {
 // Wait claims an IDENTIFY for shardID and returns when it may be sent:
 // when the broker's clock has reached the claim's slot. It returns the
 // slot. Use it as discord.Config.IdentifyGate (see Gate).
+//
+// A claim whose slot has passed by more than half the margin when its
+// holder can act on it (the schedule was read late, or the wait overran)
+// is dropped and a new claim made: the next claim of the bucket counts
+// from this slot, so identifying late would shorten the gap after it.
 func (p *Pacer) Wait(ctx context.Context, shardID int) (Slot, error) {
+	for attempt := 1; ; attempt++ {
+		s, ok, err := p.try(ctx, shardID)
+		if err != nil || ok {
+			return s, err
+		}
+		if attempt == maxClaims {
+			return Slot{}, fmt.Errorf("botgroup: missed %d IDENTIFY slots in a row for shard %d (Kafka or this process too slow for a margin of %s)",
+				attempt, shardID, p.cfg.Margin)
+		}
+		p.log.Debug("missed the group's IDENTIFY slot; claiming again", "shard", shardID, "slot", s.At, "attempt", attempt)
+	}
+}
+
+// maxClaims bounds the claims of one Wait.
+const maxClaims = 20
+
+// try makes one claim; ok is false when its slot was missed.
+func (p *Pacer) try(ctx context.Context, shardID int) (Slot, bool, error) {
 	c := claim{ID: p.cfg.Member + "/" + nonce(), Member: p.cfg.Member, Shard: shardID, Bucket: shardID % p.cfg.MaxConcurrency}
 	b, _ := json.Marshal(c)
 	ch := make(chan Slot, 1)
@@ -240,31 +263,33 @@ func (p *Pacer) Wait(ctx context.Context, shardID int) (Slot, error) {
 		p.mu.Unlock()
 	}()
 	if err := p.cl.ProduceSync(ctx, &kgo.Record{Topic: p.cfg.Topic, Partition: 0, Value: b}).FirstErr(); err != nil {
-		return Slot{}, fmt.Errorf("claim an IDENTIFY for shard %d: %w", shardID, err)
+		return Slot{}, false, fmt.Errorf("claim an IDENTIFY for shard %d: %w", shardID, err)
 	}
-	// The claim is in the log: its append time is before now.
+	// The broker stamped the claim before acked.
 	acked := time.Now()
 	var s Slot
 	select {
 	case s = <-ch:
 	case <-ctx.Done():
-		return Slot{}, ctx.Err()
+		return Slot{}, false, ctx.Err()
 	case <-p.done:
-		return Slot{}, errors.New("botgroup: the pacer is closed")
+		return Slot{}, false, errors.New("botgroup: the pacer is closed")
 	}
-	// The broker stamped the claim at or before acked; waiting from acked
-	// for the slot's distance from that stamp reaches the slot at least.
+	// Waiting from acked for the slot's distance from the stamp reaches
+	// the slot at least. The broker's clock is about Appended +
+	// time.Since(acked) now (later by at most the produce round trip,
+	// which the margin must exceed twice): how late this claim is.
 	if wait := s.At.Sub(s.Appended) - time.Since(acked); wait > 0 {
-		p.log.Debug("waiting for the group's IDENTIFY slot", "shard", shardID, "bucket", s.Bucket, "wait", wait)
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return Slot{}, ctx.Err()
+			return Slot{}, false, ctx.Err()
 		}
 	}
-	return s, nil
+	late := s.Appended.Add(time.Since(acked)).Sub(s.At)
+	return s, late <= p.cfg.Margin/2, nil
 }
 
 // Gate adapts Wait to discord.Config.IdentifyGate.

@@ -49,7 +49,7 @@ func TestPacerOneScheduleForAll(t *testing.T) {
 	const (
 		mc       = 3
 		interval = 200 * time.Millisecond
-		margin   = 50 * time.Millisecond
+		margin   = 100 * time.Millisecond
 	)
 	members := []*Pacer{
 		newPacer(t, topic, "a", mc, interval, margin),
@@ -79,26 +79,29 @@ func TestPacerOneScheduleForAll(t *testing.T) {
 	if len(got) != 9 {
 		t.Fatalf("%d claims served, want 9", len(got))
 	}
-	// Every instance has read every claim: the same schedule.
+	// Every instance reads every claim (missed slots are claimed again,
+	// so there may be more than nine): the same schedule.
 	var want []Slot
 	waitSchedules := time.Now().Add(30 * time.Second)
-	for _, p := range members {
-		for len(p.Schedule()) < 9 && time.Now().Before(waitSchedules) {
-			time.Sleep(10 * time.Millisecond)
+	for {
+		a, b, c := members[0].Schedule(), members[1].Schedule(), members[2].Schedule()
+		if slices.Equal(a, b) && slices.Equal(b, c) && hasAll(a, got) {
+			want = a
+			break
 		}
-		s := p.Schedule()
-		if want == nil {
-			want = s
-			continue
+		if time.Now().After(waitSchedules) {
+			t.Fatalf("schedules differ:\n%v\n%v\n%v", a, b, c)
 		}
-		if !slices.Equal(s, want) {
-			t.Errorf("schedules differ:\n%v\n%v", s, want)
-		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	last := map[int]time.Time{}
+	served := map[int]int{}
 	for _, s := range want {
-		if g, ok := got[s.ClaimID]; !ok || g != s {
-			t.Errorf("claim %s: served %+v, scheduled %+v", s.ClaimID, g, s)
+		if g, ok := got[s.ClaimID]; ok {
+			if g != s {
+				t.Errorf("claim %s: served %+v, scheduled %+v", s.ClaimID, g, s)
+			}
+			served[s.Bucket]++
 		}
 		if s.Bucket != s.Shard%mc || s.At.Before(s.Appended) {
 			t.Errorf("slot %+v", s)
@@ -108,20 +111,13 @@ func TestPacerOneScheduleForAll(t *testing.T) {
 		}
 		last[s.Bucket] = s.At
 	}
-	// Three claims per bucket: the third slot is two steps after the first.
 	for b := range mc {
-		var slots []time.Time
-		for _, s := range want {
-			if s.Bucket == b {
-				slots = append(slots, s.At)
-			}
-		}
-		if len(slots) != 3 {
-			t.Fatalf("bucket %d has %d claims, want 3", b, len(slots))
+		if served[b] != 3 {
+			t.Errorf("bucket %d: %d claims served, want 3", b, served[b])
 		}
 	}
-	if n := members[0].StartsSince(time.Now().Add(-time.Hour)); n != 9 {
-		t.Errorf("StartsSince: %d, want 9", n)
+	if n := members[0].StartsSince(time.Now().Add(-time.Hour)); n != len(want) {
+		t.Errorf("StartsSince: %d, want %d (every claim counts)", n, len(want))
 	}
 }
 
@@ -233,4 +229,14 @@ func TestPacerTwoGatewaysOneBucket(t *testing.T) {
 	if r.SessionStarts != 2 || r.MaxHolders != 1 {
 		t.Errorf("session starts %d, max holders %d; want 2 and 1", r.SessionStarts, r.MaxHolders)
 	}
+}
+
+func hasAll(schedule []Slot, served map[string]Slot) bool {
+	n := 0
+	for _, s := range schedule {
+		if _, ok := served[s.ClaimID]; ok {
+			n++
+		}
+	}
+	return n == len(served)
 }
