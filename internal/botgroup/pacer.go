@@ -1,8 +1,11 @@
 // Package botgroup holds the pieces of the bot group (docs/ARCHITECTURE.md,
 // "The bot group"): bot instances that share one bot's shards through
-// Kafka. So far: the Pacer, which paces IDENTIFYs for every instance of a
-// group through claims on a one-partition topic. Assignment, leases and the
-// session store are designed there and not built yet.
+// Kafka. Member takes part in the group's consumer group and holds the
+// shards assigned to it while its lease is valid; Pacer paces IDENTIFYs
+// for every instance through claims on a one-partition topic; SessionStore
+// keeps Gateway sessions in a compacted topic, and AckFrontier says which
+// sequence a session record may carry. `cordstream bot` does not use them
+// yet.
 package botgroup
 
 import (
