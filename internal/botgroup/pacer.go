@@ -52,6 +52,11 @@ type PacerConfig struct {
 	// Interval+Margin apart (defaults DefaultIdentifyInterval and
 	// DefaultIdentifyMargin). Every instance must use the same.
 	Interval, Margin time.Duration
+	// SessionStartLimit is session_start_limit.total of /gateway/bot: the
+	// group makes at most that many claims (each one a session start) in
+	// 24 hours; beyond it Wait waits for the oldest claim to age out. 0:
+	// not checked here.
+	SessionStartLimit int
 	// ReplicationFactor of the topic if created (-1: the broker's default).
 	ReplicationFactor int16
 	Log               *slog.Logger
@@ -63,6 +68,7 @@ type claim struct {
 	Member string `json:"member"`
 	Shard  int    `json:"shard"`
 	Bucket int    `json:"bucket"`
+	Ping   bool   `json:"ping,omitempty"` // not a claim: a reader's start
 }
 
 // Slot is when a claim may IDENTIFY, in the broker's time.
@@ -153,7 +159,33 @@ func NewPacer(ctx context.Context, cfg PacerConfig) (*Pacer, error) {
 		done: make(chan struct{}), cancel: cancel,
 	}
 	go p.read(rctx)
+	// Serve claims only once the reader is live: a claim whose slot is
+	// read late is wasted (and counts against the budget).
+	if err := p.ping(ctx); err != nil {
+		p.Close()
+		return nil, err
+	}
 	return p, nil
+}
+
+// ping appends a record that is not a claim and waits until the reader has
+// read it.
+func (p *Pacer) ping(ctx context.Context) error {
+	id := "ping/" + p.cfg.Member + "/" + nonce()
+	ch := make(chan Slot, 1)
+	p.mu.Lock()
+	p.waiters[id] = ch
+	p.mu.Unlock()
+	b, _ := json.Marshal(claim{ID: id, Member: p.cfg.Member, Ping: true})
+	if err := p.cl.ProduceSync(ctx, &kgo.Record{Topic: p.cfg.Topic, Partition: 0, Value: b}).FirstErr(); err != nil {
+		return fmt.Errorf("botgroup: write to %q: %w", p.cfg.Topic, err)
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("botgroup: read %q: %w", p.cfg.Topic, ctx.Err())
+	}
 }
 
 // checkLogAppendTime refuses a claims topic whose records carry their
@@ -197,6 +229,15 @@ func (p *Pacer) read(ctx context.Context) {
 				p.log.Warn("not a claim; skipped", "offset", r.Offset)
 				return
 			}
+			if c.Ping {
+				p.mu.Lock()
+				if ch, ok := p.waiters[c.ID]; ok {
+					ch <- Slot{}
+					delete(p.waiters, c.ID)
+				}
+				p.mu.Unlock()
+				return
+			}
 			p.add(c, r.Offset, r.Timestamp)
 		})
 	}
@@ -236,6 +277,9 @@ func (p *Pacer) add(c claim, offset int64, ts time.Time) {
 // is dropped and a new claim made: the next claim of the bucket counts
 // from this slot, so identifying late would shorten the gap after it.
 func (p *Pacer) Wait(ctx context.Context, shardID int) (Slot, error) {
+	if err := p.waitBudget(ctx); err != nil {
+		return Slot{}, err
+	}
 	for attempt := 1; ; attempt++ {
 		s, ok, err := p.try(ctx, shardID)
 		if err != nil || ok {
@@ -293,6 +337,60 @@ func (p *Pacer) try(ctx context.Context, shardID int) (Slot, bool, error) {
 	}
 	late := s.Appended.Add(time.Since(acked)).Sub(s.At)
 	return s, late <= p.cfg.Margin/2, nil
+}
+
+// budgetWindow is the period of Discord's session-start budget.
+const budgetWindow = 24 * time.Hour
+
+// Remaining returns how many session starts the group has left in the
+// last 24 hours by its own claims, and when the next one frees up (zero
+// when some are left), or -1 when no limit is configured.
+func (p *Pacer) Remaining() (int, time.Time) {
+	limit := p.cfg.SessionStartLimit
+	if limit <= 0 {
+		return -1, time.Time{}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	since := time.Now().Add(-budgetWindow)
+	var inWindow []time.Time
+	for _, s := range p.slots {
+		if s.Appended.After(since) {
+			inWindow = append(inWindow, s.Appended)
+		}
+	}
+	left := limit - len(inWindow)
+	if left > 0 {
+		return left, time.Time{}
+	}
+	// The claim that must age out for one start to free up.
+	return 0, inWindow[len(inWindow)-limit].Add(budgetWindow)
+}
+
+// waitBudget waits while the group has no session start left.
+func (p *Pacer) waitBudget(ctx context.Context) error {
+	warned := false
+	for {
+		left, free := p.Remaining()
+		if left < 0 || left > 0 {
+			if left >= 0 && left <= p.cfg.SessionStartLimit/10 && !warned {
+				p.log.Warn("the group's daily session-start budget is running out", "remaining", left, "total", p.cfg.SessionStartLimit)
+			}
+			return nil
+		}
+		if !warned {
+			p.log.Error("the group's daily session-start budget is used up; waiting for the oldest start to age out before identifying",
+				"total", p.cfg.SessionStartLimit, "next_at", free)
+			warned = true
+		}
+		t := time.NewTimer(max(time.Until(free), 100*time.Millisecond))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 }
 
 // Gate adapts Wait to discord.Config.IdentifyGate.

@@ -240,3 +240,40 @@ func hasAll(schedule []Slot, served map[string]Slot) bool {
 	}
 	return n == len(served)
 }
+
+// TestPacerBudget: with a budget of three starts a day, the fourth claim
+// waits (here until its context ends) and Remaining says when one frees up.
+func TestPacerBudget(t *testing.T) {
+	topic := kafkatest.TopicName(t)
+	dropTopic(t, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := NewPacer(ctx, PacerConfig{Kafka: kafkatest.Config(t), Topic: topic, Member: "a", MaxConcurrency: 16,
+		Interval: 10 * time.Millisecond, Margin: 100 * time.Millisecond, SessionStartLimit: 3, ReplicationFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// Claims until the budget is used up (a claim whose slot was missed
+	// and claimed again counts too).
+	served := 0
+	for shard := range 4 {
+		short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+		_, err := p.Wait(short, shard)
+		cancelShort()
+		if err != nil {
+			break
+		}
+		served++
+	}
+	if served < 1 || served > 3 {
+		t.Fatalf("%d starts served with a budget of 3", served)
+	}
+	left, free := p.Remaining()
+	if left != 0 || time.Until(free) < 23*time.Hour {
+		t.Fatalf("remaining %d, next free at %s; want 0, in about a day", left, free)
+	}
+	if n := len(p.Schedule()); n != 3 {
+		t.Errorf("%d claims in the log, want 3 (none made while the budget is used up)", n)
+	}
+}
