@@ -123,15 +123,13 @@ func (l *identifyLimiter) allow(shardID int, now time.Time) int {
 	}
 	key := shardID % l.maxConc
 	if l.interval > 0 {
-		recent := l.last[key][:0]
 		for _, t := range l.last[key] {
-			d := now.Sub(t)
-			if d < 0 {
-				d = -d
-			}
-			if d < l.interval {
+			if d := now.Sub(t); d < l.interval && d > -l.interval {
 				return limitPaced
 			}
+		}
+		recent := l.last[key][:0]
+		for _, t := range l.last[key] {
 			if now.Sub(t) < 4*l.interval { // keep what a late one may still meet
 				recent = append(recent, t)
 			}

@@ -569,3 +569,31 @@ func TestGenerateSpreadsGuilds(t *testing.T) {
 		t.Errorf("%d channels in the first guild, want 3", n)
 	}
 }
+
+// TestIdentifyLimiterOutOfOrder: IDENTIFYs are judged by arrival time,
+// which may reach the limiter out of order.
+func TestIdentifyLimiterOutOfOrder(t *testing.T) {
+	var l identifyLimiter
+	l.init(Config{IdentifyInterval: 500 * time.Millisecond, MaxConcurrency: 2, SessionStartLimit: 100})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		shard int
+		at    time.Duration
+		want  int
+	}{
+		{0, time.Second, limitOK},
+		{2, 0, limitOK},                         // bucket 0, a second before: judged later, still 1 s apart
+		{0, 800 * time.Millisecond, limitPaced}, // 200 ms before the first
+		{1, 800 * time.Millisecond, limitOK},    // bucket 1
+		{4, 1600 * time.Millisecond, limitOK},
+		{6, 2000 * time.Millisecond, limitPaced},
+	}
+	for i, s := range steps {
+		if got := l.allow(s.shard, t0.Add(s.at)); got != s.want {
+			t.Errorf("step %d (shard %d at %s): %d, want %d", i, s.shard, s.at, got, s.want)
+		}
+	}
+	if l.used != 4 {
+		t.Errorf("%d starts counted, want 4", l.used)
+	}
+}
