@@ -140,10 +140,21 @@ func (p ShardPlan) Check(gb GatewayBot) (warnings []string, err error) {
 			"is refused with 4011 sharding required", count, rec))
 	}
 	if len(ids) < count {
+		whole := ""
+		if mc > 1 && count%mc == 0 {
+			var half []int
+			for id := range count {
+				if id%mc < mc/2 {
+					half = append(half, id)
+				}
+			}
+			whole = fmt.Sprintf(", or give each process whole rate-limit buckets (the bucket is the shard id modulo %d: "+
+				"e.g. --shard-ids %s in one process and the rest in another can start together)", mc, shardRange(half))
+		}
 		warnings = append(warnings, fmt.Sprintf("this process runs %d of %d shards: run the others in other processes with the same --shard-count. "+
-			"Each paces its own IDENTIFYs only: start them one after another (about %s apart), or Discord answers an IDENTIFY "+
+			"Each paces its own IDENTIFYs only: start them one after another (about %s apart)%s; otherwise Discord answers an IDENTIFY "+
 			"of another process's rate-limit bucket with INVALID_SESSION and the shard retries",
-			len(ids), count, startSpread(len(ids), mc)))
+			len(ids), count, startSpread(len(ids), mc), whole))
 	}
 	if rem := gb.SessionStartLimit.Remaining; rem < len(ids) {
 		warnings = append(warnings, fmt.Sprintf("Discord's daily session-start budget has %d starts left for %d shards: some will wait for it to reset", rem, len(ids)))

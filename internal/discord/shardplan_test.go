@@ -116,6 +116,10 @@ func TestShardPlanCheck(t *testing.T) {
 			t.Errorf("warnings lack %q:\n%s", want, all)
 		}
 	}
+	w, err = (ShardPlan{Count: 64, IDs: []int{0, 16, 32, 48}}).Check(gb(64, 16, 1000))
+	if err != nil || !strings.Contains(strings.Join(w, "\n"), "--shard-ids 0-7,16-23,32-39,48-55") {
+		t.Errorf("large bot, part of the shards: %v %v; want the whole-bucket example", w, err)
+	}
 	if _, err := (ShardPlan{}).Check(gb(0, 1, 1)); err == nil {
 		t.Error("Discord recommending 0 shards: no error")
 	}
