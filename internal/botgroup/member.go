@@ -112,9 +112,9 @@ func NewMember(ctx context.Context, cfg MemberConfig) (*Member, error) {
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
-	if cfg.lease() < cfg.HeartbeatInterval {
+	if cfg.HeartbeatInterval < 0 || cfg.lease()-cfg.HeartbeatInterval < time.Second {
 		return nil, fmt.Errorf("botgroup: session timeout %s is too short for heartbeats every %s: "+
-			"it must be at least 3 heartbeat intervals plus 1 s, so that a member lets its shards go before the group can move them",
+			"it must be at least 3 heartbeat intervals plus 2 s, so that a member lets its shards go before the group can move them",
 			cfg.SessionTimeout, cfg.HeartbeatInterval)
 	}
 	if cfg.ReplicationFactor == 0 {
@@ -213,7 +213,9 @@ func (m *Member) session(ctx context.Context) error {
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(m.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(m.cfg.HeartbeatInterval),
-		kgo.RebalanceTimeout(m.cfg.SessionTimeout),
+		// A join that waits longer than the lease would fence this member
+		// for nothing: the group waits for slow members less than that.
+		kgo.RebalanceTimeout(m.cfg.lease()-m.cfg.HeartbeatInterval),
 		kgo.DisableAutoCommit(),
 		kgo.WithHooks(leaseHook{ms}),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
