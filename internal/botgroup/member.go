@@ -215,7 +215,7 @@ func (m *Member) session(ctx context.Context) error {
 		kgo.HeartbeatInterval(m.cfg.HeartbeatInterval),
 		// A join that waits longer than the lease would fence this member
 		// for nothing: the group waits for slow members less than that.
-		kgo.RebalanceTimeout(m.cfg.lease()-m.cfg.HeartbeatInterval),
+		kgo.RebalanceTimeout(m.cfg.lease() - m.cfg.HeartbeatInterval),
 		kgo.DisableAutoCommit(),
 		kgo.WithHooks(leaseHook{ms}),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
