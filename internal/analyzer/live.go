@@ -86,7 +86,8 @@ func (a *Analyzer) publishQuery(q *queryRun, b *window.Batch, updated, evicted [
 }
 
 // valueRows are a query's engine rows (with states, or counts) as the
-// dashboard's rows: one value per aggregate, NULL as NaN.
+// dashboard's rows: one value per aggregate. The dashboard shows finite
+// numbers only: a NULL (sum, min, max or avg of no value) shows as 0.
 func valueRows(q *queryRun, rows []window.Row) []dashboard.Row {
 	if len(rows) == 0 {
 		return nil
@@ -102,9 +103,11 @@ func valueRows(q *queryRun, rows []window.Row) []dashboard.Row {
 		for j, r := range q.Compiled.Engine.Values(&rows[i]) {
 			switch {
 			case !r.Valid:
-				v[j] = math.NaN()
+				v[j] = 0
 			case r.Type == window.TypeDouble:
-				v[j] = r.F
+				if !math.IsNaN(r.F) && !math.IsInf(r.F, 0) {
+					v[j] = r.F
+				}
 			default:
 				v[j] = float64(r.I)
 			}

@@ -97,16 +97,17 @@ func (a *Analyzer) processQueries(r *Record, s *batchStats, ts int64) {
 // runQueries runs one batch of the named queries: read, run every engine,
 // write every query's outputs, commit the input.
 func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (bool, error) {
-	if plan.Empty() {
-		idle := true
-		for _, q := range a.qs {
-			if !q.eng.Progress().Ran || q.eng.NeedsNoDataBatch() {
-				idle = false
-			}
-		}
-		if idle {
-			return false, nil
-		}
+	// Every query runs a batch with data; without data only those that
+	// never ran or need a no-data batch (Spark's rule, per query: each
+	// query's batches are those it would run alone).
+	active := make([]bool, len(a.qs))
+	some := false
+	for i, q := range a.qs {
+		active[i] = !plan.Empty() || !q.eng.Progress().Ran || q.eng.NeedsNoDataBatch()
+		some = some || active[i]
+	}
+	if !some {
+		return false, nil
 	}
 	stats := newBatchStats()
 	readStart := a.d.Now()
@@ -129,16 +130,25 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 		updated, evicted []window.Row
 	}
 	runs := make([]ran, len(a.qs))
+	first := -1
 	for i, q := range a.qs {
+		if !active[i] {
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
 		if q.Dashboard != nil {
 			runs[i].updated, runs[i].evicted = q.eng.PendingChanges()
 		}
 		runs[i].b = q.eng.RunBatch()
 		q.Compiled.Sort(runs[i].b.Rows)
 	}
-	first := &runs[0].b
-	a.lastRun = first.ID
+	a.lastRun = runs[first].b.ID
 	for i, q := range a.qs {
+		if !active[i] {
+			continue
+		}
 		b := &runs[i].b
 		for _, o := range q.Outputs {
 			if err := o.WriteBatch(dctx, b); err != nil {
@@ -154,7 +164,7 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 	}
 	if a.d.DeadLetters != nil && stats.badTotal() > 0 {
 		if err := a.d.DeadLetters.Flush(dctx); err != nil {
-			return false, fmt.Errorf("batch %d: write dead letters: %w", first.ID, err)
+			return false, fmt.Errorf("batch %d: write dead letters: %w", runs[first].b.ID, err)
 		}
 	}
 	if a.dur != nil {
@@ -165,7 +175,7 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 	err := a.d.Source.Commit(dctx, plan)
 	stats.commitTook = a.d.Now().Sub(commitStart)
 	if err != nil {
-		return false, fmt.Errorf("batch %d: commit input offsets: %w", first.ID, err)
+		return false, fmt.Errorf("batch %d: commit input offsets: %w", runs[first].b.ID, err)
 	}
 	if a.d.DeadLetters != nil && stats.badTotal() > 0 {
 		a.m.deadLettered.Add(float64(stats.badTotal()))
@@ -174,7 +184,7 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 	took := a.d.Now().Sub(start)
 	// The metrics and the batch's report: rows of every query, late rows
 	// of every query.
-	sum := *first
+	sum := runs[first].b
 	sum.Rows, sum.Late = nil, 0
 	for i := range runs {
 		sum.Rows = append(sum.Rows, runs[i].b.Rows...)
@@ -182,7 +192,7 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 	}
 	a.record(&sum, plan, stats, took)
 	for i, q := range a.qs {
-		if q.Dashboard != nil {
+		if active[i] && q.Dashboard != nil {
 			a.publishQuery(q, &runs[i].b, runs[i].updated, runs[i].evicted, plan, stats, took)
 		}
 	}

@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
+)
+
+func TestAnalyzeNamedQueriesUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	n := 0
+	file := func(body string) string {
+		n++
+		p := filepath.Join(dir, fmt.Sprintf("q%d.yaml", n))
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	two := file("queries:\n  a:\n    preset: seed\n  b:\n    preset: guild-heatmap\n")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--queries", two, "--preset", "seed"}, "--queries and --preset are both given"},
+		{[]string{"--preset", "seed", "--window", "2m", "--state", "none"}, "--window is the one-query shorthand"},
+		{[]string{"--queries", two, "--group-by", "guild_id", "--state", "none"}, "--group-by is the one-query shorthand"},
+		{[]string{"--queries", two, "--output", "jsonl", "--state", "none"}, "--output is the one-query shorthand's output"},
+		{[]string{"--preset", "seed"}, "named queries keep their state in memory only for now"},
+		{[]string{"--preset", "seed", "--state", "none", "--dedup"}, "--dedup: not available with --preset"},
+		{[]string{"--preset", "nope", "--state", "none"}, `--preset "nope": no such preset`},
+		{[]string{"--queries", filepath.Join(dir, "missing.yaml"), "--state", "none"}, "missing.yaml"},
+		{[]string{"--queries", file("queries:\n  a:\n    window: 1m\n    watermark: 1m\n    group_by: [nope]\n    aggregates: [count(*)]\n"), "--state", "none"}, `q2.yaml:5: query a: unknown group-by column "nope"`},
+		{[]string{"--queries", file("queries:\n  a:\n    preset: seed\n    outputs: [\"jsonl:-\"]\n  b:\n    preset: seed\n"), "--state", "none"}, "would both write to standard output"},
+		{[]string{"--queries", file("queries:\n  a:\n    preset: seed\n    outputs: [\"kafka:r1\"]\n  b:\n    preset: seed\n    outputs: [\"kafka:r1\"]\n"), "--state", "none"}, "both write to the topic r1"},
+		{[]string{"--queries", file("queries:\n  a:\n    preset: seed\n    outputs: [\"kafka:discord_messages\"]\n"), "--state", "none"}, "is the input topic"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, stderr := runAnalyzeCLI(t, context.Background(), tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, exitUsage, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr does not say %q:\n%s", tt.want, stderr)
+			}
+		})
+	}
+}
+
+// analyzeQueriesInput is the input of the named-query tests: five messages
+// in one channel, two bad records, read three offsets per batch.
+func analyzeQueriesInput(t *testing.T) string {
+	topic := kafkatest.Topic(t, 1)
+	analyzeProduce(t, topic,
+		analyzeMsg(t, "alice", "2025-11-07 18:00:05.000"), // batch 0
+		analyzeMsg(t, "bob", "2025-11-07 18:00:10.000"),
+		[]byte(`{`),
+		analyzeMsg(t, "alice", "2025-11-07 18:00:40.000"), // batch 1
+		analyzeMsg(t, "alice", "2025-11-07 18:02:10.000"),
+		[]byte(`{"author_name":"x"}`),
+		analyzeMsg(t, "carol", "2025-11-07 18:03:00.000"), // batch 2
+	)
+	return topic
+}
+
+// --preset seed prints, byte for byte, what the flags' one query prints.
+func TestAnalyzePresetSeedIsTheFlagsQuery(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	topic := analyzeQueriesInput(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	common := []string{"--brokers", brokers, "--topic", topic, "--starting-offsets", "earliest", "--available-now",
+		"--max-records-per-batch", "3", "--state", "none", "--log-level", "warn", "--dedup=false"}
+	code, flags, stderr := runAnalyzeCLI(t, ctx, append(common, "--group", "g1-"+topic)...)
+	if code != exitOK {
+		t.Fatalf("flags: exit code %d; stderr:\n%s", code, stderr)
+	}
+	code, preset, stderr := runAnalyzeCLI(t, ctx, append(common, "--group", "g2-"+topic, "--preset", "seed")...)
+	if code != exitOK {
+		t.Fatalf("--preset seed: exit code %d; stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(flags, "Batch: 3") || !strings.Contains(flags, "|{2025-11-07 18:00:00, 2025-11-07 18:01:00}|alice      |2            |") {
+		t.Fatalf("the flags' query printed:\n%s", flags)
+	}
+	if preset != flags {
+		t.Errorf("--preset seed printed:\n%s\nthe flags' query:\n%s", preset, flags)
+	}
+}
+
+// Three queries on one read: each its own outputs, the console's tables
+// headed by the query's name, aggregates printed as Spark prints them.
+func TestAnalyzeNamedQueriesEndToEnd(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	topic := analyzeQueriesInput(t)
+	dir := t.TempDir()
+	jsonl := filepath.Join(dir, "channels.jsonl")
+	qfile := filepath.Join(dir, "queries.yaml")
+	body := "queries:\n" +
+		"  authors:\n    preset: seed\n" +
+		"  channels:\n    preset: channel-activity\n    outputs: [\"jsonl:" + jsonl + "\"]\n" +
+		"  sessions:\n    preset: member-sessions\n    watermark: 0s\n"
+	if err := os.WriteFile(qfile, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code, stdout, stderr := runAnalyzeCLI(t, ctx, "--brokers", brokers, "--topic", topic, "--group", "g-"+topic,
+		"--starting-offsets", "earliest", "--available-now", "--max-records-per-batch", "3", "--state", "none",
+		"--log-level", "warn", "--queries", qfile)
+	if code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	for _, w := range []string{"batch 0: 1 bad record (malformed_json=1)", "batch 1: 1 bad record (missing_field=1)"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr does not say %q:\n%s", w, stderr)
+		}
+	}
+	// authors: the seed's batches 0-3, each headed by its query's name.
+	if n := strings.Count(stdout, "Query: authors\n-------------------------------------------\nBatch: "); n != 4 {
+		t.Errorf("%d tables of authors, want 4:\n%s", n, stdout)
+	}
+	if strings.Contains(stdout, "Query: channels") {
+		t.Errorf("channels writes JSON lines only, yet the console shows it:\n%s", stdout)
+	}
+	// sessions (gap 10m, watermark 0): no session ends before the
+	// watermark (18:03:00 at most), so the append mode emits nothing; the
+	// watermark moved in batch 2, so it runs the no-data batch 3 too.
+	if n := strings.Count(stdout, "Query: sessions\n"); n != 4 {
+		t.Errorf("%d tables of sessions, want 4:\n%s", n, stdout)
+	}
+	if !strings.Contains(stdout, "|session_window|author_name|message_count|") {
+		t.Errorf("the sessions' header is not Spark's:\n%s", stdout)
+	}
+	got, err := os.ReadFile(jsonl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"batch_id":0,"window_start":"2025-11-07T18:00:00Z","window_end":"2025-11-07T18:05:00Z","channel_id":"c1","message_count":2,"total_chars":4,"avg_chars":2.0,"min_chars":2,"max_chars":2}
+{"batch_id":1,"window_start":"2025-11-07T18:00:00Z","window_end":"2025-11-07T18:05:00Z","channel_id":"c1","message_count":4,"total_chars":8,"avg_chars":2.0,"min_chars":2,"max_chars":2}
+{"batch_id":2,"window_start":"2025-11-07T18:00:00Z","window_end":"2025-11-07T18:05:00Z","channel_id":"c1","message_count":5,"total_chars":10,"avg_chars":2.0,"min_chars":2,"max_chars":2}
+`
+	if string(got) != want {
+		t.Errorf("channels' JSON lines:\n%s\nwant:\n%s", got, want)
+	}
+}
