@@ -69,8 +69,9 @@ type Deps struct {
 	// Queries, when set, are the named queries the analyzer runs instead
 	// of Config's window, group-by and mode (which are then ignored), each
 	// with its own outputs and dashboard (Outputs and Dashboard are then
-	// unused). Their state is in memory only: a Durable source is refused
-	// (ErrQueriesNeedMemoryState), and so is Config.Dedup.
+	// unused). With a Durable source every query's state commits in each
+	// batch's transaction (queriesstate.go), on one instance only
+	// (ErrQueriesOneInstance). Config.Dedup is refused.
 	Queries []Query
 }
 
@@ -102,6 +103,9 @@ type Analyzer struct {
 	// qs are the named queries (Deps.Queries), nil for the one query of
 	// Config; with them, engine is the first one's.
 	qs []*queryRun
+	// nextBatch is the id of the next batch of named queries with a
+	// Durable source (each engine numbers its own batches).
+	nextBatch int64
 
 	// dur is the state beyond the engine: de-duplication, and with a
 	// Durable source the partitions owned and what goes to other instances.
@@ -602,6 +606,13 @@ func (a *Analyzer) checkJump(b *window.Batch, s *batchStats) {
 // bad, a duplicate, or sent to the instance that owns its key.
 func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 	if r.Repartitioned {
+		if a.qs != nil {
+			// Another instance ran a share of a batch of named queries.
+			if s.corrupt == nil {
+				s.corrupt = ErrQueriesOneInstance
+			}
+			return
+		}
 		a.processPartial(r, s, cnt)
 		return
 	}

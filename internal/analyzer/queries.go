@@ -33,11 +33,6 @@ type queryRun struct {
 	in   []window.Input
 }
 
-// ErrQueriesNeedMemoryState is New's error for several queries (or one
-// named query) with a Durable source: their state is kept in memory only,
-// for now.
-var ErrQueriesNeedMemoryState = errors.New("analyzer: named queries keep their state in memory only for now: run them without durable state (--state none)")
-
 // newQueries builds the engines of d.Queries.
 func newQueries(qs []Query) ([]*queryRun, error) {
 	var out []*queryRun
@@ -97,6 +92,22 @@ func (a *Analyzer) processQueries(r *Record, s *batchStats, ts int64) {
 // runQueries runs one batch of the named queries: read, run every engine,
 // write every query's outputs, commit the input.
 func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (bool, error) {
+	var txn Durable
+	if a.dur != nil && a.dur.src != nil {
+		txn = a.dur.src
+		if err := a.applyQueries(plan.Changes); err != nil {
+			return false, err
+		}
+		a.dur.role, a.dur.batch = plan.Role, plan.Batch
+		switch {
+		case plan.Again:
+			return false, errAgain
+		case plan.Role == RoleMap:
+			return false, ErrQueriesOneInstance
+		case plan.Role == RoleLead && plan.Batch != a.nextBatch:
+			return false, &StateError{What: "the batch plan", Err: fmt.Errorf("the plan is of batch %d, the window state is at batch %d", plan.Batch, a.nextBatch)}
+		}
+	}
 	// Every query runs a batch with data; without data only those that
 	// never ran or need a no-data batch (Spark's rule, per query: each
 	// query's batches are those it would run alone).
@@ -109,6 +120,12 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 	if !some {
 		return false, nil
 	}
+	if txn != nil {
+		if err := txn.Begin(ctx); err != nil {
+			return false, err
+		}
+	}
+	abort := func(cause error) error { return abortTxn(ctx, txn, cause) }
 	stats := newBatchStats()
 	readStart := a.d.Now()
 	if !plan.Empty() {
@@ -116,10 +133,13 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 		if err != nil {
 			if ctx.Err() != nil {
 				a.log.Info("stopping: abandoned the batch being read; its input will be read again", "batch", a.batches, "input", plan.String())
-				return false, errStopped
+				return false, abort(errStopped)
 			}
-			return false, fmt.Errorf("read batch %d: %w", a.batches, err)
+			return false, abort(fmt.Errorf("read batch %d: %w", a.batches, err))
 		}
+	}
+	if stats.corrupt != nil {
+		return false, abort(stats.corrupt)
 	}
 	stats.readTook = a.d.Now().Sub(readStart)
 	writeStart := a.d.Now()
@@ -131,6 +151,7 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 	}
 	runs := make([]ran, len(a.qs))
 	first := -1
+	var recs []StateRecord
 	for i, q := range a.qs {
 		if !active[i] {
 			continue
@@ -138,13 +159,28 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 		if first < 0 {
 			first = i
 		}
-		if q.Dashboard != nil {
+		if q.Dashboard != nil || txn != nil {
 			runs[i].updated, runs[i].evicted = q.eng.PendingChanges()
+		}
+		if txn != nil {
+			var err error
+			if recs, err = a.queryRowRecords(q, runs[i].updated, runs[i].evicted, recs); err != nil {
+				return false, abort(fmt.Errorf("batch %d: encode state: %w", a.nextBatch, err))
+			}
 		}
 		runs[i].b = q.eng.RunBatch()
 		q.Compiled.Sort(runs[i].b.Rows)
 	}
 	a.lastRun = runs[first].b.ID
+	fail := func(id int64, what string, err error) error {
+		switch {
+		case a.abortCtx.Err() != nil:
+			return abort(ErrAborted)
+		case dctx.Err() != nil && ctx.Err() != nil:
+			return abort(fmt.Errorf("batch %d did not %s within the drain timeout (%v) after the stop; its input was not committed and is read again on the next start", id, what, a.cfg.drainTimeout()))
+		}
+		return abort(fmt.Errorf("batch %d: %s: %w", id, what, err))
+	}
 	for i, q := range a.qs {
 		if !active[i] {
 			continue
@@ -152,22 +188,22 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 		b := &runs[i].b
 		for _, o := range q.Outputs {
 			if err := o.WriteBatch(dctx, b); err != nil {
-				switch {
-				case a.abortCtx.Err() != nil:
-					return false, ErrAborted
-				case dctx.Err() != nil && ctx.Err() != nil:
-					return false, fmt.Errorf("batch %d did not write output within the drain timeout (%v) after the stop; its input was not committed and is read again on the next start", b.ID, a.cfg.drainTimeout())
-				}
-				return false, fmt.Errorf("batch %d: query %s: write output: %w", b.ID, q.Compiled.Query.Name, err)
+				return false, fail(b.ID, "write the output of query "+q.Compiled.Query.Name, err)
 			}
 		}
 	}
 	if a.d.DeadLetters != nil && stats.badTotal() > 0 {
 		if err := a.d.DeadLetters.Flush(dctx); err != nil {
-			return false, fmt.Errorf("batch %d: write dead letters: %w", runs[first].b.ID, err)
+			return false, fail(runs[first].b.ID, "write dead letters", err)
 		}
 	}
-	if a.dur != nil {
+	if txn != nil {
+		var err error
+		if recs, err = a.queryProgressRecords(plan, recs); err != nil {
+			return false, fail(runs[first].b.ID, "encode state", err)
+		}
+		txn.Write(dctx, recs...)
+	} else if a.dur != nil {
 		a.dur.advance()
 	}
 	commitStart := a.d.Now()
@@ -175,7 +211,14 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 	err := a.d.Source.Commit(dctx, plan)
 	stats.commitTook = a.d.Now().Sub(commitStart)
 	if err != nil {
-		return false, fmt.Errorf("batch %d: commit input offsets: %w", runs[first].b.ID, err)
+		if errors.Is(err, ErrRolledBack) {
+			return false, err // step counts it
+		}
+		return false, fail(runs[first].b.ID, "commit input offsets", err)
+	}
+	if txn != nil {
+		a.nextBatch = plan.Batch + 1
+		a.rollbacksInRow = 0
 	}
 	if a.d.DeadLetters != nil && stats.badTotal() > 0 {
 		a.m.deadLettered.Add(float64(stats.badTotal()))
@@ -224,9 +267,6 @@ func newWithQueries(cfg Config, d Deps) (*Analyzer, error) {
 	}
 	if d.Source == nil {
 		return nil, errors.New("analyzer: no source")
-	}
-	if _, ok := d.Source.(Durable); ok {
-		return nil, ErrQueriesNeedMemoryState
 	}
 	qs, err := newQueries(d.Queries)
 	if err != nil {

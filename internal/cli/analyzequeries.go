@@ -49,10 +49,6 @@ func (f *analyzeFlags) namedQueries(o *analyzeOptions) error {
 		return usageErrorf("drop --dedup (or give --dedup=false)",
 			"--dedup: not available with %s yet: named queries count a repeated message_id again, as Spark does", which)
 	}
-	if f.state == analyzeStateKafka && !o.reset {
-		return usageErrorf("add --state none (state in memory, at-least-once), or run the one-query shorthand (flags) for durable state",
-			"%s: named queries keep their state in memory only for now; --state kafka (the default) is not available with them yet", which)
-	}
 	o.query.Dedup = false
 	var qs []query.Query
 	if f.preset != "" {

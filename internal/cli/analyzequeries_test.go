@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
 )
 
@@ -32,7 +33,6 @@ func TestAnalyzeNamedQueriesUsageErrors(t *testing.T) {
 		{[]string{"--preset", "seed", "--window", "2m", "--state", "none"}, "--window is the one-query shorthand"},
 		{[]string{"--queries", two, "--group-by", "guild_id", "--state", "none"}, "--group-by is the one-query shorthand"},
 		{[]string{"--queries", two, "--output", "jsonl", "--state", "none"}, "--output is the one-query shorthand's output"},
-		{[]string{"--preset", "seed"}, "named queries keep their state in memory only for now"},
 		{[]string{"--preset", "seed", "--state", "none", "--dedup"}, "--dedup: not available with --preset"},
 		{[]string{"--preset", "nope", "--state", "none"}, `--preset "nope": no such preset`},
 		{[]string{"--queries", filepath.Join(dir, "missing.yaml"), "--state", "none"}, "missing.yaml"},
@@ -148,5 +148,110 @@ func TestAnalyzeNamedQueriesEndToEnd(t *testing.T) {
 `
 	if string(got) != want {
 		t.Errorf("channels' JSON lines:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// queryMsg is a create record with its channel and content.
+func queryMsg(t *testing.T, id, author, channel, content, ts string) []byte {
+	t.Helper()
+	at, err := chat.ParseTimestamp(ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := chat.Encode(&chat.Message{Kind: chat.KindCreate, MessageID: id, ChannelID: channel, GuildID: chat.Ptr("g1"),
+		AuthorID: chat.Ptr("id-" + author), AuthorName: chat.Ptr(author), Content: chat.Ptr(content), Timestamp: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// lastBatch returns the rows of the last batch of a JSON Lines file,
+// without their batch id.
+func lastBatch(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	last := ""
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		id, rest, ok := strings.Cut(strings.TrimPrefix(l, `{"batch_id":`), ",")
+		if !ok {
+			t.Fatalf("%s: line %q", path, l)
+		}
+		if id != last {
+			rows, last = nil, id
+		}
+		rows = append(rows, rest)
+	}
+	return rows
+}
+
+// With --state kafka the named queries' state (aggregates, distinct-count
+// sketches, sessions) survives a restart: a run stopped after the first
+// records and started again ends with the rows of a run that read
+// everything at once.
+func TestAnalyzeNamedQueriesStateSurvivesRestart(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	topic := kafkatest.Topic(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	queries := func(run string) string {
+		p := filepath.Join(dir, run+".yaml")
+		body := "queries:\n"
+		for _, q := range []string{"channel-activity", "active-members", "member-sessions"} {
+			body += fmt.Sprintf("  %s:\n    preset: %s\n    mode: complete\n    outputs: [\"jsonl:%s\"]\n", q, q, filepath.Join(dir, run+"-"+q+".jsonl"))
+		}
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	run := func(group, file string) {
+		t.Helper()
+		code, _, stderr := runAnalyzeCLI(t, ctx, "--brokers", brokers, "--topic", topic, "--group", group,
+			"--starting-offsets", "earliest", "--available-now", "--max-records-per-batch", "3",
+			"--log-level", "warn", "--queries", file)
+		if code != exitOK {
+			t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+		}
+	}
+	before := []([]byte){
+		queryMsg(t, "1", "alice", "c1", "hello", "2025-11-07 18:00:00.000"),
+		queryMsg(t, "2", "bob", "c1", "hi", "2025-11-07 18:00:30.000"),
+		queryMsg(t, "3", "alice", "c2", "a longer message", "2025-11-07 18:05:00.000"),
+	}
+	after := []([]byte){
+		queryMsg(t, "4", "alice", "c2", "merges alice's sessions", "2025-11-07 18:12:00.000"),
+		queryMsg(t, "5", "bob", "c1", "a new session", "2025-11-07 18:30:00.000"),
+		queryMsg(t, "6", "carol", "c1", "é", "2025-11-07 18:31:00.000"),
+		queryMsg(t, "7", "dave", "c1", "late, within the session", "2025-11-07 18:02:00.000"),
+	}
+	dropStateTopics(t, "r-"+topic)
+	dropStateTopics(t, "u-"+topic)
+	analyzeProduce(t, topic, before...)
+	run("r-"+topic, queries("restarted1"))
+	analyzeProduce(t, topic, after...)
+	run("r-"+topic, queries("restarted2"))
+	run("u-"+topic, queries("whole"))
+	for _, q := range []string{"channel-activity", "active-members", "member-sessions"} {
+		got := lastBatch(t, filepath.Join(dir, "restarted2-"+q+".jsonl"))
+		want := lastBatch(t, filepath.Join(dir, "whole-"+q+".jsonl"))
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: after the restart:\n%s\nread at once:\n%s", q, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	// The restored state is in the rows: the first window of c1 counts
+	// alice and bob (before the restart) and dave (after).
+	got := strings.Join(lastBatch(t, filepath.Join(dir, "restarted2-channel-activity.jsonl")), "\n")
+	if w := `"window_start":"2025-11-07T18:00:00Z","window_end":"2025-11-07T18:05:00Z","channel_id":"c1","message_count":3,"total_chars":31,"avg_chars":10.333333333333334,"min_chars":2,"max_chars":24}`; !strings.Contains(got, w) {
+		t.Errorf("channel-activity after the restart:\n%s\nwant a row %s", got, w)
+	}
+	got = strings.Join(lastBatch(t, filepath.Join(dir, "restarted2-member-sessions.jsonl")), "\n")
+	if w := `"window_start":"2025-11-07T18:00:00Z","window_end":"2025-11-07T18:22:00Z","author_name":"alice","message_count":3}`; !strings.Contains(got, w) {
+		t.Errorf("member-sessions after the restart:\n%s\nwant a row %s", got, w)
 	}
 }
