@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,5 +255,128 @@ func TestAnalyzeNamedQueriesStateSurvivesRestart(t *testing.T) {
 	got = strings.Join(lastBatch(t, filepath.Join(dir, "restarted2-member-sessions.jsonl")), "\n")
 	if w := `"window_start":"2025-11-07T18:00:00Z","window_end":"2025-11-07T18:22:00Z","author_name":"alice","message_count":3}`; !strings.Contains(got, w) {
 		t.Errorf("member-sessions after the restart:\n%s\nwant a row %s", got, w)
+	}
+}
+
+// --http shows every named query that has fixed windows, with its
+// aggregates as measures (the heatmap preset drawn as a heatmap), each
+// with the values its engine computes; session windows are not shown.
+func TestAnalyzeNamedQueriesDashboard(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	topic := kafkatest.Topic(t, 1)
+	analyzeProduce(t, topic,
+		queryMsg(t, "1", "alice", "c1", "hello", "2025-11-07 18:00:00.000"),
+		queryMsg(t, "2", "bob", "c1", "hi", "2025-11-07 18:00:30.000"),
+		queryMsg(t, "3", "alice", "c2", "a longer message", "2025-11-07 18:05:00.000"))
+	dir := t.TempDir()
+	qfile := filepath.Join(dir, "q.yaml")
+	body := "queries:\n  channel-activity:\n    preset: channel-activity\n  guild-heatmap:\n    preset: guild-heatmap\n  member-sessions:\n    preset: member-sessions\n"
+	if err := os.WriteFile(qfile, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan string, 1)
+	go func() {
+		code, _, stderr := runAnalyzeCLI(t, ctx, "--brokers", brokers, "--topic", topic, "--group", "g-"+topic,
+			"--starting-offsets", "earliest", "--trigger", "1s", "--state", "none", "--queries", qfile, "--http", addr)
+		done <- fmt.Sprintf("exit %d\n%s", code, stderr)
+	}()
+	defer func() {
+		cancel()
+		if out := <-done; !strings.HasPrefix(out, "exit 0\n") {
+			t.Errorf("the analyzer: %s", out)
+		}
+	}()
+	type apiQuery struct {
+		Name     string
+		View     string
+		Measures []struct {
+			Name     string
+			Additive bool
+		}
+		Batch *struct{ ID int64 }
+	}
+	var list struct{ Queries []apiQuery }
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/api/v1/queries")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&list)
+			resp.Body.Close()
+		}
+		if err == nil && len(list.Queries) == 2 && list.Queries[0].Batch != nil && list.Queries[1].Batch != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard lists %+v (err %v)", list, err)
+		}
+	}
+	got := fmt.Sprintf("%+v", list.Queries)
+	for _, w := range []string{"Name:channel-activity View:leaderboard Measures:[{Name:message_count Additive:true} {Name:total_chars Additive:true} {Name:avg_chars Additive:false} {Name:min_chars Additive:false} {Name:max_chars Additive:false}]",
+		"Name:guild-heatmap View:heatmap Measures:[{Name:message_count Additive:true}]"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("the dashboard lists %s, want %s", got, w)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/api/v1/queries/channel-activity/rows?window=2025-11-07T18:00:00Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rows struct {
+		Rows []struct {
+			Keys   map[string]*string
+			Values map[string]float64
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rows); err != nil || len(rows.Rows) != 1 {
+		t.Fatalf("rows of channel-activity: %+v (err %v)", rows, err)
+	}
+	if v := rows.Rows[0].Values; fmt.Sprint(v) != "map[avg_chars:3.5 max_chars:5 message_count:2 min_chars:2 total_chars:7]" {
+		t.Errorf("channel-activity's row of c1 at 18:00: %v", v)
+	}
+}
+
+// Named queries with --state kafka run on one instance: of two instances
+// of one query, the one given a share of a batch the other leads stops
+// with an error saying so; the other goes on.
+func TestAnalyzeNamedQueriesOneInstance(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	topic := kafkatest.Topic(t, 2)
+	app := "one-" + topic
+	dropStateTopics(t, app)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	type exit struct {
+		code   int
+		stderr string
+	}
+	exits := make(chan exit, 2)
+	stop := make(chan struct{})
+	for _, id := range []string{"a1", "a2"} {
+		go func() {
+			ictx, icancel := context.WithCancel(ctx)
+			defer icancel()
+			go func() {
+				select {
+				case <-stop:
+				case <-ictx.Done():
+				}
+				icancel()
+			}()
+			code, _, stderr := runAnalyzeCLI(t, ictx, "--brokers", brokers, "--topic", topic, "--group", app, "--instance-id", id,
+				"--starting-offsets", "earliest", "--trigger", "1s", "--preset", "channel-activity", "--output", "jsonl", "--jsonl-file", filepath.Join(t.TempDir(), id))
+			exits <- exit{code, stderr}
+		}()
+		time.Sleep(2 * time.Second) // a1 leads first
+	}
+	first := <-exits
+	close(stop)
+	second := <-exits
+	if first.code == exitOK || !strings.Contains(first.stderr, "run on one instance only for now") {
+		t.Errorf("the first instance to stop exited with %d:\n%s", first.code, first.stderr)
+	}
+	if second.code != exitOK {
+		t.Errorf("the other instance exited with %d:\n%s", second.code, second.stderr)
 	}
 }
