@@ -161,7 +161,7 @@ func queryRuns(stdout io.Writer, o *analyzeOptions, producer *kgo.Client, closer
 	var out []analyzer.Query
 	for _, c := range o.queries {
 		q := c.Query
-		cols := sink.Columns{Keys: q.GroupBy, Values: c.Values, Session: q.SessionGap != 0}
+		cols := sink.Columns{Keys: q.GroupBy, Values: c.Values}
 		for _, a := range q.Aggregates {
 			cols.Aggs = append(cols.Aggs, a.Alias)
 		}

@@ -92,7 +92,7 @@ func (c *Console) appendBatch(buf []byte, b *window.Batch) []byte {
 	shown := min(len(b.Rows), c.maxRows)
 	// The cells, header first, row by row.
 	cells := c.cells[:0]
-	cells = append(cells, c.cols.windowName())
+	cells = append(cells, "window")
 	for _, k := range c.keyNames {
 		cells = append(cells, escapeMeta(k))
 	}

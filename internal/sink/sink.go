@@ -28,9 +28,6 @@ var appendJSONString = chat.AppendJSONString
 type Columns struct {
 	Keys, Aggs []string
 	Values     func(*window.Row) []window.Result
-	// Session names the window column session_window, as Spark names the
-	// column of session_window(ts, gap), instead of window.
-	Session bool
 	// Title, when set, heads each console table ("Query: <Title>").
 	Title string
 }
@@ -42,11 +39,4 @@ func countColumns(keys []string) Columns {
 func (c Columns) clone() Columns {
 	c.Keys, c.Aggs = slices.Clone(c.Keys), slices.Clone(c.Aggs)
 	return c
-}
-
-func (c Columns) windowName() string {
-	if c.Session {
-		return "session_window"
-	}
-	return "window"
 }
