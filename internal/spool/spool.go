@@ -53,6 +53,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cordstream/cordstream/internal/atomicfile"
 )
 
 // Options configure a spool.
@@ -515,37 +517,17 @@ func readCheckpoint(path string) (uint64, bool) {
 	return binary.LittleEndian.Uint64(b[8:16]), true
 }
 
-const tmpSuffix = ".tmp"
+const tmpSuffix = atomicfile.TmpSuffix
 
-// writeCheckpoint replaces the checkpoint atomically: a temporary file,
-// fsynced, renamed over it, then the directory fsynced so that the rename
-// itself survives a machine crash. A failed write leaves no temporary file.
+// writeCheckpoint replaces the checkpoint atomically (atomicfile.Write:
+// the rename and the directory fsynced too). A failed write leaves no
+// temporary file.
 func (s *Spool) writeCheckpoint(low uint64) error {
 	b := make([]byte, 20)
 	copy(b, ackMagic)
 	binary.LittleEndian.PutUint64(b[8:16], low)
 	binary.LittleEndian.PutUint32(b[16:20], crc32.Checksum(b[:16], castagnoli))
-	path := filepath.Join(s.dir, ackFile)
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	err = s.write(f, b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(s.dir)
+	return atomicfile.Write(filepath.Join(s.dir, ackFile), b, s.write)
 }
 
 // write writes b to f (after the test hook, if any).
@@ -593,22 +575,12 @@ func (s *Spool) roll() error {
 		os.Remove(path)
 		return fmt.Errorf("spool: start segment %s: %w", path, err)
 	}
-	_ = syncDir(s.dir)
+	_ = atomicfile.SyncDir(s.dir)
 	sg := &segment{first: s.nextID, last: s.nextID - 1, path: path, end: segHeader, size: segHeader}
 	s.segs = append(s.segs, sg)
 	s.used += segHeader
 	s.w = f
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	d.Close()
-	return err
 }
 
 // setBlocked records why Append cannot write (s.mu held).
@@ -1077,7 +1049,7 @@ func (s *Spool) Close() error {
 	if err := s.writeCheckpoint(low); err != nil {
 		s.log.Warn("cannot write the spool checkpoint at close; the next start may send acknowledged entries again (same ids)", "err", err)
 	}
-	_ = syncDir(s.dir)
+	_ = atomicfile.SyncDir(s.dir)
 	s.rdMu.Lock()
 	s.closeFiles()
 	s.rdMu.Unlock()
