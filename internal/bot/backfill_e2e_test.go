@@ -20,6 +20,7 @@ import (
 	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
 	"github.com/cordstream/cordstream/internal/metrics"
 	"github.com/cordstream/cordstream/internal/spool"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 // durable is a running bot wired like the command: spool (when dir is
@@ -32,7 +33,7 @@ type durable struct {
 
 func startDurable(t *testing.T, srv *sim.Server, topic, dir string) *durable {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := metrics.NewRegistry()
 	m := NewMetrics(reg)

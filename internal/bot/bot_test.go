@@ -8,6 +8,7 @@ import (
 
 	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/discord"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 func TestHandleCountsEveryOutcome(t *testing.T) {
@@ -118,7 +119,7 @@ func TestContentWatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &testio.Buffer{}
 			b := New(Config{Log: testLogger(logs)}, &fakeSink{})
 			for _, ev := range tt.evs() {
 				b.Handle(context.Background(), ev)
