@@ -16,21 +16,21 @@ func testLogger(w *testio.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// fakeSink records what it is given.
-type fakeSink struct {
+// fakeOutlet records what it is given.
+type fakeOutlet struct {
 	mu     sync.Mutex
 	got    []chat.Message
 	closed bool
 }
 
-func (f *fakeSink) Publish(_ context.Context, m *chat.Message, _ time.Time) error {
+func (f *fakeOutlet) Publish(_ context.Context, m *chat.Message, _ time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.got = append(f.got, *m)
 	return nil
 }
 
-func (f *fakeSink) Close(context.Context) error {
+func (f *fakeOutlet) Close(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true

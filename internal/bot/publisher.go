@@ -16,24 +16,26 @@ import (
 	"github.com/cordstream/cordstream/internal/chat"
 )
 
-// Sink is where the pipeline hands records. Publish may block while the sink
-// is full (back-pressure) and returns an error only when ctx ends first; the
-// sink counts each record's outcome itself. Close delivers or fails
-// everything accepted, within ctx's deadline.
-//
-// A durable spool or a REST backfill plugs in here: both are Sinks, or wrap
-// one.
-type Sink interface {
+// Outlet is where the pipeline hands records on their way to Kafka (the
+// Publisher, or the Spooled publisher in front of it). Publish may block
+// while the outlet is full (back-pressure) and returns an error only when ctx
+// ends first; the outlet counts each record's outcome itself. Close delivers
+// or fails everything accepted, within ctx's deadline.
+type Outlet interface {
 	Publish(ctx context.Context, m *chat.Message, receivedAt time.Time) error
 	Close(ctx context.Context) error
 }
+
+// DefaultMaxBuffered is PublisherConfig.MaxBuffered's default, and the
+// command's --max-buffered.
+const DefaultMaxBuffered = 10000
 
 // PublisherConfig configures a Kafka publisher.
 type PublisherConfig struct {
 	// Topic receives the records. Required.
 	Topic string
 	// MaxBuffered is how many records may wait for Kafka's acknowledgement
-	// before Publish blocks (10000 when zero).
+	// before Publish blocks (DefaultMaxBuffered when zero).
 	MaxBuffered int
 	// StallAfter: records waiting this long without any acknowledgement make
 	// Kafka "unreachable" (5 s when zero).
@@ -52,7 +54,7 @@ type PublisherConfig struct {
 	ProbeEvery time.Duration
 }
 
-// Publisher is the Kafka Sink: an idempotent, acks=all franz-go producer
+// Publisher is the Kafka Outlet: an idempotent, acks=all franz-go producer
 // with a bounded buffer.
 type Publisher struct {
 	cfg PublisherConfig
@@ -101,7 +103,7 @@ func NewPublisher(cfg PublisherConfig, newClient func(opts ...kgo.Opt) (*kgo.Cli
 		return nil, errors.New("publisher: no topic")
 	}
 	if cfg.MaxBuffered <= 0 {
-		cfg.MaxBuffered = 10000
+		cfg.MaxBuffered = DefaultMaxBuffered
 	}
 	if cfg.StallAfter <= 0 {
 		cfg.StallAfter = 5 * time.Second
@@ -432,4 +434,4 @@ func (h connHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ ne
 }
 
 var _ kgo.HookBrokerConnect = connHook{}
-var _ Sink = (*Publisher)(nil)
+var _ Outlet = (*Publisher)(nil)

@@ -14,13 +14,13 @@ import (
 	"github.com/cordstream/cordstream/internal/spool"
 )
 
-// SpooledConfig configures a Spooled sink.
+// SpooledConfig configures a Spooled outlet.
 type SpooledConfig struct {
 	// Spool receives every record before Publish returns. Required; the
-	// Spooled sink closes it.
+	// Spooled outlet closes it.
 	Spool *spool.Spool
-	// Publisher delivers the records to Kafka. Required; the Spooled sink
-	// closes it.
+	// Publisher delivers the records to Kafka. Required; the Spooled
+	// outlet closes it.
 	Publisher *Publisher
 	// Replayed is how many entries the spool held when it was opened
 	// (spool.Recovery.Entries): they are counted as replayed.
@@ -36,7 +36,7 @@ type SpooledConfig struct {
 	RetryBackoff time.Duration
 }
 
-// Spooled is the Sink that loses nothing when Kafka is down or the bot
+// Spooled is the Outlet that loses nothing when Kafka is down or the bot
 // dies: Publish appends the record to the durable spool and returns; a
 // forwarder reads the spool in order and hands the records to the
 // Publisher; an entry leaves the spool only once Kafka acknowledged it.
@@ -365,7 +365,7 @@ func (s *Spooled) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
-var _ Sink = (*Spooled)(nil)
+var _ Outlet = (*Spooled)(nil)
 
 // Spool entry payload, version 1:
 //

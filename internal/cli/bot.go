@@ -134,7 +134,7 @@ func addBotFlags(fs *flagSet) *botFlags {
 	fs.BoolVar(&f.noCreate, "no-create-topic", false, "fail instead of creating the topic when it is missing")
 	fs.IntVar(&f.partitions, "partitions", 1, "partitions of the topic, if the bot creates it")
 	fs.IntVar(&f.replicationFactor, "replication-factor", -1, "replication factor of the topic, if the bot creates it (-1: the broker's default)")
-	fs.IntVar(&f.maxBuffered, "max-buffered", 10000, "messages sent to Kafka and not yet acknowledged at most; without a spool also the in-memory buffer: when that many wait, reading from Discord pauses")
+	fs.IntVar(&f.maxBuffered, "max-buffered", bot.DefaultMaxBuffered, "messages sent to Kafka and not yet acknowledged at most; without a spool also the in-memory buffer: when that many wait, reading from Discord pauses")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait at exit for Kafka to acknowledge buffered messages")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9091 (a non-loopback address is readable by anyone who reaches it)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -221,7 +221,7 @@ func (f *botFlags) options(e *env) (*botOptions, error) {
 	lists := []struct {
 		flag string
 		ids  []string
-		dst  *map[string]bool
+		dst  *bot.Snowflakes
 	}{
 		{"--guilds", f.guilds, &o.filter.Guilds},
 		{"--exclude-guilds", f.excludeGuilds, &o.filter.ExcludeGuilds},
@@ -229,12 +229,12 @@ func (f *botFlags) options(e *env) (*botOptions, error) {
 		{"--exclude-channels", f.excludeChannels, &o.filter.ExcludeChannels},
 	}
 	for _, l := range lists {
-		if *l.dst, err = bot.IDSet(l.flag, l.ids); err != nil {
+		if *l.dst, err = bot.ParseSnowflakes(l.flag, l.ids); err != nil {
 			return nil, usageErrorf("", "%v", err)
 		}
 	}
 	if f.maxBuffered < 1 || f.maxBuffered > 10_000_000 {
-		return nil, usageErrorf("e.g. --max-buffered 10000", "--max-buffered %d: must be between 1 and 10000000", f.maxBuffered)
+		return nil, usageErrorf(fmt.Sprintf("e.g. --max-buffered %d", bot.DefaultMaxBuffered), "--max-buffered %d: must be between 1 and 10000000", f.maxBuffered)
 	}
 	if f.shutdownTimeout <= 0 {
 		return nil, usageErrorf("e.g. --shutdown-timeout 10s", "--shutdown-timeout must be positive, not %s", f.shutdownTimeout)
@@ -433,7 +433,7 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		closeSpool()
 		return err
 	}
-	var sink bot.Sink = pub
+	var out bot.Outlet = pub
 	monitors := []func(context.Context) error{pub.Run}
 	recent := bot.NewRecentIDs(100000)
 	var spooled *bot.Spooled
@@ -442,11 +442,11 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 			log.Info("publishing the messages the previous run left in the spool first", "messages", recovered)
 		}
 		spooled = bot.NewSpooled(bot.SpooledConfig{Spool: sp, Publisher: pub, Replayed: recovered, Cursors: cursors, Recent: recent, Log: log, Metrics: m})
-		sink = spooled
+		out = spooled
 		monitors = append(monitors, spooled.Run)
 	}
 	monitors = append(monitors, func(ctx context.Context) error { return cursors.Run(ctx, time.Second) })
-	b := bot.New(bot.Config{Filter: o.filter, Content: o.content, Log: log, Metrics: m, ShutdownTimeout: f.shutdownTimeout, Cursors: cursors, Recent: recent}, sink)
+	b := bot.New(bot.Config{Filter: o.filter, Content: o.content, Log: log, Metrics: m, ShutdownTimeout: f.shutdownTimeout, Cursors: cursors, Recent: recent}, out)
 	var bf *bot.Backfiller
 	gcfg := discord.Config{
 		Token:     o.token,
@@ -465,14 +465,14 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	}
 	gw, err := discord.New(gcfg)
 	if err != nil {
-		sink.Close(context.Background())
+		out.Close(context.Background())
 		return err
 	}
-	var src bot.Source = gw
+	var feed bot.Feed = gw
 	if f.backfill {
 		bf = bot.NewBackfiller(bot.BackfillConfig{REST: gw.REST(), Cursors: cursors, Handle: b.HandleBackfill,
 			MaxAge: f.backfillMaxAge, MaxChannels: f.backfillChannels, Log: log, Metrics: m})
-		src = bot.Sources(gw, bf)
+		feed = bot.Feeds(gw, bf)
 	}
 
 	var wg sync.WaitGroup
@@ -490,7 +490,7 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		}
 		srv, err := httpserve.Listen(f.metrics, reg.Handler(health), httpserve.Limits{}, log, "metrics", "/metrics /healthz /readyz")
 		if err != nil {
-			sink.Close(context.Background())
+			out.Close(context.Background())
 			return usageErrorf("use a free host:port, e.g. --metrics 127.0.0.1:9091 (or 127.0.0.1:0 for any free port)", "--metrics: %v", err)
 		}
 		wg.Go(func() {
@@ -505,7 +505,7 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	watched := onSecondStop(ctx, log,
 		"stopping: delivering buffered messages to Kafka (press Ctrl-C again to stop waiting)",
 		"not waiting for Kafka any longer; unacknowledged messages are counted as failed", b.Abort)
-	err = b.Run(ctx, src, monitors...)
+	err = b.Run(ctx, feed, monitors...)
 	watched()
 	return err
 }
