@@ -17,9 +17,10 @@
 //     sequence number advance (the position Discord resumes from). Before
 //     returning, the handler has written the record to the spool
 //     (spool.Append: write(2)). When it is fsynced is the command's
-//     --spool-sync (spool.Options): group, the default, fsyncs back to
-//     back without pause and lets the handler return once its record is
-//     written, waiting only while more than 1000 records await fsync;
+//     --spool-sync (spool.Options): group, the default, is a continuous
+//     group commit (at most one fsync every 10 ms) and lets the handler
+//     return once its record is written, waiting only while more than 1000
+//     records await fsync;
 //     always waits for the fsync that covers the record; a period P
 //     fsyncs every P. A record leaves the spool only after Kafka
 //     acknowledged it, or refused it for good (too large: counted as
@@ -28,8 +29,8 @@
 //   - What survives: a crash of the process (kill -9, panic, OOM) loses
 //     nothing accepted, whatever --spool-sync says. A power loss or kernel
 //     crash loses nothing with always; with group (the default) it can
-//     lose the records of the fsync in flight and those queued behind it
-//     (at most 1000, typically the last few milliseconds); with a period
+//     lose the records written since the last completed fsync (at most
+//     1000, typically the last ~10 ms); with a period
 //     P, the records accepted in the last P. Creates among them are then
 //     fetched by the backfill (see below). Kafka being down for any length
 //     of time loses nothing.

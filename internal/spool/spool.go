@@ -12,7 +12,9 @@
 //     the log is fsynced that often, and an OS crash can lose the entries
 //     appended in the last SyncEvery. With SyncEvery = 0 and MaxUnsynced > 0
 //     Append waits only while more than MaxUnsynced entries await fsync, and
-//     an OS crash can lose those.
+//     an OS crash can lose those. Options.SyncGap spaces the fsyncs of the
+//     group commit (at most one per gap, each covering everything written
+//     before it).
 //   - Entries come out of Next in append order, from the oldest entry not
 //     yet acknowledged: after a restart the previous run's unacknowledged
 //     entries come first. An entry acknowledged shortly before a crash may
@@ -75,6 +77,12 @@ type Options struct {
 	// entries of the fsync in flight and those queued behind it. 0 makes
 	// every Append wait for its fsync.
 	MaxUnsynced int
+	// SyncGap, with SyncEvery = 0, is the least time from the start of one
+	// fsync to the start of the next (0: back to back). Each fsync costs
+	// the same CPU whether it covers one entry or a hundred: a gap makes
+	// one cover all the entries of the gap, at the price of waiting up to
+	// SyncGap longer for it (Append waits for it only beyond MaxUnsynced).
+	SyncGap time.Duration
 	// CheckpointEvery is how often the acknowledgement checkpoint is
 	// rewritten while it changes (1 s when zero).
 	CheckpointEvery time.Duration
@@ -185,6 +193,7 @@ type Spool struct {
 
 	written  uint64 // last id written
 	synced   uint64 // last id known durable
+	syncs    int64  // fsyncs of the group commit done
 	dirty    bool   // the file w has unsynced writes
 	ckptLow  uint64 // low as last written to the checkpoint
 	ckptErr  bool   // the last checkpoint write failed (logged once)
@@ -738,7 +747,8 @@ func (s *Spool) activeFull(need int64) bool {
 }
 
 // syncLoop is the group commit: it fsyncs the active segment when kicked
-// (SyncEvery = 0) or every SyncEvery, and rewrites the checkpoint.
+// (SyncEvery = 0; no sooner than SyncGap after the previous fsync began) or
+// every SyncEvery, and rewrites the checkpoint.
 func (s *Spool) syncLoop() {
 	defer close(s.syncDone)
 	var tick <-chan time.Time
@@ -749,11 +759,23 @@ func (s *Spool) syncLoop() {
 	}
 	ck := time.NewTicker(s.opts.CheckpointEvery)
 	defer ck.Stop()
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	var last time.Time // when the last kicked fsync began
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-s.kick:
+			if wait := s.opts.SyncGap - time.Since(last); s.opts.SyncGap > 0 && wait > 0 {
+				gap.Reset(wait)
+				select {
+				case <-s.stop:
+					return // Close fsyncs what is written
+				case <-gap.C:
+				}
+			}
+			last = time.Now()
 			s.syncOnce()
 		case <-tick:
 			s.syncOnce()
@@ -783,6 +805,7 @@ func (s *Spool) syncOnce() {
 	if err == nil || s.w != f {
 		s.synced = max(s.synced, upto)
 	}
+	s.syncs++
 	close(s.syncCh)
 	s.syncCh = make(chan struct{})
 	s.mu.Unlock()
@@ -1006,6 +1029,8 @@ type Stats struct {
 	// written again.
 	Blocked      error
 	BlockedSince time.Time
+	// Syncs is how many fsyncs the group commit has done.
+	Syncs int64
 }
 
 // Stats returns the current size and backlog.
@@ -1013,7 +1038,7 @@ func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Bytes: s.used, Entries: s.pending, Segments: len(s.segs), MaxBytes: s.opts.MaxBytes,
-		Blocked: s.blocked, BlockedSince: s.blockedSince}
+		Blocked: s.blocked, BlockedSince: s.blockedSince, Syncs: s.syncs}
 }
 
 // Close fsyncs the log, writes the checkpoint, and releases the directory.
