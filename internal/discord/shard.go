@@ -203,9 +203,12 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 			s.lastFrame = now // a frame of the live session
 		}
 		var f frame
-		if err := json.Unmarshal(data, &f); err != nil {
-			c.close(closeResumable, "decode_error")
-			return outcome{reason: "decode_error", err: fmt.Errorf("undecodable Gateway frame: %w", err), progress: s.ready.Load()}
+		if !fastFrame(data, &f) {
+			f = frame{} // what the fast reader does not take, encoding/json does
+			if err := json.Unmarshal(data, &f); err != nil {
+				c.close(closeResumable, "decode_error")
+				return outcome{reason: "decode_error", err: fmt.Errorf("undecodable Gateway frame: %w", err), progress: s.ready.Load()}
+			}
 		}
 		switch f.Op {
 		case opHello:
@@ -434,7 +437,7 @@ func (s *shard) dispatch(ctx context.Context, c *conn, typ string, seq int64, d 
 		s.g.m.replayed.Inc()
 	}
 	if typ == EventMessageCreate || (s.g.cfg.Updates && (typ == EventMessageUpdate || typ == EventMessageDelete || typ == EventMessageDeleteBulk)) {
-		evs := MapEvent(typ, d, s.selfID)
+		evs := mapEvent(typ, d, s.selfID)
 		for i := range evs {
 			ev := &evs[i]
 			ev.Shard, ev.Seq, ev.ReceivedAt = s.id, seq, now
