@@ -1,6 +1,7 @@
 package discord
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -191,8 +192,9 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	defer hello.Stop()
 
 	replaying := false
+	var rbuf bytes.Buffer // the frame being handled; nothing keeps it past its turn
 	for {
-		_, data, err := ws.ReadMessage()
+		data, err := readFrame(ws, &rbuf)
 		if err != nil {
 			out = s.readFailed(ctx, c, err)
 			out.progress = out.progress || s.ready.Load()
@@ -275,6 +277,24 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 			}
 		}
 	}
+}
+
+// readFrame reads the next message of ws into buf and returns its bytes,
+// valid until the next call: one buffer per connection instead of a new
+// one, grown step by step, per frame.
+func readFrame(ws *websocket.Conn, buf *bytes.Buffer) ([]byte, error) {
+	if buf.Cap() > 1<<20 {
+		*buf = bytes.Buffer{} // after a large frame (READY, GUILD_CREATE), let it go
+	}
+	buf.Reset()
+	_, r, err := ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // heartbeatInterval converts HELLO's heartbeat_interval (milliseconds)

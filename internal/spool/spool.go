@@ -189,6 +189,10 @@ type Spool struct {
 	// Waiting: closed and replaced when something changes.
 	spaceCh chan struct{} // space freed
 	dataCh  chan struct{} // entry appended, or a segment deleted
+	// dataWait: the reader may be waiting on dataCh (Append closes it only
+	// then, so that a reader keeping up costs no channel per entry).
+	dataWait bool
+	wbuf     []byte // Append's entry buffer (s.mu held)
 	syncCh  chan struct{} // an fsync completed
 
 	written  uint64 // last id written
@@ -612,7 +616,6 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 	if len(data) > MaxEntry || need+2*segHeader > s.opts.MaxBytes {
 		return 0, 0, ErrTooLarge
 	}
-	buf := make([]byte, 0, need)
 	var start time.Time
 	s.mu.Lock()
 	for {
@@ -636,9 +639,12 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 			s.setBlocked(ErrFull)
 		} else {
 			id = s.nextID
-			buf = appendEntry(buf[:0], id, data)
+			s.wbuf = appendEntry(s.wbuf[:0], id, data)
 			active := s.segs[len(s.segs)-1]
-			werr := s.write(s.w, buf)
+			werr := s.write(s.w, s.wbuf)
+			if cap(s.wbuf) > 1<<20 {
+				s.wbuf = nil // one large entry: do not keep its buffer
+			}
 			if werr == nil {
 				break
 			}
@@ -703,8 +709,11 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 	s.used += need
 	s.written = id
 	s.dirty = true
-	close(s.dataCh)
-	s.dataCh = make(chan struct{})
+	if s.dataWait {
+		s.dataWait = false
+		close(s.dataCh)
+		s.dataCh = make(chan struct{})
+	}
 	if s.opts.SyncEvery > 0 {
 		s.mu.Unlock()
 		return id, blocked, nil
@@ -927,7 +936,7 @@ func (s *Spool) Next(ctx context.Context) (Entry, error) {
 			return Entry{}, ErrClosed
 		}
 		sg := s.rd.seg
-		wait := s.dataCh
+		wait, seen := s.dataCh, s.written
 		if sg == nil || sg.deleted {
 			// At the start, or the segment was deleted (every entry in it
 			// acknowledged): on to the next one, if any.
@@ -935,10 +944,8 @@ func (s *Spool) Next(ctx context.Context) (Entry, error) {
 			s.mu.Unlock()
 			s.advanceReader(next)
 			if next == nil {
-				select {
-				case <-ctx.Done():
-					return Entry{}, ctx.Err()
-				case <-wait:
+				if err := s.waitData(ctx, wait, seen); err != nil {
+					return Entry{}, err
 				}
 			}
 			continue
@@ -983,11 +990,40 @@ func (s *Spool) Next(ctx context.Context) (Entry, error) {
 			s.advanceReader(nextSeg)
 			continue
 		}
-		select {
-		case <-ctx.Done():
-			return Entry{}, ctx.Err()
-		case <-wait:
+		if err := s.waitData(ctx, wait, seen); err != nil {
+			return Entry{}, err
 		}
+	}
+}
+
+// Unread reports whether entries were appended after the last one Next
+// returned: the next call to Next does not wait (unless they were all
+// acknowledged meanwhile).
+func (s *Spool) Unread() bool {
+	s.rdMu.Lock()
+	last := s.rd.last
+	s.rdMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextID-1 > last
+}
+
+// waitData blocks the reader until an entry is appended or a segment
+// deleted after it took wait and seen (s.dataCh and s.written) under s.mu,
+// or ctx ends.
+func (s *Spool) waitData(ctx context.Context, wait chan struct{}, seen uint64) error {
+	s.mu.Lock()
+	if s.written != seen || s.dataCh != wait {
+		s.mu.Unlock()
+		return nil // something changed meanwhile: look again
+	}
+	s.dataWait = true
+	s.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-wait:
+		return nil
 	}
 }
 

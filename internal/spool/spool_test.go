@@ -665,3 +665,40 @@ func TestSyncGapSpacesTheFsyncs(t *testing.T) {
 		t.Errorf("reopened with %d entries, want 201: Close must fsync what the gap held back", rec.Entries)
 	}
 }
+
+// Unread says whether Next would return at once: entries from a previous
+// run, or appended after the last one Next returned.
+func TestUnread(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := open(t, dir, Options{})
+	if s.Unread() {
+		t.Fatal("an empty spool has unread entries")
+	}
+	for i := range 2 {
+		if _, _, err := s.Append(context.Background(), payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _, _ = open(t, dir, Options{})
+	defer s.Close()
+	for i := range 2 {
+		if !s.Unread() {
+			t.Fatalf("entry %d of the previous run not unread", i)
+		}
+		if _, err := s.Next(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Unread() {
+		t.Fatal("unread entries after reading them all")
+	}
+	if _, _, err := s.Append(context.Background(), payload(2)); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Unread() {
+		t.Fatal("an appended entry is not unread")
+	}
+}
