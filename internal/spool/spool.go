@@ -192,8 +192,8 @@ type Spool struct {
 	// dataWait: the reader may be waiting on dataCh (Append closes it only
 	// then, so that a reader keeping up costs no channel per entry).
 	dataWait bool
-	wbuf     []byte // Append's entry buffer (s.mu held)
-	syncCh  chan struct{} // an fsync completed
+	wbuf     []byte        // Append's entry buffer (s.mu held)
+	syncCh   chan struct{} // an fsync completed
 
 	written  uint64 // last id written
 	synced   uint64 // last id known durable
