@@ -52,7 +52,14 @@ type PublisherConfig struct {
 	// no record waits (10 s when zero), so that an outage shows when
 	// Discord is quiet too.
 	ProbeEvery time.Duration
+	// Linger is how long the producer waits for more records before it
+	// sends a batch (DefaultLinger when zero): records arriving one by one
+	// then go to Kafka together. SpooledLinger behind a Spooled outlet.
+	Linger time.Duration
 }
+
+// DefaultLinger is PublisherConfig.Linger's default (franz-go's own).
+const DefaultLinger = 10 * time.Millisecond
 
 // Publisher is the Kafka Outlet: an idempotent, acks=all franz-go producer
 // with a bounded buffer.
@@ -91,6 +98,7 @@ func (p *Publisher) producerOptions() []kgo.Opt {
 		// franz-go's own limit sits above ours so that Produce never blocks
 		// on it (our semaphore blocks first, cancellably).
 		kgo.MaxBufferedRecords(p.cfg.MaxBuffered + 1024),
+		kgo.ProducerLinger(p.cfg.Linger),
 		kgo.WithHooks(connHook{p}),
 	}
 }
@@ -113,6 +121,9 @@ func NewPublisher(cfg PublisherConfig, newClient func(opts ...kgo.Opt) (*kgo.Cli
 	}
 	if cfg.ProbeEvery <= 0 {
 		cfg.ProbeEvery = 10 * time.Second
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = DefaultLinger
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -37,14 +37,21 @@ type SpooledConfig struct {
 	// Gather is how long the forwarder, once it has sent everything the
 	// spool held, lets new records gather before it reads them
 	// (DefaultGather when zero, none when negative): one wake-up hands the
-	// producer several records instead of one, at the price of that much
-	// latency.
+	// producer a batch instead of one record, at the price of up to that
+	// much latency. The Publisher then need not linger (SpooledLinger).
 	Gather time.Duration
 }
 
-// DefaultGather is SpooledConfig.Gather's default: at 5,000 messages/s the
-// forwarder wakes once for ten of them; the producer lingers 10 ms anyway.
-const DefaultGather = 2 * time.Millisecond
+// DefaultGather is SpooledConfig.Gather's default: the forwarder wakes at
+// most about a hundred times a second however many messages arrive, where
+// it woke once per message; the latency it adds is what the producer's
+// linger (10 ms, franz-go's default) added before, which SpooledLinger
+// replaces.
+const DefaultGather = 10 * time.Millisecond
+
+// SpooledLinger is the PublisherConfig.Linger for a Publisher behind a
+// Spooled outlet: the forwarder hands records over in batches already.
+const SpooledLinger = time.Millisecond
 
 // Spooled is the Outlet that loses nothing when Kafka is down or the bot
 // dies: Publish appends the record to the durable spool and returns; a

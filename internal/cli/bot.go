@@ -428,6 +428,9 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		log.Warn("cannot save the backfill positions yet: the spool's file system is full; retrying every second", "err", err)
 	}
 	pcfg := bot.PublisherConfig{Topic: f.topic, MaxBuffered: f.maxBuffered, Log: log, Metrics: m}
+	if sp != nil {
+		pcfg.Linger = bot.SpooledLinger // the spool's forwarder gathers the batches
+	}
 	if sp == nil {
 		pcfg.Cursors = cursors
 	}
