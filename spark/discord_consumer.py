@@ -84,6 +84,30 @@ MESSAGE_SCHEMA = StructType(
 
 GROUP_KEYS = ("author_name", "author_id", "channel_id", "guild_id")
 
+MINUTE = 60 * 1000_000
+HOUR = 60 * MINUTE
+
+# cordstream's query presets (internal/query/presets.go, docs/QUERIES.md), as Spark
+# queries: aggregates are (function, column, length(column)?, alias); a column of None
+# is count(*). internal/query's TestPresetsEqualSpark holds cordstream to Spark on each.
+PRESETS = {
+    "seed": dict(window=MINUTE, slide=30 * 1000_000, watermark=MINUTE, group_by=["author_name"],
+                 aggs=[("count", None, False, "message_count")], mode="update"),
+    "channel-activity": dict(window=5 * MINUTE, slide=5 * MINUTE, watermark=2 * MINUTE, group_by=["channel_id"],
+                             aggs=[("count", None, False, "message_count"), ("sum", "content", True, "total_chars"),
+                                   ("avg", "content", True, "avg_chars"), ("min", "content", True, "min_chars"),
+                                   ("max", "content", True, "max_chars")], mode="update"),
+    "active-members": dict(window=HOUR, slide=HOUR, watermark=10 * MINUTE, group_by=["channel_id"],
+                           aggs=[("approx_count_distinct", "author_id", False, "active_members")], mode="update"),
+    "guild-heatmap": dict(window=HOUR, slide=HOUR, watermark=10 * MINUTE, group_by=["guild_id"],
+                          aggs=[("count", None, False, "message_count")], mode="update"),
+    "top-channels": dict(window=24 * HOUR, slide=24 * HOUR, watermark=None, group_by=["channel_id"],
+                         aggs=[("count", None, False, "message_count")], mode="complete",
+                         order=[("window", False), ("message_count", True)]),
+    "member-sessions": dict(session_gap=10 * MINUTE, watermark=10 * MINUTE, group_by=["author_name"],
+                            aggs=[("count", None, False, "message_count")], mode="append"),
+}
+
 _DURATION_UNITS_US = {
     "us": 1,
     "µs": 1,
@@ -227,7 +251,10 @@ def parse_args(argv):
     p.add_argument("--group-by", action="append", default=None,
                    help="key column(s): author_name (default), author_id, channel_id, guild_id; "
                         "repeat or comma-separate for several")
-    p.add_argument("--mode", choices=("update", "append", "complete"), default="update",
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="run one of cordstream's query presets (docs/QUERIES.md): its window or session gap, "
+                        "watermark, group-by, aggregates, mode (--mode may pick another the preset allows) and sort")
+    p.add_argument("--mode", choices=("update", "append", "complete"), default=None,
                    help="output mode (default update)")
     p.add_argument("--trigger", type=parse_duration, default=parse_duration("5s"),
                    help="processing-time trigger interval (default 5s)")
@@ -270,6 +297,21 @@ def parse_args(argv):
                    help="Spark log level once the session runs (default WARN)")
     a = p.parse_args(argv)
 
+    a.session_gap, a.order = None, []
+    a.aggs = [("count", None, False, "message_count")]
+    if a.preset:
+        pre = PRESETS[a.preset]
+        a.window, a.slide = pre.get("window", 0), pre.get("slide", 0)
+        a.session_gap, a.watermark, a.order = pre.get("session_gap"), pre["watermark"], pre.get("order", [])
+        a.group_by, a.aggs = list(pre["group_by"]), pre["aggs"]
+        a.mode = a.mode or pre["mode"]
+        if a.session_gap and a.mode == "update":
+            p.error("--preset member-sessions: Spark refuses update mode for session windows; use append or complete")
+        if a.order and a.mode != "complete":
+            p.error(f"--preset {a.preset}: Spark sorts a streaming aggregation only in complete mode")
+        a.output = a.output or ["console"]
+        return a
+    a.mode = a.mode or "update"
     if a.slide is None:
         a.slide = min(parse_duration("30s"), a.window)
     if a.window <= 0 or a.slide <= 0 or a.watermark < 0:
@@ -332,18 +374,38 @@ def build_query_frame(spark, a):
         data = data.where(F.col("event_kind").isNull() | (F.col("event_kind") == "create"))
     # try_cast is CAST with the same grammar, null instead of a query failure
     # when a timestamp does not parse (Spark 4 runs with ANSI mode on).
+    inputs = sorted({c for _, c, _, _ in a.aggs if c and c not in a.group_by})
     parsed = data.select(
         *[F.col(k) for k in a.group_by],
+        *[F.col(c) for c in inputs],
         F.expr("try_cast(message_timestamp AS TIMESTAMP)").alias("timestamp_processed"),
     )
-    return (
-        parsed.withWatermark("timestamp_processed", spark_interval(a.watermark))
-        .groupBy(
-            F.window(F.col("timestamp_processed"), spark_interval(a.window), spark_interval(a.slide)),
-            *[F.col(k) for k in a.group_by],
-        )
-        .agg(F.count("*").alias("message_count"))
-    )
+    if a.watermark is not None:
+        parsed = parsed.withWatermark("timestamp_processed", spark_interval(a.watermark))
+    if a.session_gap:
+        win = F.session_window(F.col("timestamp_processed"), spark_interval(a.session_gap)).alias("window")
+    else:
+        win = F.window(F.col("timestamp_processed"), spark_interval(a.window), spark_interval(a.slide))
+    out = parsed.groupBy(win, *[F.col(k) for k in a.group_by]).agg(*[aggregate(x) for x in a.aggs])
+    if a.order:
+        out = out.orderBy(*[F.col(c).desc() if desc else F.col(c).asc() for c, desc in a.order])
+    return out
+
+
+def aggregate(spec):
+    """The Spark column of an aggregate (function, column, length(column)?, alias)."""
+    func, col, length, alias = spec
+    if col is None:
+        return F.count(F.lit(1)).alias(alias)
+    x = F.length(col) if length else F.col(col)
+    return {"count": F.count, "approx_count_distinct": F.approx_count_distinct, "sum": F.sum,
+            "avg": F.avg, "min": F.min, "max": F.max}[func](x).alias(alias)
+
+
+def raw_json_field(text, name):
+    """The raw JSON text of top-level field name in a flat JSON object of numbers (as to_json wrote it)."""
+    m = re.search(re.escape(json.dumps(name)) + r":(-?[0-9][0-9.eE+-]*|\"[^\"]*\"|null)", text)
+    return m.group(1) if m else "null"
 
 
 class BatchPrinter:
@@ -352,6 +414,8 @@ class BatchPrinter:
 
     def __init__(self, a):
         self.keys = a.group_by
+        self.values = [alias for _, _, _, alias in a.aggs]
+        self.order = a.order
         self.rows = a.rows
         self.console = "console" in a.output
         self.jsonl = "jsonl" in a.output
@@ -366,9 +430,12 @@ class BatchPrinter:
     def __call__(self, df, batch_id):
         if self.console and self.jsonl:
             df = df.persist()  # two outputs, one run of the batch
-        ordered = df.orderBy(
-            F.col("window.start").asc(), *[F.col(k).asc_nulls_first() for k in self.keys]
-        )
+        if self.order:
+            ordered = df  # sorted by the query itself (complete mode)
+        else:
+            ordered = df.orderBy(
+                F.col("window.start").asc(), *[F.col(k).asc_nulls_first() for k in self.keys]
+            )
         if self.console:
             out = self.console_out
             out.write("-------------------------------------------\n")
@@ -381,11 +448,12 @@ class BatchPrinter:
             lines = []
             # Window bounds as epoch microseconds: collect() would turn
             # timestamps into naive datetimes in this process's local zone.
+            # Values as Spark's JSON writer writes them (a DOUBLE as Java prints it).
             flat = ordered.select(
                 F.unix_micros(F.col("window.start")).alias("window_start"),
                 F.unix_micros(F.col("window.end")).alias("window_end"),
                 *self.keys,
-                "message_count",
+                F.to_json(F.struct(*self.values)).alias("values_json"),
             )
             for row in flat.collect():
                 obj = {
@@ -395,8 +463,12 @@ class BatchPrinter:
                 }
                 for k in self.keys:
                     obj[k] = row[k]
-                obj["message_count"] = row["message_count"]
-                lines.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+                line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+                # to_json leaves out NULL fields; the values are written in order, NULL as null.
+                vals = json.loads(row["values_json"])
+                parts = [json.dumps(v) + ":" + (raw_json_field(row["values_json"], v) if v in vals else "null")
+                         for v in self.values]
+                lines.append(line[:-1] + "," + ",".join(parts) + "}\n")
             self.out.write("".join(lines))
             self.out.flush()
         if self.console and self.jsonl:

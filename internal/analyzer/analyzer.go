@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/dashboard"
 	"github.com/cordstream/cordstream/internal/httpserve"
 	"github.com/cordstream/cordstream/internal/metrics"
 	"github.com/cordstream/cordstream/internal/sink"
@@ -60,6 +61,11 @@ type Deps struct {
 	// when nil); MetricsAddr, when set, is served with /metrics and /healthz.
 	Metrics     *metrics.Registry
 	MetricsAddr string
+	// Dashboard, when set, receives every committed batch (never one rolled
+	// back), and the rows held after each restore of state (at start, after
+	// a rebalance), as the batches named QueryName.
+	Dashboard dashboard.Feed
+	QueryName string
 }
 
 // Analyzer runs one query. Create it with New and call Run once.
@@ -317,6 +323,7 @@ func (a *Analyzer) runStep(ctx context.Context) (bool, error) {
 			a.m.restores.Inc()
 		}
 		a.engine = eng
+		a.publishReset()
 	}
 	a.m.lag.Set(float64(plan.Lag))
 	if plan.Empty() && a.engine.Progress().Ran && !a.engine.NeedsNoDataBatch() {
@@ -373,10 +380,13 @@ func (a *Analyzer) runStep(ctx context.Context) (bool, error) {
 	dctx, done := a.drainContext(ctx)
 	defer done()
 	waitRows := func() {}
+	var updated, evicted []window.Row
+	if txn != nil || a.d.Dashboard != nil {
+		updated, evicted = a.engine.PendingChanges()
+	}
 	if txn != nil {
 		// The changed window rows are written while the batch runs; the
 		// transaction ends only after that (fail and the commit wait).
-		updated, evicted := a.engine.PendingChanges()
 		waitRows = a.dur.writeRows(dctx, updated, evicted)
 		defer waitRows()
 	}
@@ -427,7 +437,9 @@ func (a *Analyzer) runStep(ctx context.Context) (bool, error) {
 	}
 	a.batches++
 	a.rollbacksInRow = 0
-	a.record(&b, plan, stats, a.d.Now().Sub(start))
+	took := a.d.Now().Sub(start)
+	a.record(&b, plan, stats, took)
+	a.publish(&b, updated, evicted, plan, stats, took)
 	return true, nil
 }
 

@@ -296,7 +296,9 @@ func (s *KafkaSource) Plan(ctx context.Context) (Plan, error) {
 		if to[p] > from[p] {
 			plan.Ranges = append(plan.Ranges, Range{Topic: s.cfg.Topic, Partition: p, From: from[p], To: to[p]})
 		}
-		plan.Lag += max(until[p]-to[p], 0)
+		lag := max(until[p]-to[p], 0)
+		plan.Lag += lag
+		plan.Behind = append(plan.Behind, PartitionLag{Topic: s.cfg.Topic, Partition: p, Lag: lag})
 	}
 	return plan, nil
 }

@@ -654,7 +654,9 @@ func (s *KafkaState) Plan(ctx context.Context) (Plan, error) {
 			plan.Ranges = append(plan.Ranges, Range{Topic: s.cfg.Topic, Partition: p, From: from[p], To: to[p]})
 			s.planned += to[p] - from[p]
 		}
-		plan.Lag += max(until[p]-to[p], 0)
+		lag := max(until[p]-to[p], 0)
+		plan.Lag += lag
+		plan.Behind = append(plan.Behind, PartitionLag{Topic: s.cfg.Topic, Partition: p, Lag: lag})
 	}
 	slices.SortFunc(plan.Ranges, func(a, b Range) int {
 		if a.Topic != b.Topic {

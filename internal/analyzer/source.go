@@ -43,10 +43,21 @@ type Plan struct {
 	// Lag is how many records are available in the source beyond this plan
 	// (what the next batches will read); it feeds the consumer lag metric.
 	Lag int64
+	// Behind is the same per partition: the input not yet read after this
+	// plan, for every partition the source reads (zero lags included).
+	Behind []PartitionLag
 	// Changes are the partitions a Durable source gained (with their state)
 	// and lost since the previous plan; the analyzer applies them before
 	// reading. Nil for other sources.
 	Changes *StateChanges
+}
+
+// PartitionLag is how many records of one input partition are available
+// beyond a plan.
+type PartitionLag struct {
+	Topic     string
+	Partition int32
+	Lag       int64
 }
 
 // Empty reports whether the plan has nothing to read: a batch for it would

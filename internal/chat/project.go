@@ -27,6 +27,13 @@ type Projection struct {
 	Timestamp int64
 	// Kind is event_kind (KindCreate when absent or null).
 	Kind Kind
+	// Content is content's JSON string as the record holds it, between the
+	// quotes, escapes not decoded (nil when absent or null; see HasContent),
+	// for the queries that compute on it (sparkexpr.AppendJSONString makes
+	// of it the string Spark's from_json makes). ContentPlain says it needs
+	// no decoding: valid UTF-8 without escapes.
+	Content      string
+	ContentPlain bool
 }
 
 // Bits of Projection.Has.
@@ -36,6 +43,7 @@ const (
 	HasAuthorName
 	HasChannelID
 	HasGuildID
+	HasContent
 )
 
 // Project reads the projected fields of a record into p. It accepts and
@@ -124,6 +132,10 @@ func Project(data []byte, p *Projection) error {
 	}
 	if v := &fs[fGuildID]; v.kind == valString {
 		p.GuildID, p.Has = s.str(v), p.Has|HasGuildID
+	}
+	if v := &fs[fContent]; v.kind == valString {
+		b := s.data[v.start:v.end]
+		p.Content, p.ContentPlain, p.Has = unsafe.String(unsafe.SliceData(b), len(b)), v.plain, p.Has|HasContent
 	}
 	return nil
 }

@@ -38,9 +38,10 @@ func TestProjectTypical(t *testing.T) {
 	want := Projection{
 		MessageID: "1436431234567890123", AuthorID: "402345678901234567", AuthorName: "alice_w",
 		ChannelID: "1299887766554433222", GuildID: "1199887766554433221",
-		Has:       HasMessageID | HasAuthorID | HasAuthorName | HasChannelID | HasGuildID,
+		Has:       HasMessageID | HasAuthorID | HasAuthorName | HasChannelID | HasGuildID | HasContent,
 		Timestamp: time.Date(2025, 11, 7, 18, 0, 12, 345_000_000, time.UTC).UnixMicro(),
 		Kind:      KindCreate,
+		Content:   "has anyone tried the new build? it fixes the crash on startup for me, but the settings page still loads slowly", ContentPlain: true,
 	}
 	if p != want {
 		t.Errorf("Project:\ngot  %+v\nwant %+v", p, want)
@@ -71,7 +72,10 @@ func TestProject(t *testing.T) {
 	}{
 		{name: "seed producer record",
 			in:   `{"author_id": "42", "author_name": "alice", "content": "hi", "message_timestamp": "2025-11-07 18:00:00.000"}`,
-			want: Projection{AuthorID: "42", AuthorName: "alice", Has: HasAuthorID | HasAuthorName, Timestamp: 1762538400000000, Kind: KindCreate}},
+			want: Projection{AuthorID: "42", AuthorName: "alice", Has: HasAuthorID | HasAuthorName | HasContent, Timestamp: 1762538400000000, Kind: KindCreate, Content: "hi", ContentPlain: true}},
+		{name: "content with escapes is kept as written",
+			in:   `{"content": "a\"b\u00e9", "message_timestamp": "2025-11-07 18:00:00.000"}`,
+			want: Projection{Has: HasContent, Timestamp: 1762538400000000, Kind: KindCreate, Content: `a\"b\u00e9`}},
 		{name: "nulls clear the bits",
 			in:   `{"author_id":null,"author_name":null,"guild_id":null,"channel_id":"7","message_id":null,"event_kind":null,` + ts0 + `}`,
 			want: Projection{ChannelID: "7", Has: HasChannelID, Timestamp: 1762538400000000, Kind: KindCreate}},
@@ -252,6 +256,19 @@ func checkAgainstDecode(t *testing.T, data []byte) {
 		if f.set {
 			want.Has |= f.bit
 		}
+	}
+	if (p.Has&HasContent != 0) != (m.Content != nil) {
+		t.Fatalf("%q: HasContent %v, Decode's content %v", data, p.Has&HasContent != 0, m.Content)
+	}
+	if m.Content != nil {
+		got := p.Content
+		if !p.ContentPlain {
+			got = string(unquoteAppend(nil, []byte(p.Content)))
+		}
+		if got != *m.Content {
+			t.Fatalf("%q: content %q, Decode's %q", data, got, *m.Content)
+		}
+		want.Content, want.ContentPlain, want.Has = p.Content, p.ContentPlain, want.Has|HasContent
 	}
 	if p != want {
 		t.Fatalf("%q:\nProject %+v\nDecode  %+v", data, p, want)

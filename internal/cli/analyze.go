@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cordstream/cordstream/internal/analyzer"
+	"github.com/cordstream/cordstream/internal/dashboard"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/metrics"
 	"github.com/cordstream/cordstream/internal/sink"
@@ -106,6 +107,8 @@ type analyzeOptions struct {
 	parts    int
 	replicas int
 	metrics  string
+	http     string    // the dashboard's address; "" for none
+	view     *liveView // the dashboard already listening (the demo opens it first), or nil
 	logLevel slog.Level
 	registry *metrics.Registry // where the analyzer registers its metrics (a new one when nil)
 
@@ -130,7 +133,7 @@ type analyzeFlags struct {
 	rows                                   int
 	outputs                                stringList
 	jsonlFile, resultsTopic, deadTopic, tz string
-	metrics, logLevel                      string
+	metrics, logLevel, http                string
 	state, appID, instanceID               string
 	dedup, reset                           bool
 	sessionTimeout, txnTimeout             time.Duration
@@ -161,6 +164,7 @@ func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
 	fs.StringVar(&f.deadTopic, "dead-letter-topic", "", "topic bad records are copied to, with reason, field, error and source headers")
 	fs.StringVar(&f.tz, "time-zone", "UTC", "time zone of the console's window times (an IANA name such as Europe/Lisbon, or Local)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (a non-loopback address is readable by anyone who reaches it)")
+	fs.StringVar(&f.http, "http", "", "serve the live dashboard (/) and its JSON API (/api/v1/, docs/API.md) on this port or host:port; a bare port is on 127.0.0.1 (a non-loopback address is readable by anyone who reaches it)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.state, "state", analyzeStateKafka, "where state lives: kafka (internal topics, exactly-once across restarts and instances) or none (memory only, at-least-once)")
 	fs.StringVar(&f.appID, "application-id", "", "names the query's internal topics (<id>-input-state, <id>-window-state, <id>-repartition) and transactional ids (default: --group)")
@@ -216,6 +220,12 @@ func (f *analyzeFlags) options() (*analyzeOptions, error) {
 	}
 	if o.logLevel, err = parseLogLevel(f.logLevel); err != nil {
 		return nil, usageErrorf("use debug, info, warn or error", "--log-level: %v", err)
+	}
+	if o.http, err = httpAddr("--http", f.http); err != nil {
+		return nil, err
+	}
+	if o.http != "" && o.http == o.metrics {
+		return nil, usageErrorf("give each its own port", "--http and --metrics are the same address %s", o.http)
 	}
 	if f.partitions < 1 || f.partitions > 1<<20 {
 		return nil, usageErrorf("e.g. --partitions 1", "--partitions %d: must be at least 1", f.partitions)
@@ -354,6 +364,25 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 			err = nil
 		}
 	}()
+	view := o.view
+	if view == nil && o.http != "" {
+		if view, err = openLiveView(o.http, dashboardQuery(o), log); err != nil {
+			return err
+		}
+		log.Info("dashboard", "url", view.URL())
+	}
+	if view != nil {
+		// Served from the start: the page says it waits for the first batch.
+		vctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- view.run(vctx) }()
+		defer func() {
+			stop()
+			if verr := <-done; verr != nil && err == nil {
+				err = fmt.Errorf("dashboard server: %w", verr)
+			}
+		}()
+	}
 	// One client for administration and for the outputs that produce.
 	cl, err := kafka.NewClient(ctx, kcfg, log)
 	if err != nil {
@@ -373,6 +402,9 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 		}
 	}()
 	d := analyzer.Deps{Log: log, Stderr: e.stderr, MetricsAddr: o.metrics, Metrics: o.registry}
+	if view != nil {
+		d.Dashboard, d.QueryName = view.d, view.q.Name
+	}
 	for _, out := range o.outputs {
 		switch out {
 		case analyzeOutConsole:
@@ -441,6 +473,42 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// dashboardQuery describes the query of o for its dashboard.
+func dashboardQuery(o *analyzeOptions) dashboard.Query {
+	q := o.query
+	trigger := q.Trigger
+	if q.AvailableNow {
+		trigger = 0
+	}
+	return countQuery(o.source.Topic, q.GroupBy, q.Window, q.Slide, q.Watermark, q.Mode, trigger)
+}
+
+// countQuery describes a count of messages per key for a dashboard. Its
+// name says what it counts: messages_per_author for --group-by author_name,
+// messages_per_channel_and_author for channel_id,author_name.
+func countQuery(input string, cols []string, size, slide, delay time.Duration, mode window.Mode, trigger time.Duration) dashboard.Query {
+	words := make([]string, len(cols))
+	for i, c := range cols {
+		words[i] = strings.TrimSuffix(strings.TrimSuffix(c, "_name"), "_id")
+	}
+	name := "messages_per_" + strings.Join(words, "_and_")
+	if len(name) > 64 {
+		name = "messages"
+	}
+	return dashboard.Query{
+		Name:      name,
+		Title:     "Messages per " + strings.Join(words, " and "),
+		Input:     input,
+		Window:    size,
+		Slide:     slide,
+		Watermark: delay,
+		GroupBy:   cols,
+		Measures:  []dashboard.Measure{dashboard.CountMeasure},
+		Mode:      mode,
+		Trigger:   trigger,
+	}
 }
 
 // analyzeKeyLimit reads how long the group-by values of a record may be

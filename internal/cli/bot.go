@@ -36,6 +36,13 @@ Intents -> Message Content Intent there. The bot connects with the intents
 GUILDS, GUILD_MESSAGES and MESSAGE_CONTENT (plus DIRECT_MESSAGES with
 --direct-messages), with as many shards as Discord recommends.
 
+Manual sharding: --shard-count N --shard-ids 0-7 runs only shards 0 to 7
+of N (a list such as 0,2,4 or 0-3,8 works too); run the others in other
+processes with the same --shard-count and each its own --spool-dir. Each
+process paces only its own IDENTIFYs: start them one after another, about
+5 s per shard of a rate-limit bucket apart. With large bot sharding
+(max_concurrency above 1) N must be a multiple of max_concurrency.
+
 Delivery: a message counts as published once Kafka acknowledged it
 (idempotent producer, acks=all). Every message is first written to a spool on
 local disk (--spool-dir; by default
@@ -115,6 +122,9 @@ type botFlags struct {
 	backfill                      bool
 	backfillMaxAge                time.Duration
 	backfillChannels              int
+	// Manual sharding.
+	shardCount int
+	shardIDs   string
 }
 
 func addBotFlags(fs *flagSet) *botFlags {
@@ -145,6 +155,8 @@ func addBotFlags(fs *flagSet) *botFlags {
 	fs.BoolVar(&f.backfill, "backfill", true, "after a gap (the bot was down, or Discord ended a session) fetch the missed messages through the REST API (--backfill=false: do not)")
 	fs.DurationVar(&f.backfillMaxAge, "backfill-max-age", 24*time.Hour, "do not fetch messages older than this")
 	fs.IntVar(&f.backfillChannels, "backfill-channels", 0, "fetch at most this many channels per gap, the most recently active first (0: all)")
+	fs.IntVar(&f.shardCount, "shard-count", 0, "total number of shards of the bot, the same in every process (0: as many as Discord recommends)")
+	fs.StringVar(&f.shardIDs, "shard-ids", "", "run only these shards, e.g. 0-7 or 0,2,4 or 0-3,8 (needs --shard-count; run the others in other processes, one after another)")
 	return f
 }
 
@@ -193,6 +205,7 @@ type botOptions struct {
 	spoolDir      string
 	spoolSync     time.Duration
 	spoolUnsynced int
+	shards        discord.ShardPlan
 	// tokenWarning is said once the log exists: the token file is
 	// readable by others.
 	tokenWarning string
@@ -280,6 +293,9 @@ func (f *botFlags) options(e *env) (*botOptions, error) {
 	}
 	if f.backfillChannels < 0 {
 		return nil, usageErrorf("use 0 for no limit", "--backfill-channels %d: must not be negative", f.backfillChannels)
+	}
+	if o.shards, err = discord.NewShardPlan(f.shardCount, f.shardIDs); err != nil {
+		return nil, usageErrorf("e.g. --shard-count 16 --shard-ids 0-7 in one process and --shard-count 16 --shard-ids 8-15 in another", "--shard-count/--shard-ids: %v", err)
 	}
 	if o.token, err = f.readToken(e); err != nil {
 		return nil, err
@@ -469,6 +485,8 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		Log:       log,
 		Metrics:   reg,
 		UserAgent: "DiscordBot (https://github.com/cordstream/cordstream, " + Version + ")",
+		Shards:    o.shards.Count,
+		ShardIDs:  o.shards.IDs,
 	}
 	if f.backfill {
 		// The hooks run only once the Gateway runs, after bf is set.

@@ -43,6 +43,7 @@ func commands() []command {
 		{"demo", "run the whole pipeline in one process: simulated Discord, embedded Kafka, bot, analyzer", runDemo},
 		{"bot", "capture Discord messages into a Kafka topic", runBot},
 		{"analyze", "count messages per author in sliding event-time windows (the seed's Spark query)", runAnalyze},
+		{"dashboard", "serve the live dashboard of a whole query, all its analyzer instances, from its results topic", runDashboard},
 		{"topics", "create, describe or delete Kafka topics", runTopics},
 		{"sim", "run the Discord Gateway + REST simulator", runSim},
 		{"version", "print the version", runVersion},

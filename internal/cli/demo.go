@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/cordstream/cordstream/internal/analyzer"
 	"github.com/cordstream/cordstream/internal/discord/sim"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/metrics"
@@ -32,6 +34,9 @@ const demoExample = `cordstream demo --duration 1m
 cordstream demo --rate 200 --authors 500 --trigger 2s
 cordstream demo --brokers localhost:9092 --topic cordstream_demo`
 
+// demoHTTP is where the demo serves its dashboard unless told otherwise.
+const demoHTTP = "127.0.0.1:8080"
+
 type demoFlags struct {
 	duration                        time.Duration
 	rate                            float64
@@ -40,6 +45,8 @@ type demoFlags struct {
 	brokers, topic, mode, logLevel  string
 	trigger, window, slide, wmDelay time.Duration
 	rows                            int
+	http                            string
+	httpGiven                       bool
 }
 
 func runDemo(ctx context.Context, e *env, args []string) error {
@@ -61,8 +68,20 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.mode, "mode", "update", "output mode: update, append or complete")
 	fs.IntVar(&f.rows, "rows", 20, "rows the console shows per batch")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log level of the bot and analyzer: debug, info, warn or error")
+	fs.StringVar(&f.http, "http", demoHTTP, "serve the live dashboard on this port or host:port (a bare port is on 127.0.0.1; another free port when the default is taken); off: do not")
 	if err := parse(fs, e, args); err != nil {
 		return err
+	}
+	fs.Visit(func(fl *flag.Flag) { f.httpGiven = f.httpGiven || fl.Name == "http" })
+	f.httpGiven = f.httpGiven || e.getenv(envName("http")) != ""
+	if f.http == "off" {
+		f.http = ""
+	} else {
+		addr, err := httpAddr("--http", f.http)
+		if err != nil {
+			return err
+		}
+		f.http = addr
 	}
 	if f.duration < 0 {
 		return usageErrorf("give a positive duration such as --duration 1m, or 0 to run until Ctrl-C", "--duration %v is negative", f.duration)
@@ -118,39 +137,33 @@ func demoRun(ctx context.Context, e *env, f *demoFlags) error {
 	}
 	defer srv.Close()
 
-	// The bot and the analyzer, configured as their commands would be.
+	// The bot and the analyzer, configured as their commands would be: each
+	// command's defaults, with the demo's values set and checked by the
+	// same code as the flags'.
 	childEnv := &env{stdout: e.stdout, stderr: e.stderr, getenv: func(k string) string {
 		if k == envDiscordToken {
 			return srv.Token()
 		}
 		return "" // the demo's settings, not the caller's CORDSTREAM_* variables
 	}}
-	botFS := newFlagSet("bot", childEnv, "", "")
-	botF := addBotFlags(botFS)
+	botF := addBotFlags(newFlagSet("bot", childEnv, "", ""))
+	botF.apiURL, botF.topic, botF.directMessages, botF.logLevel = srv.APIURL(), f.topic, true, f.logLevel
 	// No spool or backfill: the demo's Discord and (embedded) Kafka live and
 	// die with this process.
-	if err := parse(botFS, childEnv, []string{"--discord-api-url", srv.APIURL(), "--topic", f.topic,
-		"--direct-messages", "--spool-dir", "off", "--backfill=false", "--log-level", f.logLevel}); err != nil {
-		return err
-	}
+	botF.spoolDir, botF.backfill = "off", false
 	botOpts, err := botF.options(childEnv)
 	if err != nil {
 		return err
 	}
-	anFS := newFlagSet("analyze", childEnv, "", "")
-	anF := addAnalyzeFlags(anFS)
-	starting := "earliest" // the embedded topic is new: read all of it
+	anF := addAnalyzeFlags(newFlagSet("analyze", childEnv, "", ""))
+	anF.topic = f.topic
+	anF.starting = analyzer.StartEarliest // the embedded topic is new: read all of it
 	if f.brokers != "" {
-		starting = "latest" // a real topic may hold older messages; the demo shows its own
+		anF.starting = analyzer.StartLatest // a real topic may hold older messages; the demo shows its own
 	}
-	if err := parse(anFS, childEnv, []string{"--topic", f.topic, "--starting-offsets", starting,
-		"--group", fmt.Sprintf("cordstream-demo-%d", time.Now().UnixNano()),
-		"--trigger", f.trigger.String(), "--window", f.window.String(), "--slide", f.slide.String(),
-		"--watermark", f.wmDelay.String(), "--mode", f.mode, "--rows", fmt.Sprint(f.rows),
-		"--log-level", f.logLevel}); err != nil {
-		return err
-	}
-	anF.given = map[string]bool{}
+	anF.group = fmt.Sprintf("cordstream-demo-%d", time.Now().UnixNano())
+	anF.trigger, anF.window, anF.slide, anF.watermark = f.trigger, f.window, f.slide, f.wmDelay
+	anF.mode, anF.rows, anF.logLevel = f.mode, f.rows, f.logLevel
 	anOpts, err := anF.options()
 	if err != nil {
 		return err
@@ -158,6 +171,20 @@ func demoRun(ctx context.Context, e *env, f *demoFlags) error {
 	botReg, anReg := metrics.NewRegistry(), metrics.NewRegistry()
 	anOpts.registry = anReg
 
+	// The dashboard listens first, so that its address is the first thing
+	// said.
+	if f.http != "" {
+		view, err := openLiveView(f.http, dashboardQuery(anOpts), slog.New(log.Handler()).With("command", "analyze"))
+		if err != nil && !f.httpGiven {
+			// The default port is taken: any free one will do.
+			view, err = openLiveView("127.0.0.1:0", dashboardQuery(anOpts), slog.New(log.Handler()).With("command", "analyze"))
+		}
+		if err != nil {
+			return err
+		}
+		anOpts.view = view
+		fmt.Fprintf(e.stderr, "cordstream demo: dashboard at %s (open it in a browser; --http off to not serve it)\n", view.URL())
+	}
 	fmt.Fprintf(e.stderr, "cordstream demo: simulated Discord at %s -> bot -> %s, topic %q -> analyzer\n", srv.APIURL(), where, f.topic)
 	fmt.Fprintf(e.stderr, "cordstream demo: %.0f messages/s from %d authors in %d guilds (seed %d); a table every %v; Ctrl-C to stop\n",
 		f.rate, f.authors, f.guilds, f.seed, f.trigger)

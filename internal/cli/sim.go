@@ -43,6 +43,9 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	seed := fs.Int64("seed", 1, "seed of the generated world and traffic (same seed, same messages)")
 	heartbeat := fs.Duration("heartbeat-interval", 41250*time.Millisecond, "heartbeat_interval sent in HELLO")
 	shards := fs.Int("shards", 1, "shard count recommended by GET /gateway/bot")
+	maxConc := fs.Int("max-concurrency", 1, "session_start_limit.max_concurrency: IDENTIFYs per 5 s per rate-limit bucket (shard_id % max_concurrency); beyond it INVALID_SESSION")
+	startLimit := fs.Int("session-start-limit", 1000, "session starts (IDENTIFYs) allowed per day; beyond it every session ends and the token is reset, as on Discord")
+	largeBot := fs.Int("large-bot-shard-multiple", 0, "large bot sharding: refuse (4010) a shard count that is not a multiple of this (0: off)")
 	privileged := fs.String("privileged-intents", "message-content", "privileged intents enabled \"in the Developer Portal\": comma-separated message-content, guild-members, guild-presences, or none (asking for another: close 4014)")
 	restLimit := fs.Int("rest-limit", 5, "REST requests per second per route and channel before a 429")
 	verbose := fs.Bool("verbose", false, "log every connection")
@@ -70,6 +73,12 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("Discord uses 41.25s; tests use 100ms or more", "--heartbeat-interval %v is too short", *heartbeat)
 	case *shards < 1:
 		return usageErrorf("", "--shards must be at least 1, got %d", *shards)
+	case *maxConc < 1 || *maxConc > 1024:
+		return usageErrorf("Discord grants 1, or 16 and multiples of it to large bots", "--max-concurrency must be between 1 and 1024, got %d", *maxConc)
+	case *startLimit < 1:
+		return usageErrorf("Discord grants 1000 a day", "--session-start-limit must be at least 1, got %d", *startLimit)
+	case *largeBot < 0:
+		return usageErrorf("", "--large-bot-shard-multiple must be 0 (off) or more, got %d", *largeBot)
 	case *restLimit < 1:
 		return usageErrorf("", "--rest-limit must be at least 1, got %d", *restLimit)
 	}
@@ -98,13 +107,16 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	}
 	log := newLogger(e, level)
 	cfg := sim.Config{
-		PrivilegedIntents: intents,
-		Shards:            *shards,
-		HeartbeatInterval: *heartbeat,
-		RESTRouteLimit:    *restLimit,
-		HistoryLimit:      20000, // per channel, for REST backfill
-		SentLimit:         1,     // nothing reads Sent here
-		Logger:            log,
+		PrivilegedIntents:     intents,
+		Shards:                *shards,
+		MaxConcurrency:        *maxConc,
+		SessionStartLimit:     *startLimit,
+		LargeBotShardMultiple: *largeBot,
+		HeartbeatInterval:     *heartbeat,
+		RESTRouteLimit:        *restLimit,
+		HistoryLimit:          20000, // per channel, for REST backfill
+		SentLimit:             1,     // nothing reads Sent here
+		Logger:                log,
 	}
 	if token != "" {
 		cfg.Tokens = []string{token}
@@ -122,7 +134,8 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	}
 	defer srv.Close()
 
-	fmt.Fprintf(e.stdout, "Discord simulator listening.\n  REST API: %s\n  Gateway:  %s\n", srv.APIURL(), srv.GatewayURL())
+	fmt.Fprintf(e.stdout, "Discord simulator listening.\n  REST API: %s\n  Gateway:  %s\n  Start record (IDENTIFY pacing, shards held twice): http://%s/_sim/starts\n",
+		srv.APIURL(), srv.GatewayURL(), srv.Addr())
 	if token == "" {
 		fmt.Fprintf(e.stdout, "Generated bot token (a simulator token, not a secret). Run the bot against it:\n  export DISCORD_TOKEN='%s'\n  cordstream bot --discord-api-url %s --brokers localhost:9092\n", srv.Token(), srv.APIURL())
 	} else {
@@ -149,11 +162,17 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	stopGen()
 	wg.Wait()
 	st := srv.Stats()
+	starts := srv.StartReport()
 	if err := srv.Close(); err != nil {
 		log.Warn("closing the simulator", "err", err)
 	}
 	fmt.Fprintf(e.stdout, "Stopped. Messages posted: %d; connections: %d; identifies: %d; resumes: %d; events sent: %d live, %d replayed.\n",
 		st.Messages, st.Connections, st.Identifies, st.Resumes, st.EventsDispatched, st.EventsReplayed)
+	if err := starts.Err(); err != nil {
+		fmt.Fprintf(e.stdout, "Start limits broken: %v\n", err)
+	} else {
+		fmt.Fprintf(e.stdout, "Start limits kept: IDENTIFYs paced, daily budget respected, no shard held by two connections at once.\n")
+	}
 	return genErr
 }
 

@@ -1,85 +1,19 @@
 package dashboard
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/cordstream/cordstream/internal/dashboard/dashboardtest"
+
 	"github.com/cordstream/cordstream/internal/window"
 )
-
-// chromium returns the path of a Chromium to drive: $CORDSTREAM_CHROMIUM, or
-// chromium (Debian's package, which scripts/test installs) on the PATH. The
-// test skips without one, and fails with CORDSTREAM_REQUIRE_KAFKA=1 (the
-// setting under which every test must run).
-func chromium(t *testing.T) string {
-	if p := os.Getenv("CORDSTREAM_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "no Chromium found (apt-get install chromium, or set CORDSTREAM_CHROMIUM to a Chrome or Chromium binary)"
-	if os.Getenv("CORDSTREAM_REQUIRE_KAFKA") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// pageState is what the page shows, read from its DOM.
-type pageState struct {
-	Batch  string `json:"batch"`
-	Window string `json:"window"`
-	Total  float64
-	Keys   string
-	Rows   []struct {
-		ID    string  `json:"id"`
-		Rank  int     `json:"rank"`
-		Label string  `json:"label"`
-		Value float64 `json:"value"`
-	} `json:"rows"`
-	Totals []struct {
-		Start string  `json:"start"`
-		Value float64 `json:"value"`
-	} `json:"totals"`
-	Lag     string `json:"lag"`
-	Counted string `json:"counted"`
-	Late    string `json:"late"`
-	Events  int    `json:"events"`
-}
-
-const readPage = `(() => {
-  const t = document.getElementById("board-total");
-  const text = (id) => document.getElementById(id).textContent;
-  return {
-    batch: document.getElementById("batch-id").dataset.batch,
-    window: t.dataset.window,
-    total: Number(t.dataset.value),
-    keys: text("board-keys"),
-    rows: [...document.querySelectorAll("#board tbody tr")].map((tr) => ({
-      id: tr.dataset.id, rank: Number(tr.cells[0].textContent), label: tr.cells[1].textContent, value: Number(tr.dataset.value),
-    })),
-    totals: [...document.querySelectorAll("#totals-table tbody tr")].map((tr) => ({ start: tr.dataset.start, value: Number(tr.dataset.value) })),
-    lag: text("t-lag"), counted: text("t-counted"), late: text("t-late"),
-    events: Number(document.body.dataset.events || 0),
-  };
-})()`
-
-var digits = regexp.MustCompile(`\D`)
 
 // The page in a real browser: it shows what the API says for the batch it
 // names, and follows the batches as they are published, updating its
@@ -89,7 +23,6 @@ var digits = regexp.MustCompile(`\D`)
 // (kept with go test -artifacts -outputdir DIR) and, when
 // CORDSTREAM_SCREENSHOT_DIR is set, in that directory too.
 func TestPageInBrowser(t *testing.T) {
-	exe := chromium(t)
 	q := seedQuery(window.Update)
 	hq := heatmapQuery()
 	d := newDash(t, Options{}, q, hq)
@@ -108,78 +41,15 @@ func TestPageInBrowser(t *testing.T) {
 	f.add(us(10*time.Second), "<null>")
 	f.run()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-
-	// Everything the page writes to the console: an error (a script error,
-	// a CSP violation, a failed load) fails the test.
-	var mu sync.Mutex
-	var console []chromedp.ConsoleMessage
-	cctx, stopConsole := context.WithCancel(bctx)
-	messages := chromedp.Console(cctx) // starts the browser
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			console = append(console, m)
-			mu.Unlock()
-		}
-	}()
-	checkConsole := func() {
-		t.Helper()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range console {
-			if m.Type == chromedp.ConsoleError || m.IsException() {
-				t.Errorf("page console: %s (%s:%d)", m, m.URL, m.Line)
-			}
-		}
-	}
-
-	run := func(what string, a chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if _, err := chromedp.Run(bctx, a); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	waitBatch := func(id int64) {
-		t.Helper()
-		expr := fmt.Sprintf(`document.body.dataset.ready === "1" && document.getElementById("batch-id").dataset.batch === "%d" && document.querySelectorAll("#board tbody tr").length > 0`, id)
-		if _, err := chromedp.Run(bctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
-			checkConsole()
-			t.Fatalf("the page did not show batch %d: %v", id, err)
-		}
-	}
-	read := func() pageState {
-		t.Helper()
-		p, err := chromedp.Run(bctx, chromedp.Evaluate[pageState](readPage))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	br := dashboardtest.Open(t, 90*time.Second)
+	defer br.Close()
+	bctx := br.Ctx
+	run := br.Run
+	waitBatch := func(id int64) { t.Helper(); br.WaitBatch(id, 20*time.Second) }
+	read := br.Read
+	digits := dashboardtest.Digits
 	// check compares the page with the API's answers for the same batch.
-	check := func(id int64) pageState {
+	check := func(id int64) dashboardtest.Page {
 		t.Helper()
 		p := read()
 		var top topA
@@ -187,7 +57,7 @@ func TestPageInBrowser(t *testing.T) {
 		if top.Batch.ID != id || p.Batch != fmt.Sprint(id) {
 			t.Fatalf("page at batch %s, API at batch %d, want %d", p.Batch, top.Batch.ID, id)
 		}
-		if p.Window != top.Window.Start.Format(time.RFC3339) || p.Total != top.Window.Totals["message_count"] || digits.ReplaceAllString(p.Keys, "") != fmt.Sprint(top.Window.Rows) {
+		if p.Window != top.Window.Start.Format(time.RFC3339) || p.Total != top.Window.Totals["message_count"] || digits(p.Keys) != fmt.Sprint(top.Window.Rows) {
 			t.Fatalf("page leaderboard of window %s, total %v, %s keys; API: %s, %v, %d", p.Window, p.Total, p.Keys, top.Window.Start, top.Window.Totals, top.Window.Rows)
 		}
 		if len(p.Rows) != len(top.Rows) || len(p.Rows) != 20 {
@@ -224,8 +94,8 @@ func TestPageInBrowser(t *testing.T) {
 			} `json:"since_start"`
 		}
 		get(t, srv, "/api/v1/queries/messages_per_author/status", 200, &st)
-		if digits.ReplaceAllString(p.Lag, "") != fmt.Sprint(st.Lag.Total) || digits.ReplaceAllString(p.Counted, "") != fmt.Sprint(st.SinceStart.Counted) ||
-			digits.ReplaceAllString(p.Late, "") != fmt.Sprint(st.SinceStart.LateRows+st.SinceStart.LateRecords) {
+		if digits(p.Lag) != fmt.Sprint(st.Lag.Total) || digits(p.Counted) != fmt.Sprint(st.SinceStart.Counted) ||
+			digits(p.Late) != fmt.Sprint(st.SinceStart.LateRows+st.SinceStart.LateRecords) {
 			t.Fatalf("page tiles lag %q counted %q late %q; API %+v", p.Lag, p.Counted, p.Late, st)
 		}
 		return p
@@ -287,27 +157,7 @@ func TestPageInBrowser(t *testing.T) {
 		t.Fatalf("drill-down says %q, want %q", sub, want)
 	}
 
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dirs := []string{t.ArtifactDir()}
-		if d := os.Getenv("CORDSTREAM_SCREENSHOT_DIR"); d != "" {
-			dirs = append(dirs, d)
-		}
-		for _, dir := range dirs {
-			p := filepath.Join(dir, name)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("screenshot: %s", p)
-		}
-	}
+	shot := br.Shot
 	shot("dashboard.png")
 
 	// A restart: the dashboard goes away with its process and comes back on
@@ -368,8 +218,7 @@ func TestPageInBrowser(t *testing.T) {
 	}
 	shot("dashboard-heatmap.png")
 
-	stopConsole()
-	checkConsole()
+	br.CheckConsole()
 }
 
 // heatmapQuery is the day-by-hour preset: messages per guild per hour.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,10 @@ type Config struct {
 	Updates bool
 	// Shards overrides the shard count; 0 uses Discord's recommendation.
 	Shards int
+	// ShardIDs, when set, are the only shards this Gateway opens (manual
+	// sharding: the other shards of the bot run elsewhere); it needs
+	// Shards, the total every process uses. See ShardPlan.
+	ShardIDs []int
 	// OnReady, when set, is called for every new session (READY, not
 	// RESUMED), and OnGuild for every GUILD_CREATE, on the shard's reader
 	// before any later event of that shard reaches the Handler. They must
@@ -60,6 +65,13 @@ type Config struct {
 	// IdentifyInterval is the gap between IDENTIFYs in one max_concurrency
 	// bucket (Discord: 5 s).
 	IdentifyInterval time.Duration
+	// IdentifyGate, when set, paces IDENTIFYs instead of this Gateway's own
+	// per-bucket pacing (for pacing shared with other processes, such as
+	// a bot group's): it is called on the connection, after HELLO, right
+	// before each IDENTIFY is sent, and returns when the IDENTIFY may go
+	// (an error, ctx's included, ends the attempt; the shard retries). The
+	// daily session-start budget is still kept here.
+	IdentifyGate func(ctx context.Context, shardID int) error
 	// HelloTimeout is how long to wait for HELLO after connecting (20 s).
 	HelloTimeout time.Duration
 	// MaxBackoff caps the wait between failed connection attempts (60 s).
@@ -109,6 +121,19 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Shards < 0 || cfg.Shards > MaxShards {
 		return nil, fmt.Errorf("discord: shard count %d is not between 0 (Discord's recommendation) and %d", cfg.Shards, MaxShards)
+	}
+	if len(cfg.ShardIDs) > 0 {
+		ids := slices.Clone(cfg.ShardIDs)
+		slices.Sort(ids)
+		if cfg.Shards == 0 {
+			return nil, errors.New("discord: Config.ShardIDs needs Config.Shards, the total number of shards of the bot")
+		}
+		for i, id := range ids {
+			if id < 0 || id >= cfg.Shards || (i > 0 && ids[i-1] == id) {
+				return nil, fmt.Errorf("discord: shard ids %v: each must be named once and be between 0 and %d", cfg.ShardIDs, cfg.Shards-1)
+			}
+		}
+		cfg.ShardIDs = ids
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -187,20 +212,25 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("ask Discord for the Gateway URL: %w", err)
 	}
-	n := gb.Shards
-	if g.cfg.Shards > 0 {
-		n = g.cfg.Shards
+	plan := ShardPlan{Count: g.cfg.Shards, IDs: g.cfg.ShardIDs}
+	warnings, err := plan.Check(gb)
+	if err != nil {
+		return fmt.Errorf("shards: %w", err)
 	}
+	for _, w := range warnings {
+		g.log.Warn("shards: " + w)
+	}
+	n, ids := plan.Shards(gb.Shards)
 	g.gatewayURL = gb.URL
 	g.maxConc = gb.SessionStartLimit.MaxConcurrency
 	g.budget = gb.SessionStartLimit
-	g.log.Info("connecting to the Discord Gateway", "url", gb.URL, "shards", n,
+	g.log.Info("connecting to the Discord Gateway", "url", gb.URL, "shards", n, "running", shardRange(ids),
 		"intents", g.cfg.Intents.String(), "max_concurrency", g.maxConc,
 		"session_starts_remaining", gb.SessionStartLimit.Remaining)
 
-	shards := make([]*shard, n)
-	for i := range shards {
-		shards[i] = newShard(g, i, n)
+	shards := make([]*shard, len(ids))
+	for i, id := range ids {
+		shards[i] = newShard(g, id, n)
 	}
 	g.mu.Lock()
 	g.shards = shards
@@ -267,6 +297,9 @@ func (g *Gateway) identifySlot(ctx context.Context, shardID int) error {
 	if err := g.takeBudget(ctx); err != nil {
 		return err
 	}
+	if g.cfg.IdentifyGate != nil {
+		return nil // paced by the gate, right before sending
+	}
 	g.idMu.Lock()
 	bucket := shardID % g.maxConc
 	now := g.cfg.Now()
@@ -283,6 +316,9 @@ func (g *Gateway) identifySlot(ctx context.Context, shardID int) error {
 // last IDENTIFY sent in this shard's bucket (connection set-up times vary, so
 // the reservation made before dialing is not enough), and records the send.
 func (g *Gateway) identifyNow(ctx context.Context, shardID int) error {
+	if g.cfg.IdentifyGate != nil {
+		return g.cfg.IdentifyGate(ctx, shardID)
+	}
 	bucket := shardID % g.maxConc
 	for {
 		g.idMu.Lock()

@@ -122,6 +122,9 @@ func Listen(addr string, h http.Handler, lim Limits, log *slog.Logger, name, pat
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// Close releases the listener of a server that will not Run.
+func (s *Server) Close() error { return s.ln.Close() }
+
 // Run serves until ctx ends, then shuts down, waiting at most two seconds
 // for requests in flight (streams are cut).
 func (s *Server) Run(ctx context.Context) error {

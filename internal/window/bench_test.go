@@ -169,3 +169,46 @@ func BenchmarkProjectAndAdd(b *testing.B) {
 	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkAddAggregates is BenchmarkAdd's stream through queries with
+// aggregates: approx_count_distinct over a string and sum/avg/min/max over
+// an INT (tumbling 1-minute windows), and session windows with a count.
+func BenchmarkAddAggregates(b *testing.B) {
+	const n = 1 << 20
+	ts, keys := skewedEvents(n, 10_000)
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"distinct+lengths", Config{Size: time.Minute, Slide: time.Minute, Delay: time.Minute, Mode: Update, Keys: 1, Aggs: []Aggregate{
+			{Kind: ApproxCountDistinct, Input: TypeString}, {Kind: Sum, Input: TypeInt}, {Kind: Avg, Input: TypeInt},
+			{Kind: Min, Input: TypeInt}, {Kind: Max, Input: TypeInt}}}},
+		{"sessions", Config{Gap: 10 * time.Second, Delay: time.Minute, Mode: Append, Keys: 1, Aggs: []Aggregate{{Kind: Count}}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			e, err := New(c.cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := make([]Input, len(c.cfg.Aggs))
+			shift := int64(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				j := i % n
+				if j == 0 && i > 0 {
+					shift += int64(n) * 100
+				}
+				for a := range in {
+					in[a] = Input{S: keys[j][0].S, I: int64(j % 300), Valid: true}
+				}
+				e.AddWith(ts[j]+shift, keys[j], in)
+				if j%500_000 == 0 {
+					e.RunBatch()
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(e.StateRows()), "state-rows")
+		})
+	}
+}

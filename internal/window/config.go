@@ -61,25 +61,47 @@ const (
 	MaxTimestamp int64 = 1 << 60
 )
 
-// Config is the query: sliding event-time windows, a watermark, an output mode
-// and the number of group-by columns.
+// Config is the query: sliding event-time windows or session windows, a
+// watermark, an output mode, the number of group-by columns and the
+// aggregates.
 type Config struct {
 	// Size and Slide are the window length and the slide between window
 	// starts (tumbling windows when equal). Slide <= Size, both > 0 and whole
-	// microseconds.
+	// microseconds. Both 0 for session windows.
 	Size, Slide time.Duration
+	// Gap, when set, makes the windows session windows, Spark's
+	// session_window(ts, Gap): an event opens the session [ts, ts+Gap), and
+	// sessions of a key that overlap or touch merge. > 0 and whole
+	// microseconds; Size and Slide are then 0.
+	Gap time.Duration
 	// Delay is the watermark delay (withWatermark): how far behind the
 	// latest event time the watermark trails. >= 0, whole milliseconds (the
 	// watermark's precision in Spark).
 	Delay time.Duration
 	// Mode is the output mode.
 	Mode Mode
-	// Keys is the number of group-by columns (>= 0).
+	// Keys is the number of group-by columns (>= 0; >= 1 with session
+	// windows).
 	Keys int
+	// Aggs are the aggregates the query computes, in the order of its output
+	// columns. Empty: the count of events only (Row.Count), the seed's
+	// query; the engine counts events in every row whatever Aggs holds.
+	Aggs []Aggregate
 }
+
+// Sessions reports whether the windows are session windows.
+func (c Config) Sessions() bool { return c.Gap != 0 }
 
 // Validate reports the first invariant c breaks, saying what to change.
 func (c Config) Validate() error {
+	for i, a := range c.Aggs {
+		if _, err := a.validate(); err != nil {
+			return fmt.Errorf("aggregate %d: %w", i+1, err)
+		}
+	}
+	if c.Gap != 0 {
+		return c.validateSessions()
+	}
 	switch {
 	case c.Size <= 0:
 		return fmt.Errorf("window length %v: must be positive, e.g. 1m", c.Size)
@@ -102,6 +124,28 @@ func (c Config) Validate() error {
 	}
 	if n := windowsPerEvent(c); n > MaxWindowsPerEvent {
 		return fmt.Errorf("window length %v with slide %v puts every event in %d windows: at most %d; use a longer slide", c.Size, c.Slide, n, MaxWindowsPerEvent)
+	}
+	return nil
+}
+
+func (c Config) validateSessions() error {
+	switch {
+	case c.Size != 0 || c.Slide != 0:
+		return fmt.Errorf("session windows (gap %v) take no window length or slide (got %v and %v): set one or the other", c.Gap, c.Size, c.Slide)
+	case c.Gap < 0:
+		return fmt.Errorf("session gap %v: must be positive, e.g. 10m", c.Gap)
+	case c.Gap%time.Microsecond != 0:
+		return fmt.Errorf("session gap %v: must be a whole number of microseconds", c.Gap)
+	case c.Delay < 0:
+		return fmt.Errorf("watermark delay %v: must not be negative (0 accepts no late events)", c.Delay)
+	case c.Delay%time.Millisecond != 0:
+		return fmt.Errorf("watermark delay %v: must be a whole number of milliseconds (the watermark's precision)", c.Delay)
+	case c.Mode == Update:
+		return fmt.Errorf("output mode update is not supported for session windows (Spark refuses it too: a session's rows would change key as sessions merge): use append, which emits each session once the watermark passes its end, or complete")
+	case c.Mode != Append && c.Mode != Complete:
+		return fmt.Errorf("output mode %d: want append or complete for session windows", int(c.Mode))
+	case c.Keys < 1:
+		return fmt.Errorf("session windows need at least one group-by column (Spark does not support a global aggregation with session windows in a streaming query)")
 	}
 	return nil
 }

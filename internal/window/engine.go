@@ -1,11 +1,13 @@
-// Package window is the analysis engine: it counts events per group-by key in
-// sliding event-time windows with a watermark, exactly as Spark Structured
-// Streaming's
+// Package window is the analysis engine: it counts events, and computes
+// Spark's aggregates over them (aggregate.go), per group-by key in sliding
+// event-time windows or session windows (session.go) with a watermark,
+// exactly as Spark Structured Streaming's
 //
 //	withWatermark(ts, delay).groupBy(window(ts, size, slide), keys...).count()
+//	withWatermark(ts, delay).groupBy(session_window(ts, gap), keys...).agg(...)
 //
 // does, micro-batch by micro-batch, in the update, append and complete output
-// modes.
+// modes (append and complete for session windows, as Spark).
 //
 // The engine is pure: no I/O, no clock, no goroutines. Time is the events'
 // own (Unix microseconds, UTC); the caller decides where a micro-batch ends by
@@ -43,6 +45,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cordstream/cordstream/internal/hllpp"
 )
 
 // Value is one group-by value. Valid=false is SQL NULL (S is then ignored).
@@ -58,6 +62,37 @@ type Row struct {
 	Start, End int64
 	Keys       []Value
 	Count      int64
+	// Aggs are the row's aggregates (nil when Config.Aggs is empty).
+	Aggs *RowAggs
+}
+
+// RowAggs are a row's aggregates, behind a pointer so that a row of a query
+// that only counts stays as small as it was.
+type RowAggs struct {
+	// Values are the values of Config.Aggs, in order, in the rows of a
+	// Batch (nil in the rows of Rows and PendingChanges).
+	Values []Result
+	// States are the states of Config.Aggs, in order, in the rows of Rows
+	// and PendingChanges, for a snapshot (nil in the rows of a Batch); the
+	// engine's own: read-only, and valid until the next Add. Restore and
+	// DecodeRowState take them too.
+	States []AggState
+}
+
+// Values returns the values of the row's aggregates (nil without).
+func (r *Row) Values() []Result {
+	if r.Aggs == nil {
+		return nil
+	}
+	return r.Aggs.Values
+}
+
+// States returns the states of the row's aggregates (nil without).
+func (r *Row) States() []AggState {
+	if r.Aggs == nil {
+		return nil
+	}
+	return r.Aggs.States
 }
 
 // Batch is the result of one micro-batch.
@@ -134,6 +169,15 @@ type Engine struct {
 	cacheOK    bool
 
 	sortBuf []sortItem // scratch for sortPositions
+
+	// Aggregates (Config.Aggs): nagg states per cell, in bucket.ext.
+	nagg      int
+	needInput bool  // some aggregate reads an input value
+	prec      []int // sketch precision per aggregate (0: none)
+	resultBuf []Result
+	rowAggBuf []RowAggs
+
+	sess *sessions // session windows (Config.Gap), else nil
 }
 
 // bucket is the state of one window: a count per key.
@@ -142,8 +186,9 @@ type bucket struct {
 	serial uint64          // unique per bucket ever created, never 0
 	index  map[int32]int32 // key id -> position in cells
 	cells  []cell
-	dirty  []int32 // positions of cells updated in the current batch
-	sorted []int32 // positions of cells in key order; nil when stale
+	dirty  []int32    // positions of cells updated in the current batch
+	sorted []int32    // positions of cells in key order; nil when stale
+	ext    []AggState // nagg states per cell, by position
 }
 
 type cell struct {
@@ -162,14 +207,27 @@ func New(cfg Config) (*Engine, error) {
 		size:     int64(cfg.Size / time.Microsecond),
 		slide:    int64(cfg.Slide / time.Microsecond),
 		delayMs:  int64(cfg.Delay / time.Millisecond),
-		nwin:     int(windowsPerEvent(cfg)),
 		lateSeen: make(map[int64]map[string]struct{}),
 		byStart:  make(map[int64]*bucket),
 	}
+	e.cfg.Aggs = slices.Clone(cfg.Aggs)
+	e.nagg = len(cfg.Aggs)
+	e.prec = make([]int, e.nagg)
+	for i, a := range cfg.Aggs {
+		e.prec[i], _ = a.validate()
+		if a.Input != TypeNone {
+			e.needInput = true
+		}
+	}
+	e.keys.init(cfg.Keys)
+	if cfg.Gap != 0 {
+		e.sess = newSessions(int64(cfg.Gap / time.Microsecond))
+		return e, nil
+	}
+	e.nwin = int(windowsPerEvent(cfg))
 	e.exact = e.size%e.slide == 0
 	e.useRecent = e.nwin <= recentSlots
 	e.cache = make([]*bucket, e.nwin)
-	e.keys.init(cfg.Keys)
 	return e, nil
 }
 
@@ -208,9 +266,18 @@ func floorMod(ts, slide int64) int64 {
 // into the current micro-batch. keys is not retained: the engine copies the
 // values it keeps, so keys may alias a buffer the caller reuses. Events
 // outside [MinTimestamp, MaxTimestamp] are only counted in Batch.OutOfRange.
-// Add panics if len(keys) != Config.Keys: that is a bug in the caller, not
-// bad input.
+// Add panics if len(keys) != Config.Keys, or if an aggregate of the query
+// reads an input value (use AddWith): that is a bug in the caller, not bad
+// input.
 func (e *Engine) Add(ts int64, keys []Value) {
+	if e.nagg > 0 || e.sess != nil {
+		if e.needInput {
+			panic("window: Add called on a query whose aggregates read values: use AddWith")
+		}
+		e.add(ts, keys, 1, nil, nil)
+		return
+	}
+	// The count alone: add's loop without the aggregates.
 	e.input++
 	if ts < MinTimestamp || ts > MaxTimestamp {
 		e.outOfRange++
@@ -250,6 +317,110 @@ func (e *Engine) Add(ts int64, keys []Value) {
 	}
 }
 
+// AddWith is Add for a query with aggregates: in holds the values of the
+// aggregates' input expressions for the event, one per Config.Aggs (the one
+// of count(*) is ignored). in is not retained. It panics if len(in) !=
+// len(Config.Aggs).
+func (e *Engine) AddWith(ts int64, keys []Value, in []Input) {
+	if len(in) != e.nagg {
+		panic("window: AddWith called with the wrong number of inputs")
+	}
+	e.add(ts, keys, 1, in, nil)
+}
+
+// AddPartial adds n > 0 events at once, aggregated outside the engine (on
+// another instance, say): their event time is ts, their group-by values
+// keys, their aggregates' states st (Config.NewStates, UpdateStates,
+// MergeStates; nil when Config.Aggs is empty). It is Add of each event when
+// all n belong to the windows ts belongs to (sliding windows: the same
+// windows; session windows: ts exactly, as Spark's partial aggregation
+// groups by (keys, [ts, ts+gap))). st is not retained.
+func (e *Engine) AddPartial(ts int64, keys []Value, n int64, st []AggState) {
+	if len(st) != e.nagg || n <= 0 {
+		panic("window: AddPartial called with the wrong number of states or no events")
+	}
+	e.add(ts, keys, n, nil, st)
+}
+
+// add adds n events at ts: one with inputs in, or n whose aggregates'
+// states are st.
+func (e *Engine) add(ts int64, keys []Value, n int64, in []Input, st []AggState) {
+	e.input += n
+	if ts < MinTimestamp || ts > MaxTimestamp {
+		e.outOfRange += n
+		return
+	}
+	if !e.hasTs || ts > e.maxTs {
+		e.maxTs, e.hasTs = ts, true
+	}
+	if len(keys) != e.cfg.Keys {
+		panic("window: Add called with the wrong number of keys")
+	}
+	if e.sess != nil {
+		e.addSession(ts, keys, n, in, st)
+		return
+	}
+	lastStart := ts - floorMod(ts, e.slide)
+	if !e.cacheOK || lastStart != e.cacheStart {
+		e.fillCache(lastStart)
+	}
+	id := int32(-1)
+	complete := e.cfg.Mode == Complete
+	start := lastStart
+	for i := 0; i < e.nwin; i, start = i+1, start-e.slide {
+		end := start + e.size
+		if !e.exact && ts >= end {
+			continue
+		}
+		if !complete && end <= e.wmLate {
+			e.noteLate(start, keys)
+			continue
+		}
+		b := e.cache[i]
+		if b == nil {
+			b = e.bucketAt(start)
+			e.cache[i] = b
+		}
+		if id < 0 {
+			id = e.keys.intern(keys)
+		}
+		pos := e.incr(b, id, start)
+		if n > 1 {
+			b.cells[pos].count += n - 1
+		}
+		if e.nagg > 0 {
+			e.updateAggs(b.ext[int(pos)*e.nagg:int(pos+1)*e.nagg], in, st)
+		}
+	}
+}
+
+// updateAggs adds an event's inputs in, or the states of several, src, to
+// the aggregate states st.
+func (e *Engine) updateAggs(st []AggState, in []Input, src []AggState) {
+	switch {
+	case src != nil:
+		for i := range st {
+			st[i].merge(&e.cfg.Aggs[i], &src[i])
+		}
+	case in != nil:
+		for i := range st {
+			st[i].update(&e.cfg.Aggs[i], &in[i])
+		}
+	}
+}
+
+// newAggs appends the empty states of a new cell's aggregates to ext.
+func (e *Engine) newAggs(ext []AggState) []AggState {
+	for i := range e.nagg {
+		var s AggState
+		if p := e.prec[i]; p != 0 {
+			s.Sketch, _ = hllpp.New(p)
+		}
+		ext = append(ext, s)
+	}
+	return ext
+}
+
 // fillCache points the cache at the existing buckets of the windows starting
 // at lastStart, lastStart-slide, ...
 func (e *Engine) fillCache(lastStart int64) {
@@ -285,8 +456,9 @@ func (e *Engine) sortBuckets() {
 	e.unsorted = false
 }
 
-// incr counts one event for key id in bucket b (the window at start).
-func (e *Engine) incr(b *bucket, id int32, start int64) {
+// incr counts one event for key id in bucket b (the window at start) and
+// returns the position of its cell.
+func (e *Engine) incr(b *bucket, id int32, start int64) int32 {
 	// Most events of a key land in the windows its previous event did: the
 	// key remembers its cell in each of its recent windows (direct-mapped by
 	// window number), which saves the bucket's map lookup. Bucket serials
@@ -296,7 +468,7 @@ func (e *Engine) incr(b *bucket, id int32, start int64) {
 		slot = &e.keys.recent[id][uint64(start/e.slide)&(recentSlots-1)]
 		if slot.serial == b.serial {
 			e.bump(b, slot.pos)
-			return
+			return slot.pos
 		}
 	}
 	pos, ok := b.index[id]
@@ -307,11 +479,15 @@ func (e *Engine) incr(b *bucket, id int32, start int64) {
 		b.sorted = nil
 		e.keys.ref(id)
 		e.stateRows++
+		if e.nagg > 0 {
+			b.ext = e.newAggs(b.ext)
+		}
 	}
 	if slot != nil {
 		slot.serial, slot.pos = b.serial, pos
 	}
 	e.bump(b, pos)
+	return pos
 }
 
 func (e *Engine) bump(b *bucket, pos int32) {
@@ -350,16 +526,18 @@ func (e *Engine) RunBatch() Batch {
 		Late:             e.late,
 		OutOfRange:       e.outOfRange,
 	}
-	switch e.cfg.Mode {
-	case Update:
+	switch {
+	case e.sess != nil:
+		out.Rows = e.sess.runBatch(e)
+	case e.cfg.Mode == Update:
 		out.Rows = e.emitDirty()
 		e.evict(false, nil)
-	case Append:
+	case e.cfg.Mode == Append:
 		e.clearDirty()
 		out.Rows = e.evict(true, nil)
-	case Complete:
+	case e.cfg.Mode == Complete:
 		e.clearDirty()
-		out.Rows = e.emitAll()
+		out.Rows = e.emitAll(false)
 	}
 	next := e.wm
 	if e.hasTs {
@@ -404,7 +582,11 @@ func (e *Engine) emitDirty() []Row {
 		for _, pos := range b.dirty {
 			c := &b.cells[pos]
 			c.dirty = false
-			rows = append(rows, Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count})
+			r := Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count}
+			if e.nagg > 0 {
+				r.Aggs = e.outAggs(b, pos, c.count)
+			}
+			rows = append(rows, r)
 		}
 		b.dirty = b.dirty[:0]
 	}
@@ -420,17 +602,80 @@ func (e *Engine) clearDirty() {
 	}
 }
 
-// emitAll returns every row in state, in order.
-func (e *Engine) emitAll() []Row {
+// emitAll returns every row in state, in order: as a batch emits them, or
+// with their aggregate states when state is set.
+func (e *Engine) emitAll(state bool) []Row {
+	if e.sess != nil {
+		return e.sess.all(e, state)
+	}
 	e.sortBuckets()
 	rows := make([]Row, 0, e.stateRows)
 	for _, b := range e.buckets {
 		for _, pos := range e.order(b) {
-			c := &b.cells[pos]
-			rows = append(rows, Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count})
+			if state {
+				rows = append(rows, e.stateRow(b, pos))
+			} else {
+				rows = append(rows, e.outRow(b, pos))
+			}
 		}
 	}
 	return rows
+}
+
+// outRow returns the row of b's cell at pos as a batch emits it.
+func (e *Engine) outRow(b *bucket, pos int32) Row {
+	c := &b.cells[pos]
+	r := Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count}
+	if e.nagg > 0 {
+		r.Aggs = e.outAggs(b, pos, c.count)
+	}
+	return r
+}
+
+func (e *Engine) outAggs(b *bucket, pos int32, count int64) *RowAggs {
+	return e.results(b.ext[int(pos)*e.nagg:int(pos+1)*e.nagg], count)
+}
+
+// stateRow returns the row of b's cell at pos with its aggregate states.
+func (e *Engine) stateRow(b *bucket, pos int32) Row {
+	c := &b.cells[pos]
+	r := Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count}
+	if e.nagg > 0 {
+		r.Aggs = e.stateAggs(b, pos)
+	}
+	return r
+}
+
+func (e *Engine) stateAggs(b *bucket, pos int32) *RowAggs {
+	ra := e.rowAggs()
+	ra.States = b.ext[int(pos)*e.nagg : int(pos+1)*e.nagg : int(pos+1)*e.nagg]
+	return ra
+}
+
+// results computes the values of the aggregates whose states are st, in a
+// slice of their own (cut from a shared block).
+func (e *Engine) results(st []AggState, count int64) *RowAggs {
+	if len(e.resultBuf) < e.nagg {
+		e.resultBuf = make([]Result, 256*e.nagg)
+	}
+	v := e.resultBuf[:e.nagg:e.nagg]
+	e.resultBuf = e.resultBuf[e.nagg:]
+	for i := range st {
+		v[i] = e.cfg.Aggs[i].value(&st[i], count)
+	}
+	ra := e.rowAggs()
+	ra.Values = v
+	return ra
+}
+
+// rowAggs returns a new RowAggs (cut from a shared block).
+func (e *Engine) rowAggs() *RowAggs {
+	if len(e.rowAggBuf) == 0 {
+		e.rowAggBuf = make([]RowAggs, 256)
+	}
+	ra := &e.rowAggBuf[0]
+	e.rowAggBuf = e.rowAggBuf[1:]
+	return ra
 }
 
 // order returns b's cell positions in key order.
@@ -487,13 +732,27 @@ func (e *Engine) sortPositions(b *bucket, pos []int32) {
 // the batch runs with, and returns their rows (in order) when emit is set.
 func (e *Engine) evict(emit bool, rows []Row) []Row {
 	e.sortBuckets()
+	if emit {
+		// One allocation for the rows emitted.
+		k := 0
+		for i := 0; i < len(e.buckets) && e.buckets[i].start+e.size <= e.wm; i++ {
+			k += len(e.buckets[i].cells)
+		}
+		if k > 0 {
+			rows = slices.Grow(rows, k)
+		}
+	}
 	n := 0
 	for n < len(e.buckets) && e.buckets[n].start+e.size <= e.wm {
 		b := e.buckets[n]
 		if emit {
 			for _, pos := range e.order(b) {
 				c := &b.cells[pos]
-				rows = append(rows, Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count})
+				r := Row{Start: b.start, End: b.start + e.size, Keys: e.keys.values(c.key), Count: c.count}
+				if e.nagg > 0 {
+					r.Aggs = e.outAggs(b, pos, c.count)
+				}
+				rows = append(rows, r)
 			}
 		}
 		for i := range b.cells {

@@ -77,14 +77,17 @@ func (p Progress) Validate() error {
 // Rows returns every row held in state, sorted as Batch.Rows are. Call it
 // between batches. The rows' Keys are shared with the engine: read-only.
 func (e *Engine) Rows() []Row {
-	return e.emitAll()
+	return e.emitAll(true)
 }
 
 // Restore loads a snapshot (a Progress and the rows held with it) into e,
 // which must be new: no batch run and nothing added. Rows may come in any
 // order; each (window, key) at most once, with a count above zero, a window
-// start aligned to the slide and the key count of the configuration. Keys
-// are copied. On error e is left unusable.
+// start aligned to the slide (sessions: an end after the start, and the
+// sessions of a key apart by more than nothing), the key count of the
+// configuration and the state of each of its aggregates (Row.Aggs.States; none is
+// needed when every aggregate is count(*)). Keys and states are copied. On
+// error e is left unusable.
 func (e *Engine) Restore(p Progress, rows []Row) error {
 	if e.ran || e.batchID != 0 || e.stateRows != 0 || e.input != 0 {
 		return errors.New("window: Restore needs a new engine")
@@ -104,6 +107,17 @@ func (e *Engine) Restore(p Progress, rows []Row) error {
 			return fmt.Errorf("window: restore: row %d has %d keys, the query groups by %d", i, len(r.Keys), e.cfg.Keys)
 		case r.Count <= 0:
 			return fmt.Errorf("window: restore: row %d has count %d", i, r.Count)
+		}
+		if err := e.checkAggs(r); err != nil {
+			return fmt.Errorf("window: restore: row %d: %w", i, err)
+		}
+		if e.sess != nil {
+			if err := e.sess.restore(e, r); err != nil {
+				return fmt.Errorf("window: restore: row %d: %w", i, err)
+			}
+			continue
+		}
+		switch {
 		case r.Start < MinTimestamp-e.size || r.Start > MaxTimestamp:
 			return fmt.Errorf("window: restore: row %d starts at %d, out of range", i, r.Start)
 		case floorMod(r.Start, e.slide) != 0:
@@ -118,12 +132,57 @@ func (e *Engine) Restore(p Progress, rows []Row) error {
 		}
 		b.index[id] = int32(len(b.cells))
 		b.cells = append(b.cells, cell{key: id, count: r.Count})
+		if e.nagg > 0 {
+			b.ext = e.copyAggs(b.ext, r.States())
+		}
 		b.sorted = nil
 		e.keys.ref(id)
 		e.stateRows++
 	}
+	if e.sess != nil {
+		if err := e.sess.checkRestored(e); err != nil {
+			return fmt.Errorf("window: restore: %w", err)
+		}
+	}
 	e.cacheOK = false
 	return nil
+}
+
+// checkAggs checks the aggregate states of a row from a snapshot.
+func (e *Engine) checkAggs(r *Row) error {
+	st := r.States()
+	if len(st) == 0 {
+		for _, a := range e.cfg.Aggs {
+			if a.Kind != Count || a.Input != TypeNone {
+				return fmt.Errorf("no aggregate state, and the query computes %v: the snapshot was written by a query that only counted; start this query from a new state", a)
+			}
+		}
+		return nil
+	}
+	if len(st) != e.nagg {
+		return fmt.Errorf("%d aggregate states, the query has %d aggregates", len(st), e.nagg)
+	}
+	for i := range st {
+		if err := e.cfg.Aggs[i].checkState(&st[i], r.Count, e.prec[i]); err != nil {
+			return fmt.Errorf("aggregate %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// copyAggs appends copies of the states src (empty states when src is
+// empty) to dst.
+func (e *Engine) copyAggs(dst, src []AggState) []AggState {
+	if len(src) == 0 {
+		return e.newAggs(dst)
+	}
+	for _, s := range src {
+		if s.Sketch != nil {
+			s.Sketch = s.Sketch.Clone()
+		}
+		dst = append(dst, s)
+	}
+	return dst
 }
 
 // PendingChanges reports how the next RunBatch changes the rows held in
@@ -137,6 +196,9 @@ func (e *Engine) Restore(p Progress, rows []Row) error {
 // change the engine. Call it after the batch's Add calls, before
 // RunBatch.
 func (e *Engine) PendingChanges() (updated, evicted []Row) {
+	if e.sess != nil {
+		return e.sess.pending(e)
+	}
 	complete := e.cfg.Mode == Complete
 	nu, ne := 0, 0
 	for _, b := range e.buckets {
@@ -156,14 +218,12 @@ func (e *Engine) PendingChanges() (updated, evicted []Row) {
 		end := b.start + e.size
 		if !complete && end <= e.wm {
 			for i := range b.cells {
-				c := &b.cells[i]
-				evicted = append(evicted, Row{Start: b.start, End: end, Keys: e.keys.values(c.key), Count: c.count})
+				evicted = append(evicted, e.stateRow(b, int32(i)))
 			}
 			continue
 		}
 		for _, p := range b.dirty {
-			c := &b.cells[p]
-			updated = append(updated, Row{Start: b.start, End: end, Keys: e.keys.values(c.key), Count: c.count})
+			updated = append(updated, e.stateRow(b, p))
 		}
 	}
 	return updated, evicted
@@ -173,6 +233,9 @@ func (e *Engine) PendingChanges() (updated, evicted []Row) {
 // event at ts belongs to: once the watermark reaches it, every window of the
 // event is closed and a later event at ts is too late for all of them.
 func (c Config) WindowEnd(ts int64) int64 {
+	if c.Gap != 0 {
+		return ts + int64(c.Gap/time.Microsecond)
+	}
 	slide := int64(c.Slide / time.Microsecond)
 	return ts - floorMod(ts, slide) + int64(c.Size/time.Microsecond)
 }
@@ -181,6 +244,9 @@ func (c Config) WindowEnd(ts int64) int64 {
 // earliest) an event at ts belongs to: once the watermark reaches it, a
 // later event at ts is too late for at least one of its windows.
 func (c Config) FirstWindowEnd(ts int64) int64 {
+	if c.Gap != 0 {
+		return ts + int64(c.Gap/time.Microsecond)
+	}
 	slide, size := int64(c.Slide/time.Microsecond), int64(c.Size/time.Microsecond)
 	// The earliest start after ts - size that is a multiple of the slide.
 	from := ts - size

@@ -45,11 +45,10 @@ func (s *Server) mentionsBot(m Message) bool {
 }
 
 func (s *Server) broadcastMessageLocked(t string, ch *Channel, m Message) {
-	s.pruneLocked()
 	var full, stripped []byte
-	for _, ss := range s.sessions {
+	s.routeLocked(ch.GuildID, func(ss *session) {
 		if !s.deliversLocked(ss, ch) {
-			continue
+			return
 		}
 		strip := ss.intents&IntentMessageContent == 0 && ch.GuildID != 0 &&
 			m.Author.ID != s.botID && !s.mentionsBot(m)
@@ -66,21 +65,20 @@ func (s *Server) broadcastMessageLocked(t string, ch *Channel, m Message) {
 			d = full
 		}
 		s.dispatchLocked(ss, t, d)
-	}
+	})
 }
 
 func (s *Server) broadcastDeleteLocked(ch *Channel, id ID) {
-	s.pruneLocked()
 	d := map[string]any{"id": id, "channel_id": ch.ID}
 	if ch.GuildID != 0 {
 		d["guild_id"] = ch.GuildID
 	}
 	b, _ := json.Marshal(d)
-	for _, ss := range s.sessions {
+	s.routeLocked(ch.GuildID, func(ss *session) {
 		if s.deliversLocked(ss, ch) {
 			s.dispatchLocked(ss, "MESSAGE_DELETE", b)
 		}
-	}
+	})
 }
 
 // identifyLimiter enforces max_concurrency per IdentifyInterval and the
@@ -88,15 +86,19 @@ func (s *Server) broadcastDeleteLocked(ch *Channel, id ID) {
 type identifyLimiter struct {
 	interval time.Duration
 	maxConc  int
-	last     map[int]time.Time
-	total    int
-	used     int
-	window   time.Time
+	// last holds, per bucket, the arrival times of the sessions started
+	// recently. IDENTIFYs are judged by arrival time, and connections take
+	// the Server's lock in any order, so one may be judged after a later
+	// one: the gap is checked against each recent start, before or after.
+	last   map[int][]time.Time
+	total  int
+	used   int
+	window time.Time
 }
 
 func (l *identifyLimiter) init(cfg Config) {
 	l.interval, l.maxConc, l.total = cfg.IdentifyInterval, cfg.MaxConcurrency, cfg.SessionStartLimit
-	l.last = map[int]time.Time{}
+	l.last = map[int][]time.Time{}
 }
 
 func (l *identifyLimiter) roll(now time.Time) {
@@ -105,20 +107,37 @@ func (l *identifyLimiter) roll(now time.Time) {
 	}
 }
 
-func (l *identifyLimiter) allow(shardID int, now time.Time) bool {
+// Answers of identifyLimiter.allow.
+const (
+	limitOK     = iota
+	limitPaced  // the bucket started a session less than interval ago
+	limitBudget // the daily budget is used up
+)
+
+// allow decides on an IDENTIFY of shardID and, when it is allowed, counts
+// it against the budget and the bucket.
+func (l *identifyLimiter) allow(shardID int, now time.Time) int {
 	l.roll(now)
 	if l.used >= l.total {
-		return false
+		return limitBudget
 	}
 	key := shardID % l.maxConc
 	if l.interval > 0 {
-		if t, ok := l.last[key]; ok && now.Sub(t) < l.interval {
-			return false
+		for _, t := range l.last[key] {
+			if d := now.Sub(t); d < l.interval && d > -l.interval {
+				return limitPaced
+			}
 		}
+		recent := l.last[key][:0]
+		for _, t := range l.last[key] {
+			if now.Sub(t) < 4*l.interval { // keep what a late one may still meet
+				recent = append(recent, t)
+			}
+		}
+		l.last[key] = append(recent, now)
 	}
-	l.last[key] = now
 	l.used++
-	return true
+	return limitOK
 }
 
 // remaining returns session_start_limit.remaining and reset_after (ms).

@@ -298,13 +298,13 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		now := time.Now() // before waiting for the lock: when it arrived
 		s.mu.Lock()
 		closing := c.closing
 		s.mu.Unlock()
 		if closing {
 			continue
 		}
-		now := time.Now()
 		cut := now.Add(-s.cfg.GatewaySendWindow)
 		for len(sends) > 0 && !sends[0].After(cut) {
 			sends = sends[1:]
@@ -318,7 +318,7 @@ func (c *conn) readLoop() error {
 		case mt != websocket.TextMessage:
 			s.closeConn(c, CloseDecodeError, "Binary payloads are not accepted with encoding=json.")
 		default:
-			if s.handlePayload(c, data) {
+			if s.handlePayload(c, data, now) {
 				_ = c.ws.SetReadDeadline(time.Now().Add(s.cfg.HeartbeatTimeout))
 			}
 		}
@@ -387,28 +387,27 @@ func (s *Server) closeConnLocked(c *conn, code int, text string) {
 }
 
 func (s *Server) invalidateLocked(ss *session) {
-	delete(s.sessions, ss.id)
-	if ss.conn != nil {
-		ss.conn.sess = nil
-		ss.conn = nil
-	}
+	s.removeSessionLocked(ss)
+	s.detachConnLocked(ss)
 	ss.buf = nil
 }
 
 func (s *Server) detachLocked(ss *session) {
-	if ss.conn != nil {
-		ss.conn.sess = nil
-	}
-	ss.conn = nil
+	s.detachConnLocked(ss)
 	ss.detachedAt = s.now()
 }
 
-// pruneLocked forgets sessions that stayed detached longer than SessionTimeout.
+// pruneLocked forgets sessions that stayed detached longer than
+// SessionTimeout; a full scan at most every pruneEvery.
 func (s *Server) pruneLocked() {
 	now := s.now()
-	for id, ss := range s.sessions {
-		if ss.conn == nil && now.Sub(ss.detachedAt) > s.cfg.SessionTimeout {
-			delete(s.sessions, id)
+	if now.Sub(s.lastPrune) < pruneEvery {
+		return
+	}
+	s.lastPrune = now
+	for _, ss := range s.sessions {
+		if s.expiredLocked(ss, now) {
+			s.removeSessionLocked(ss)
 		}
 	}
 }
@@ -437,8 +436,9 @@ func (s *Server) sendLocked(c *conn, payload []byte) {
 	c.enqueue(outFrame{payload: payload, zlib: c.perPayload})
 }
 
-// handlePayload handles one client payload; it reports whether it was a heartbeat.
-func (s *Server) handlePayload(c *conn, data []byte) (heartbeat bool) {
+// handlePayload handles one client payload, received at 'at'; it reports
+// whether it was a heartbeat.
+func (s *Server) handlePayload(c *conn, data []byte, at time.Time) (heartbeat bool) {
 	var p struct {
 		Op *int            `json:"op"`
 		D  json.RawMessage `json:"d"`
@@ -465,7 +465,7 @@ func (s *Server) handlePayload(c *conn, data []byte) (heartbeat bool) {
 		}
 		return true
 	case opIdentify:
-		s.identifyLocked(c, p.D)
+		s.identifyLocked(c, p.D, at)
 	case opResume:
 		s.resumeLocked(c, p.D)
 	case opPresenceUpdate, opVoiceState, opRequestMembers, opSoundboard:
@@ -487,7 +487,7 @@ type identifyData struct {
 }
 
 func (s *Server) tokenOK(tok string) bool {
-	for _, t := range s.cfg.Tokens {
+	for _, t := range *s.tokens.Load() {
 		if tok == t {
 			return true
 		}
@@ -495,7 +495,10 @@ func (s *Server) tokenOK(tok string) bool {
 	return false
 }
 
-func (s *Server) identifyLocked(c *conn, raw json.RawMessage) {
+// identifyLocked handles an IDENTIFY received at 'at' (the pacing is
+// measured as Discord measures it: by when IDENTIFYs arrive, not by when
+// the Server gets to them).
+func (s *Server) identifyLocked(c *conn, raw json.RawMessage, at time.Time) {
 	var d identifyData
 	if err := json.Unmarshal(raw, &d); err != nil || d.Token == nil || d.Properties == nil {
 		s.stats.InvalidIdentifies++
@@ -531,27 +534,38 @@ func (s *Server) identifyLocked(c *conn, raw json.RawMessage) {
 		}
 		ss.shardID, ss.shardCount, ss.hasShard = d.Shard[0], d.Shard[1], true
 	}
-	var guilds []*Guild
-	for _, g := range s.guilds {
-		if shardOf(g.ID, ss.shardCount) == ss.shardID {
-			guilds = append(guilds, g)
-		}
+	bucket := ss.shardID % s.identify.maxConc
+	if m := s.cfg.LargeBotShardMultiple; m > 1 && ss.shardCount%m != 0 {
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyInvalidShard, at)
+		fail(CloseInvalidShard, fmt.Sprintf("Invalid shard: this bot uses large bot sharding; the shard count must be a multiple of %d.", m))
+		return
 	}
+	guilds := s.guildsOfShardLocked(ss.shardID, ss.shardCount)
 	if len(guilds) > s.cfg.MaxGuildsPerShard {
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyShardingRequired, at)
 		fail(CloseShardingRequired, "")
 		return
 	}
-	if !s.identify.allow(ss.shardID, s.now()) {
+	switch s.identify.allow(ss.shardID, at) {
+	case limitPaced:
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyTooSoon, at)
 		s.stats.InvalidIdentifies++
 		s.stats.InvalidSessions++
 		s.sendLocked(c, opFrame(opInvalidSession, false))
 		return
+	case limitBudget:
+		s.recordIdentifyLocked(c, ss, bucket, IdentifyOverBudget, at)
+		s.stats.InvalidIdentifies++
+		s.stats.InvalidSessions++
+		s.sendLocked(c, opFrame(opInvalidSession, false))
+		s.budgetExceededLocked(c)
+		return
 	}
 	s.pruneLocked()
 	ss.id = newSessionID()
-	ss.conn = c
-	s.sessions[ss.id] = ss
-	c.sess = ss
+	s.addSessionLocked(ss)
+	s.attachLocked(ss, c)
+	s.recordIdentifyLocked(c, ss, bucket, IdentifyReady, at)
 	c.authed = true
 	c.perPayload = d.Compress && c.mode == compressNone
 	s.stats.Identifies++
@@ -578,8 +592,9 @@ func (s *Server) identifyLocked(c *conn, raw json.RawMessage) {
 	rb, _ := json.Marshal(ready)
 	s.dispatchLocked(ss, "READY", rb)
 	if ss.intents&IntentGuilds != 0 {
+		botUser, _ := json.Marshal(s.botUserObject())
 		for _, g := range guilds {
-			gb, _ := json.Marshal(s.guildCreateLocked(g))
+			gb := s.appendGuildCreateLocked(make([]byte, 0, 1536), g, botUser)
 			s.dispatchLocked(ss, "GUILD_CREATE", gb)
 		}
 	}
@@ -616,8 +631,7 @@ func (s *Server) resumeLocked(c *conn, raw json.RawMessage) {
 		invalid()
 		return
 	}
-	s.pruneLocked()
-	ss, ok := s.sessions[*d.SessionID]
+	ss, ok := s.liveSessionLocked(*d.SessionID)
 	if !ok {
 		invalid()
 		return
@@ -640,12 +654,10 @@ func (s *Server) resumeLocked(c *conn, raw json.RawMessage) {
 	}
 	if old := ss.conn; old != nil && old != c {
 		// The session moves here; the old connection is told to go away.
-		old.sess = nil
-		ss.conn = nil
+		s.detachConnLocked(ss)
 		s.closeConnLocked(old, CloseUnknownError, "Session resumed on another connection.")
 	}
-	ss.conn = c
-	c.sess = ss
+	s.attachLocked(ss, c)
 	c.authed = true
 	c.perPayload = ss.compress && c.mode == compressNone
 	for _, ev := range ss.buf {

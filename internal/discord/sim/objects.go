@@ -1,5 +1,10 @@
 package sim
 
+import (
+	"encoding/json"
+	"strconv"
+)
+
 // Discord object shapes the gateway and REST send besides messages:
 // the bot user, READY's guild stubs, GUILD_CREATE, channels.
 
@@ -11,10 +16,15 @@ func shardOf(guildID ID, numShards int) int {
 	return int((uint64(guildID) >> 22) % uint64(numShards))
 }
 
-func unavailableGuilds(gs []*Guild) []map[string]any {
-	out := make([]map[string]any, 0, len(gs))
-	for _, g := range gs {
-		out = append(out, map[string]any{"id": g.ID, "unavailable": true})
+type unavailableGuild struct {
+	ID          ID   `json:"id"`
+	Unavailable bool `json:"unavailable"`
+}
+
+func unavailableGuilds(gs []*Guild) []unavailableGuild {
+	out := make([]unavailableGuild, len(gs))
+	for i, g := range gs {
+		out[i] = unavailableGuild{ID: g.ID, Unavailable: true}
 	}
 	return out
 }
@@ -109,13 +119,73 @@ func (s *Server) guildCreateLocked(g *Guild) map[string]any {
 	}
 }
 
-func (s *Server) channelsOfLocked(guildID ID) []*Channel {
-	var out []*Channel
-	for _, ch := range s.channels {
-		if ch.GuildID == guildID && ch.Type != ChannelDM {
-			out = append(out, ch)
+func (s *Server) channelsOfLocked(guildID ID) []*Channel { return s.guildChannels[guildID] }
+
+// appendGuildCreateLocked appends GUILD_CREATE's data for g: the same
+// object as guildCreateLocked, written directly (a bot in 100,000 guilds
+// gets 100,000 of them at start; encoding maps by reflection would hold
+// the Server's lock for seconds). botUser is botUserObject's JSON.
+func (s *Server) appendGuildCreateLocked(b []byte, g *Guild, botUser []byte) []byte {
+	id := g.ID.String()
+	joined := FormatTimestamp(g.ID.Time())
+	name, _ := json.Marshal(g.Name)
+	b = append(b, `{"id":"`...)
+	b = append(b, id...)
+	b = append(b, `","name":`...)
+	b = append(b, name...)
+	b = append(b, `,"icon":null,"splash":null,"discovery_splash":null,"banner":null,"description":null,"owner_id":"`...)
+	b = append(b, s.botID.String()...)
+	b = append(b, `","afk_channel_id":null,"afk_timeout":300,"verification_level":0,"default_message_notifications":0,`+
+		`"explicit_content_filter":0,"mfa_level":0,"nsfw_level":0,"premium_tier":0,"premium_subscription_count":0,`+
+		`"preferred_locale":"en-US","system_channel_id":null,"system_channel_flags":0,"rules_channel_id":null,`+
+		`"public_updates_channel_id":null,"safety_alerts_channel_id":null,"vanity_url_code":null,"features":[],`+
+		`"application_id":null,"max_members":500000,"premium_progress_bar_enabled":false,"nsfw":false,"roles":[{"id":"`...)
+	b = append(b, id...)
+	b = append(b, `","name":"@everyone","color":0,"hoist":false,"position":0,"permissions":"1071698660929","managed":false,`+
+		`"mentionable":false,"flags":0}],"emojis":[],"stickers":[],"unavailable":false,"large":false,"joined_at":"`...)
+	b = append(b, joined...)
+	b = append(b, `","member_count":`...)
+	b = strconv.AppendInt(b, int64(len(s.users)), 10)
+	b = append(b, `,"channels":[`...)
+	for i, ch := range s.channelsOfLocked(g.ID) {
+		if i > 0 {
+			b = append(b, ',')
 		}
+		b = s.appendGuildChannelLocked(b, ch)
 	}
-	sortChannels(out)
-	return out
+	b = append(b, `],"threads":[],"voice_states":[],"presences":[],"stage_instances":[],"guild_scheduled_events":[],`+
+		`"soundboard_sounds":[],"members":[{"user":`...)
+	b = append(b, botUser...)
+	b = append(b, `,"roles":[],"joined_at":"`...)
+	b = append(b, joined...)
+	b = append(b, `","deaf":false,"mute":false,"flags":0,"pending":false,"nick":null,"avatar":null,"premium_since":null,`+
+		`"communication_disabled_until":null}]}`...)
+	return b
+}
+
+// appendGuildChannelLocked appends channelObjectLocked(ch, false) for a
+// guild channel.
+func (s *Server) appendGuildChannelLocked(b []byte, ch *Channel) []byte {
+	b = append(b, `{"id":"`...)
+	b = append(b, ch.ID.String()...)
+	b = append(b, `","type":`...)
+	b = strconv.AppendInt(b, int64(ch.Type), 10)
+	b = append(b, `,"flags":0,"last_message_id":`...)
+	if h := s.history[ch.ID]; len(h) > 0 {
+		b = append(b, '"')
+		b = append(b, h[len(h)-1].ID.String()...)
+		b = append(b, '"')
+	} else {
+		b = append(b, "null"...)
+	}
+	name, _ := json.Marshal(ch.Name)
+	b = append(b, `,"name":`...)
+	b = append(b, name...)
+	b = append(b, `,"position":0,"permission_overwrites":[`...)
+	if ch.NoAccess {
+		b = append(b, `{"id":"`...)
+		b = append(b, ch.GuildID.String()...)
+		b = append(b, `","type":0,"allow":"0","deny":"1024"}`...)
+	}
+	return append(b, `],"parent_id":null,"topic":null,"nsfw":false,"rate_limit_per_user":0}`...)
 }

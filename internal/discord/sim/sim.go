@@ -16,6 +16,14 @@
 // per-payload zlib when IDENTIFY says compress:true (disgo v0.18's
 // default), else plain JSON text frames.
 //
+// Start limits (see StartReport): IDENTIFYs paced per max_concurrency
+// bucket (op 9 beyond), the daily session-start budget (beyond it every
+// session ends and the token is reset), large bot sharding (4010), and a
+// record of every shard held by two connections at once; GET /_sim/starts
+// serves the record as JSON for tests that run the simulator as a process.
+// Guilds, channels and sessions are indexed by shard: 64 shards and
+// 100,000 guilds (AddGuilds) cost no scan of every guild per event.
+//
 // REST (Authorization: Bot <token>): GET /gateway, /gateway/bot,
 // /users/@me, /applications/@me, /channels/{id},
 // /channels/{id}/messages (around/before/after/limit, newest first) and
@@ -57,8 +65,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -126,8 +136,15 @@ type Config struct {
 	MaxConcurrency   int
 	IdentifyInterval time.Duration
 	// SessionStartLimit is session_start_limit.total (default 1000): every
-	// successful IDENTIFY uses one; when none remain IDENTIFY gets op 9 false.
+	// successful IDENTIFY uses one. An IDENTIFY when none remain gets op 9
+	// false, and, as Discord documents, every active session of the bot is
+	// terminated (close 4004) and the token reset (Token returns the new
+	// one; see StartReport).
 	SessionStartLimit int
+	// LargeBotShardMultiple, when above 1, is the shard number of "large bot
+	// sharding": an IDENTIFY whose shard count is not a multiple of it is
+	// closed with 4010 invalid shard.
+	LargeBotShardMultiple int
 	// RequireResumeURL answers a RESUME sent to the main gateway URL instead
 	// of resume_gateway_url with op 9 false.
 	RequireResumeURL bool
@@ -223,6 +240,9 @@ type Stats struct {
 	RESTRateLimited   int // 429s
 	RESTUnauthorized  int // 401s
 	InvalidIdentifies int // IDENTIFYs refused (close or op 9)
+	// DoubleHolds counts the times a shard became held by two connections
+	// at once (see StartReport).
+	DoubleHolds int
 }
 
 // Server is a simulated Discord. Create it with New, then Start it.
@@ -241,13 +261,25 @@ type Server struct {
 	sent     []Message
 	sessions map[string]*session
 	conns    map[*conn]struct{}
-	nextConn int64
-	stats    Stats
-	zombies  bool
-	hostile  Hostile
-	identify identifyLimiter
-	rest     restLimiter
-	closed   bool
+	tokens   atomic.Pointer[[]string] // accepted tokens (replaced when reset)
+
+	// Indexes (see shards.go): no hot path scans every guild or session.
+	guildByID     map[ID]*Guild
+	guildChannels map[ID][]*Channel                  // per guild, ascending id
+	shardGuilds   map[int][][]*Guild                 // per shard count: guilds per shard
+	routes        map[shardKey]map[*session]struct{} // live sessions per shard
+	routeCounts   map[int]int                        // shard count -> live sessions
+	holders       map[shardKey]int                   // connections holding each shard
+	lastPrune     time.Time
+	bulkGuilds    int64 // guilds AddGuilds made
+	starts        StartReport
+	nextConn      int64
+	stats         Stats
+	zombies       bool
+	hostile       Hostile
+	identify      identifyLimiter
+	rest          restLimiter
+	closed        bool
 
 	ln      net.Listener
 	httpSrv *http.Server
@@ -267,6 +299,13 @@ func New(cfg Config) *Server {
 		history:  map[ID][]Message{},
 		sessions: map[string]*session{},
 		conns:    map[*conn]struct{}{},
+
+		guildByID:     map[ID]*Guild{},
+		guildChannels: map[ID][]*Channel{},
+		shardGuilds:   map[int][][]*Guild{},
+		routes:        map[shardKey]map[*session]struct{}{},
+		routeCounts:   map[int]int{},
+		holders:       map[shardKey]int{},
 	}
 	s.stats.ServerCloses = map[int]int{}
 	s.stats.ClientCloses = map[int]int{}
@@ -282,6 +321,8 @@ func New(cfg Config) *Server {
 		_, _ = rand.Read(secret)
 		s.cfg.Tokens = []string{NewToken(botID, secret)}
 	}
+	tokens := slices.Clone(s.cfg.Tokens)
+	s.tokens.Store(&tokens)
 	s.botID = botID
 	s.bot = User{ID: botID, Username: cfg.BotName, Bot: true}
 	s.users[botID] = &s.bot
@@ -292,7 +333,7 @@ func New(cfg Config) *Server {
 
 // Token returns the first accepted token (the generated one when
 // Config.Tokens was empty).
-func (s *Server) Token() string { return s.cfg.Tokens[0] }
+func (s *Server) Token() string { return (*s.tokens.Load())[0] }
 
 // Bot returns the bot user every accepted token authenticates as.
 func (s *Server) Bot() User { return s.bot }
@@ -388,6 +429,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Message: "404: Not Found"})
 	})
+	mux.HandleFunc("/_sim/starts", s.serveStartReport)
 	mux.HandleFunc("/resume", func(w http.ResponseWriter, r *http.Request) { s.serveGateway(w, r, true) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.serveGateway(w, r, false) })
 	return mux
@@ -412,7 +454,7 @@ func (s *Server) AddGuild(name string) Guild {
 	defer s.mu.Unlock()
 	id, _ := s.ids.next(s.cfg.Clock())
 	g := &Guild{ID: id, Name: name}
-	s.guilds = append(s.guilds, g)
+	s.indexGuildLocked(g)
 	return *g
 }
 
@@ -451,6 +493,7 @@ func (s *Server) AddChannelSpec(ch Channel) Channel {
 	}
 	c := ch
 	s.channels[c.ID] = &c
+	s.indexChannelLocked(&c)
 	return c
 }
 
@@ -488,14 +531,7 @@ func (s *Server) AddWebhook(name string) User {
 	return s.AddUser(User{Username: name, Webhook: true, Bot: true})
 }
 
-func (s *Server) guildLocked(id ID) *Guild {
-	for _, g := range s.guilds {
-		if g.ID == id {
-			return g
-		}
-	}
-	return nil
-}
+func (s *Server) guildLocked(id ID) *Guild { return s.guildByID[id] }
 
 // Messages.
 
@@ -651,12 +687,11 @@ func (s *Server) DeleteBulk(channelID ID, ids []ID) error {
 		d["guild_id"] = ch.GuildID
 	}
 	b, _ := json.Marshal(d)
-	s.pruneLocked()
-	for _, ss := range s.sessions {
+	s.routeLocked(ch.GuildID, func(ss *session) {
 		if s.deliversLocked(ss, ch) {
 			s.dispatchLocked(ss, "MESSAGE_DELETE_BULK", b)
 		}
-	}
+	})
 	return nil
 }
 

@@ -128,12 +128,15 @@ type generator struct {
 func newGenerator(s *Server, t Traffic) *generator {
 	r := rand.New(rand.NewSource(t.Seed))
 	g := &generator{s: s, t: t, r: r, hooks: map[ID]User{}, recent: map[ID][]ID{}}
-	for i := 0; i < t.Guilds; i++ {
+	// The guilds spread over the shards as real ones do (AddGuilds).
+	guilds := s.AddGuilds(t.Guilds, func(i int) string {
 		name := guildNames[i%len(guildNames)]
 		if i >= len(guildNames) {
 			name = fmt.Sprintf("%s %d", name, i/len(guildNames)+1)
 		}
-		gu := s.AddGuild(name)
+		return name
+	})
+	for i, gu := range guilds {
 		for j := 0; j < t.ChannelsPerGuild; j++ {
 			cn := channelNames[j%len(channelNames)]
 			if j >= len(channelNames) {
