@@ -107,6 +107,10 @@ type Analyzer struct {
 // batch could complete; Run turns it into a clean nil return.
 var errStopped = errors.New("stopped")
 
+// errAgain is returned inside Run when the source asks to plan again at
+// once (Plan.Again).
+var errAgain = errors.New("plan again")
+
 // ErrAborted is Run's error after Abort cut short the batch in flight.
 var ErrAborted = errors.New("aborted: the batch in flight was not committed; its input is read again on the next start")
 
@@ -227,6 +231,10 @@ func (a *Analyzer) Run(ctx context.Context) (err error) {
 		switch {
 		case errors.Is(err, errStopped):
 			return nil
+		case errors.Is(err, errAgain):
+			next = a.d.Now()
+			planFailures = 0
+			continue
 		case errors.As(err, &pe):
 			// Planning only asks the source what is available; nothing is
 			// lost by trying again at the next trigger.
@@ -326,6 +334,22 @@ func (a *Analyzer) runStep(ctx context.Context) (bool, error) {
 		a.publishReset()
 	}
 	a.m.lag.Set(float64(plan.Lag))
+	if a.dur != nil {
+		a.dur.role, a.dur.batch = plan.Role, plan.Batch
+	}
+	switch {
+	case plan.Again:
+		return false, errAgain
+	case plan.Role == RoleMap:
+		if plan.Empty() {
+			return false, nil
+		}
+		return a.runShare(ctx, plan, start)
+	case plan.Role == RoleLead:
+		if id := a.engine.Progress().NextBatchID; plan.Batch != id {
+			return false, &StateError{What: "the batch plan", Err: fmt.Errorf("the plan is of batch %d, the window state is at batch %d", plan.Batch, id)}
+		}
+	}
 	if plan.Empty() && a.engine.Progress().Ran && !a.engine.NeedsNoDataBatch() {
 		return false, nil
 	}
@@ -337,22 +361,7 @@ func (a *Analyzer) runStep(ctx context.Context) (bool, error) {
 			return false, err
 		}
 	}
-	abort := func(cause error) error {
-		if txn == nil {
-			return cause
-		}
-		var why error
-		if !errors.Is(cause, errStopped) {
-			why = cause
-		}
-		if err := txn.Abort(ctx, why); err != nil && why != nil {
-			if errors.Is(err, ErrRolledBack) {
-				return err // the transaction's own failure: the batch runs again
-			}
-			return errors.Join(cause, err)
-		}
-		return cause
-	}
+	abort := func(cause error) error { return abortTxn(ctx, txn, cause) }
 
 	stats := newBatchStats()
 	stats.wmLate = a.engine.Progress().WatermarkForLate
@@ -413,7 +422,7 @@ func (a *Analyzer) runStep(ctx context.Context) (bool, error) {
 		}
 	}
 	if txn != nil {
-		recs, err := a.dur.records(a.engine)
+		recs, err := a.dur.records(a.engine, plan, stats.late, stats.records)
 		if err != nil {
 			return false, fail("encode state", err)
 		}
@@ -443,6 +452,25 @@ func (a *Analyzer) runStep(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// abortTxn rolls txn back (when there is one) after cause and returns the
+// error the batch ends with.
+func abortTxn(ctx context.Context, txn Durable, cause error) error {
+	if txn == nil {
+		return cause
+	}
+	var why error
+	if !errors.Is(cause, errStopped) {
+		why = cause
+	}
+	if err := txn.Abort(ctx, why); err != nil && why != nil {
+		if errors.Is(err, ErrRolledBack) {
+			return err // the transaction's own failure: the batch runs again
+		}
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
 // rolledBack counts a batch rolled back (its input is read again), and
 // gives up after maxRollbacksInRow in a row.
 func (a *Analyzer) rolledBack(id int64) error {
@@ -466,6 +494,10 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 	a.m.counted.Add(float64(s.counted))
 	a.m.duplicates.Add(float64(s.duplicates))
 	a.m.lateRecords.Add(float64(s.late))
+	a.m.queryLate.Add(float64(s.late + s.lateElsewhere))
+	if plan.Role == RoleLead && plan.Waited > 0 {
+		a.m.shareWait.Observe(plan.Waited.Seconds())
+	}
 	a.m.repartOut.Add(float64(s.repartitioned))
 	a.m.repartIn.Add(float64(s.fromOthers))
 	for k, n := range s.skipped {
@@ -484,11 +516,14 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 		fmt.Fprintln(a.d.Stderr, line)
 	}
 	a.checkJump(b, s)
-	if s.late > 0 || b.Late > 0 {
+	if s.late > 0 || b.Late > 0 || s.lateElsewhere > 0 {
 		// Spark drops late data without a word; here every batch that
 		// drops some says so (backfilled messages older than the
 		// watermark end here: docs/OPERATIONS.md).
 		args := []any{"batch", b.ID, "late_records", s.late, "late_rows", b.Late}
+		if plan.Role == RoleLead {
+			args = append(args, "late_records_other_instances", s.lateElsewhere, "late_records_query", s.late+s.lateElsewhere)
+		}
 		if s.hasLate {
 			args = append(args, "oldest_event_time", formatMicros(s.oldestLate))
 		}
@@ -499,7 +534,7 @@ func (a *Analyzer) record(b *window.Batch, plan Plan, s *batchStats, took time.D
 		"records", s.records, "counted", s.counted, "bad", s.badTotal(), "duplicates", s.duplicates,
 		"sent_to_others", s.repartitioned, "from_others", s.fromOthers, "rows", len(b.Rows),
 		"late_rows", b.Late, "watermark_us", a.engine.Watermark(), "state_rows", a.engine.StateRows(),
-		"took", took, "read", s.readTook, "run_and_write", s.writeTook, "commit", s.commitTook)
+		"took", took, "waited_for_shares", plan.Waited, "read", s.readTook, "run_and_write", s.writeTook, "commit", s.commitTook)
 }
 
 // watermarkJump is how far the watermark may move in one batch before the
@@ -592,7 +627,7 @@ func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 		}
 		if !local {
 			s.noteLatest(r, ts)
-			d.addPartial(q, ts, a.keys)
+			d.addPartial(r.Partition, q, ts, a.keys)
 			s.counted++
 			s.repartitioned++
 			return
@@ -643,8 +678,20 @@ func (a *Analyzer) plausible(r *Record, s *batchStats, ts int64) bool {
 	return false
 }
 
-// processPartial adds a partial count another instance sent.
+// processPartial adds a partial count another instance sent, or notes
+// the late records of a marker.
 func (a *Analyzer) processPartial(r *Record, s *batchStats, cnt *counter) {
+	if string(r.Key) == keyMarker {
+		m, err := decodeMarker(r.Value)
+		if err != nil {
+			if s.corrupt == nil {
+				s.corrupt = &StateError{What: fmt.Sprintf("%s/%d@%d", r.Topic, r.Partition, r.Offset), Err: err}
+			}
+			return
+		}
+		s.lateElsewhere += m.Late
+		return
+	}
 	p, err := decodePartial(r.Value, len(a.fields))
 	if err != nil {
 		if s.corrupt == nil {

@@ -43,6 +43,9 @@ const (
 	InputState StateTopic = iota + 1
 	WindowState
 	Repartition
+	// Batches has one partition: the plan of the query's latest batch
+	// (offset ranges of every input partition), written by the leader.
+	Batches
 )
 
 func (t StateTopic) String() string {
@@ -53,6 +56,8 @@ func (t StateTopic) String() string {
 		return "window-state"
 	case Repartition:
 		return "repartition"
+	case Batches:
+		return "batches"
 	}
 	return fmt.Sprintf("StateTopic(%d)", uint8(t))
 }
@@ -158,6 +163,24 @@ type partial struct {
 	TS    int64     `json:"ts_us"`
 	Count int64     `json:"count"`
 	Keys  []*string `json:"keys"`
+	// Batch is the batch whose share of an input partition the count is
+	// (RoleMap); absent in records of earlier versions.
+	Batch *int64 `json:"batch,omitempty"`
+}
+
+// keyMarker is the key of a marker record on the repartition topic: an
+// instance ran its share of a batch for one input partition, and every
+// partial count of that share is before the marker in the same partition.
+const keyMarker = "m"
+
+// marker is the value of a marker record.
+type marker struct {
+	Batch     int64 `json:"batch"`
+	Partition int32 `json:"partition"`
+	// Late counts the records of the share that were too late for every
+	// window (not sent); Records the records read.
+	Late    int64 `json:"late_records"`
+	Records int64 `json:"records"`
 }
 
 // inputPart is the de-duplication state of one owned input partition. The
@@ -217,9 +240,15 @@ type durableState struct {
 
 	shuffle  map[int32]bool
 	inputs   map[int32]*inputPart
-	partials map[int32]map[string]*partial // by shuffle partition, then slot and key
-	keys     keyHasher
-	buf      []byte // for addPartial's keys
+	partials map[int32]map[string]*partial // by repartition partition, then slot and key
+	// role and batch are the current batch's (Plan.Role, Plan.Batch): with
+	// RoleMap the partial counts of an input partition p go to
+	// repartition partition p mod the shuffle partitions, tagged with the
+	// batch, followed by a marker.
+	role  Role
+	batch int64
+	keys  keyHasher
+	buf   []byte // for addPartial's keys
 }
 
 // keyHasher hashes key tuples to shuffle partitions (FNV-1a of
@@ -531,8 +560,12 @@ func (d *durableState) horizon(p int32) int64 {
 	return 0
 }
 
-// addPartial counts a record for shuffle partition q, owned elsewhere.
-func (d *durableState) addPartial(q int32, ts int64, keys []window.Value) {
+// addPartial counts a record of input partition p for shuffle partition
+// q, owned elsewhere.
+func (d *durableState) addPartial(p, q int32, ts int64, keys []window.Value) {
+	if d.role == RoleMap {
+		q = p % d.nShuffle
+	}
 	m := d.partials[q]
 	if m == nil {
 		m = map[string]*partial{}
@@ -619,8 +652,10 @@ func (d *durableState) writeRows(ctx context.Context, updated, evicted []window.
 // the window rows): the progress, for each owned shuffle partition; the new
 // de-duplication sets, the forgotten ones and the horizon, for each owned
 // input partition; and the partial counts for shuffle partitions owned
-// elsewhere. It advances the horizons. eng has run the batch.
-func (d *durableState) records(eng *window.Engine) ([]StateRecord, error) {
+// elsewhere, and with RoleMap a marker per input partition the plan read
+// (late is the batch's records too late for every window). It advances
+// the horizons. eng has run the batch (not with RoleMap).
+func (d *durableState) records(eng *window.Engine, plan Plan, late, records int64) ([]StateRecord, error) {
 	out := make([]StateRecord, 0, len(d.shuffle)+16)
 	p := eng.Progress()
 	pv, err := json.Marshal(progressValue{Query: d.query, NextBatchID: p.NextBatchID, WatermarkForLate: p.WatermarkForLate,
@@ -638,9 +673,15 @@ func (d *durableState) records(eng *window.Engine) ([]StateRecord, error) {
 	}
 	out = append(out, in...)
 
+	var batch *int64
+	if d.role == RoleMap {
+		batch = &plan.Batch
+	}
 	for _, q := range slices.Sorted(maps.Keys(d.partials)) {
 		for _, k := range slices.Sorted(maps.Keys(d.partials[q])) {
-			v, err := json.Marshal(d.partials[q][k])
+			pt := d.partials[q][k]
+			pt.Batch = batch
+			v, err := json.Marshal(pt)
 			if err != nil {
 				return nil, err
 			}
@@ -648,6 +689,22 @@ func (d *durableState) records(eng *window.Engine) ([]StateRecord, error) {
 		}
 	}
 	clear(d.partials)
+	if d.role == RoleMap {
+		// After the partial counts: the leader reads a partition's share up
+		// to its marker.
+		first := true
+		for _, r := range plan.Ranges {
+			m := marker{Batch: plan.Batch, Partition: r.Partition}
+			if first {
+				m.Late, m.Records, first = late, records, false
+			}
+			v, err := json.Marshal(m)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, StateRecord{Topic: Repartition, Partition: r.Partition % d.nShuffle, Key: []byte(keyMarker), Value: v})
+		}
+	}
 	return out, nil
 }
 
@@ -745,6 +802,18 @@ func decodePartial(v []byte, keys int) (partial, error) {
 		return p, fmt.Errorf("repartition record: %d keys and count %d, want %d keys and a positive count", len(p.Keys), p.Count, keys)
 	}
 	return p, nil
+}
+
+// decodeMarker reads a marker record of the repartition topic.
+func decodeMarker(v []byte) (marker, error) {
+	var m marker
+	if err := json.Unmarshal(v, &m); err != nil {
+		return m, fmt.Errorf("marker record: %w", err)
+	}
+	if m.Batch < 0 || m.Partition < 0 || m.Late < 0 {
+		return m, fmt.Errorf("marker record: batch %d, partition %d, %d late records: negative", m.Batch, m.Partition, m.Late)
+	}
+	return m, nil
 }
 
 func dedupKey(end, seq int64) []byte {

@@ -48,6 +48,7 @@ func StateTopicNames(appID string) map[StateTopic]string {
 		InputState:  appID + "-input-state",
 		WindowState: appID + "-window-state",
 		Repartition: appID + "-repartition",
+		Batches:     appID + "-batches",
 	}
 }
 
@@ -75,7 +76,7 @@ var (
 // topic when the input grew, and returns the number of shuffle partitions.
 func EnsureStateTopics(ctx context.Context, cl *kgo.Client, appID string, inputParts int32, replicas int16, log *slog.Logger) (int32, error) {
 	names := StateTopicNames(appID)
-	for _, t := range []StateTopic{InputState, WindowState, Repartition} {
+	for _, t := range []StateTopic{InputState, WindowState, Repartition, Batches} {
 		if err := kafka.ValidTopicName(names[t]); err != nil {
 			return 0, fmt.Errorf("application id %q: %w", appID, err)
 		}
@@ -121,6 +122,15 @@ func EnsureStateTopics(ctx context.Context, cl *kgo.Client, appID string, inputP
 		return 0, &StateError{What: "the internal topics", Err: fmt.Errorf("%s has %d partitions and %s %d: they must be equal",
 			names[Repartition], rp, names[WindowState], shuffle)}
 	}
+	bp, err := parts(names[Batches])
+	if err != nil {
+		return 0, err
+	}
+	if bp == 0 {
+		if err := create(names[Batches], 1, stateTopicConfigs); err != nil {
+			return 0, err
+		}
+	}
 	in, err := parts(names[InputState])
 	if err != nil {
 		return 0, err
@@ -158,6 +168,17 @@ type KafkaStateConfig struct {
 	// SessionTimeout and TransactionTimeout: DefaultSessionTimeout and
 	// DefaultTransactionTimeout when zero.
 	SessionTimeout, TransactionTimeout time.Duration
+	// Trigger is the processing-time trigger's interval (5 s when zero):
+	// how long an instance waits for the leader's next plan before its
+	// trigger finds nothing to do.
+	Trigger time.Duration
+}
+
+func (c KafkaStateConfig) trigger() time.Duration {
+	if c.Trigger <= 0 {
+		return 5 * time.Second
+	}
+	return c.Trigger
 }
 
 // Validate checks the settings.
@@ -230,8 +251,22 @@ type KafkaState struct {
 	loadErr    error // a failed load while partitions were assigned
 	started    bool
 
-	ends           map[int32]int64 // available-now: the input's end offsets
-	idle           idleWatch       // Plan's: how long no partition was owned
+	ends map[int32]int64 // available-now: the input's end offsets
+
+	// Coordination of the instances (coordinate.go). leader: this
+	// instance owns input partition 0, and with it every shuffle partition
+	// (their positions on the repartition topic are in pos). mapped: the
+	// last batch whose share of each owned input partition is committed.
+	// nextBatch: the leader's next batch id. repGen changes whenever the
+	// repartition positions are reset (rep is then started again).
+	leader         bool
+	mapped         map[int32]int64
+	nextBatch      int64
+	repGen         uint64
+	tail           *planTail
+	rep            *repartReader
+	waitingFor     atomic.Int64 // batch+1 whose shares the leader awaits; -1: waiting for a plan
+	idle           idleWatch    // Plan's: how long no partition was owned
 	lastPurge      time.Time
 	lastTransient  time.Time
 	transientSince time.Time
@@ -270,6 +305,7 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		names:      names,
 		pos:        map[tp]int64{},
 		assignedAt: map[tp]uint64{},
+		mapped:     map[int32]int64{},
 		txnID:      TransactionalID(cfg.ApplicationID, cfg.InstanceID),
 		bound:      newBatchBound(cfg.TransactionTimeout),
 		reach:      newReachWatch(),
@@ -284,7 +320,7 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.InstanceID(cfg.InstanceID),
 		kgo.SessionTimeout(cfg.SessionTimeout),
-		kgo.ConsumeTopics(cfg.Topic, names[Repartition]),
+		kgo.ConsumeTopics(cfg.Topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.DisableAutoCommit(),
@@ -310,10 +346,16 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 			return OutageTolerance
 		}),
 		kgo.RecordDeliveryTimeout(OutageTolerance),
-		kgo.RecordPartitioner(internalPartitioner{internal: map[string]bool{names[InputState]: true, names[WindowState]: true, names[Repartition]: true}}),
+		kgo.RecordPartitioner(internalPartitioner{internal: map[string]bool{names[InputState]: true, names[WindowState]: true, names[Repartition]: true, names[Batches]: true}}),
 		kgo.WithHooks(s.reach),
 	)
+	tail, err := startPlanTail(kcfg, names[Batches], s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.tail = tail
 	if err := s.open(ctx); err != nil {
+		tail.close()
 		return nil, err
 	}
 	return s, nil
@@ -382,6 +424,10 @@ func (s *KafkaState) Close() {
 			cancel()
 		}
 		s.sess.CloseAllowingRebalance()
+		s.tail.close()
+		if s.rep != nil {
+			s.rep.close()
+		}
 	})
 }
 
@@ -419,7 +465,19 @@ func (s *KafkaState) adjust(ctx context.Context, offsets map[string]map[int32]kg
 	for _, t := range gained {
 		committed[t] = offsets[t.topic][t.p].EpochOffset().Offset
 	}
+	if slices.Contains(gained, tp{s.cfg.Topic, 0}) {
+		// The leader: every shuffle partition comes with input partition 0.
+		for q := range s.cfg.Shuffle {
+			t := tp{s.names[Repartition], q}
+			gained = append(gained, t)
+			committed[t] = -1
+		}
+	}
 	loaded, pos, err := s.loadPartitions(ctx, gained, committed)
+	var co coordState
+	if err == nil {
+		co, err = s.coordStateOf(loaded, gained)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -431,9 +489,12 @@ func (s *KafkaState) adjust(ctx context.Context, offsets map[string]map[int32]kg
 	}
 	ch := s.changesLocked()
 	s.assigns++
+	s.applyCoordState(co)
 	for _, t := range gained {
 		s.assignedAt[t] = s.assigns
-		offsets[t.topic][t.p] = kgo.NewOffset().At(pos[t])
+		if !s.isRepartition(t.topic) {
+			offsets[t.topic][t.p] = kgo.NewOffset().At(pos[t])
+		}
 		s.pos[t] = pos[t]
 		s.rr.forget(t)
 		if s.isRepartition(t.topic) {
@@ -466,18 +527,76 @@ func (s *KafkaState) revoked(_ context.Context, _ *kgo.Client, lost map[string][
 			t := tp{topic, p}
 			delete(s.pos, t)
 			delete(s.assignedAt, t)
+			delete(s.mapped, p)
 			s.rr.forget(t)
-			if s.isRepartition(topic) {
-				delete(ch.GainedShuffle, p)
-				ch.LostShuffle = append(ch.LostShuffle, p)
-			} else {
-				delete(ch.GainedInput, p)
-				ch.LostInput = append(ch.LostInput, p)
-			}
+			delete(ch.GainedInput, p)
+			ch.LostInput = append(ch.LostInput, p)
 			s.log.Info("partition revoked", "topic", topic, "partition", p)
+			if p != 0 || topic != s.cfg.Topic {
+				continue
+			}
+			// No longer the leader: the shuffle partitions go with it.
+			for q := range s.cfg.Shuffle {
+				t := tp{s.names[Repartition], q}
+				if _, ok := s.pos[t]; ok {
+					delete(s.pos, t)
+					delete(s.assignedAt, t)
+					delete(ch.GainedShuffle, q)
+					ch.LostShuffle = append(ch.LostShuffle, q)
+				}
+			}
+			s.leader = false
+			s.repGen++
+			s.log.Info("this instance no longer leads the query (input partition 0 was revoked)")
 		}
 	}
 	s.rr.interrupt()
+}
+
+// coordState is what a load says of the coordination: the last batch
+// whose share of each loaded input partition was committed, and, when the
+// shuffle partitions were loaded (the leader), the next batch's id.
+type coordState struct {
+	mapped    map[int32]int64
+	leads     bool
+	nextBatch int64
+}
+
+func (s *KafkaState) coordStateOf(loaded map[tp]PartitionState, parts []tp) (coordState, error) {
+	co := coordState{mapped: map[int32]int64{}}
+	shuffle := map[int32]PartitionState{}
+	for _, t := range parts {
+		if s.isRepartition(t.topic) {
+			shuffle[t.p] = loaded[t]
+			continue
+		}
+		b, err := parseBatch(loaded[t], fmt.Sprintf("input partition %d", t.p))
+		if err != nil {
+			return co, err
+		}
+		co.mapped[t.p] = b
+	}
+	if len(shuffle) > 0 {
+		co.leads = true
+		next, err := nextBatchOf(shuffle)
+		if err != nil {
+			return co, err
+		}
+		co.nextBatch = next
+	}
+	return co, nil
+}
+
+// applyCoordState takes what a load said. mu held.
+func (s *KafkaState) applyCoordState(co coordState) {
+	maps.Copy(s.mapped, co.mapped)
+	if co.leads {
+		if !s.leader {
+			s.log.Info("this instance leads the query: it plans the batches of every input partition and counts them (it owns input partition 0)")
+		}
+		s.leader, s.nextBatch = true, co.nextBatch
+		s.repGen++
+	}
 }
 
 // loadPartitions reads the committed state of partitions (of the input or
@@ -590,26 +709,17 @@ func (s *KafkaState) waitAssigned(ctx context.Context) error {
 }
 
 // Plan implements Source. Its Changes carry the partitions gained (with
-// their state) and lost since the previous plan.
+// their state) and lost since the previous plan. The leader plans the batch
+// for every input partition and waits for the other instances' shares of
+// it; another instance plans its share of the latest plan (coordinate.go).
 func (s *KafkaState) Plan(ctx context.Context) (Plan, error) {
 	s.rr.allowRebalance(s.cl)
 	if err := s.waitAssigned(ctx); err != nil {
 		return Plan{}, err
 	}
-	listed, err := s.adm.ListCommittedOffsets(ctx, s.cfg.Topic, s.names[Repartition])
-	if err == nil {
-		err = listed.Error()
-	}
+	inputEnds, err := listOffsets(ctx, s.adm.ListCommittedOffsets, s.cfg.Topic)
 	if err != nil {
 		return Plan{}, fmt.Errorf("list end offsets of %s: %w", s.cfg.Topic, err)
-	}
-	lso := map[tp]int64{}
-	listed.Each(func(o kadm.ListedOffset) { lso[tp{o.Topic, o.Partition}] = o.Offset })
-	inputEnds := map[int32]int64{}
-	for t, o := range lso {
-		if t.topic == s.cfg.Topic {
-			inputEnds[t.p] = o
-		}
 	}
 	if s.cfg.AvailableNow {
 		if s.ends == nil {
@@ -627,36 +737,20 @@ func (s *KafkaState) Plan(ctx context.Context) (Plan, error) {
 	ch := s.changes
 	s.changes = nil
 	pos := maps.Clone(s.pos)
+	mapped := maps.Clone(s.mapped)
+	leader, next := s.leader, s.nextBatch
 	s.mu.Unlock()
 	if d, say := s.idle.note(time.Now(), len(pos) == 0); say {
 		s.log.Info("this instance owns no partition: the group gave them all to other instances of the query, or has not assigned them again since Kafka was unreachable (if no other instance runs, see \"When Kafka is unreachable\" in docs/OPERATIONS.md)", "for", d.Round(time.Second))
 	}
-
-	from, until := map[int32]int64{}, map[int32]int64{}
-	var plan Plan
-	plan.Changes = ch
-	for t, f := range pos {
-		if s.isRepartition(t.topic) {
-			if e := lso[t]; e > f {
-				plan.Ranges = append(plan.Ranges, Range{Topic: t.topic, Partition: t.p, From: f, To: e})
-			}
-			continue
-		}
-		from[t.p], until[t.p] = f, f
-		if e, ok := inputEnds[t.p]; ok && e > f {
-			until[t.p] = e
-		}
+	plan := Plan{Changes: ch}
+	if leader {
+		plan, err = s.planLead(ctx, plan, pos, mapped, next, inputEnds)
+	} else {
+		plan, err = s.planShare(ctx, plan, inputEnds)
 	}
-	to := rateLimit(s.bound.limit(s.cfg.MaxRecordsPerBatch), from, until)
-	s.planned = 0
-	for _, p := range slices.Sorted(maps.Keys(to)) {
-		if to[p] > from[p] {
-			plan.Ranges = append(plan.Ranges, Range{Topic: s.cfg.Topic, Partition: p, From: from[p], To: to[p]})
-			s.planned += to[p] - from[p]
-		}
-		lag := max(until[p]-to[p], 0)
-		plan.Lag += lag
-		plan.Behind = append(plan.Behind, PartitionLag{Topic: s.cfg.Topic, Partition: p, Lag: lag})
+	if err != nil {
+		return Plan{}, err
 	}
 	slices.SortFunc(plan.Ranges, func(a, b Range) int {
 		if a.Topic != b.Topic {
@@ -680,6 +774,12 @@ func (s *KafkaState) Waiting() string {
 	if s.restoring.Load() > 0 {
 		return fmt.Sprintf("restoring state from the state topics (for %v)",
 			time.Since(time.Unix(0, s.restoreSince.Load())).Round(time.Second))
+	}
+	switch w := s.waitingFor.Load(); {
+	case w > 0:
+		return fmt.Sprintf("waiting for the other instances' shares of batch %d", w-1)
+	case w < 0:
+		return "waiting for the leader's next batch plan"
 	}
 	s.mu.Lock()
 	assigned := s.assigned
@@ -728,7 +828,20 @@ func (s *KafkaState) produced(r *kgo.Record, err error) {
 // Read implements Source. Records of the repartition topic have
 // Repartitioned set.
 func (s *KafkaState) Read(ctx context.Context, plan Plan, fn func(*Record)) error {
-	return s.rr.read(ctx, plan, readHooks{
+	// The other instances' shares (the leader's): read while the plan
+	// awaited them.
+	input := plan
+	input.Ranges = nil
+	for _, r := range plan.Ranges {
+		if !s.isRepartition(r.Topic) {
+			input.Ranges = append(input.Ranges, r)
+		} else if s.rep != nil {
+			s.rep.deliver(r, fn)
+		} else {
+			return fmt.Errorf("read %s/%d: the repartition topic is not being read", r.Topic, r.Partition)
+		}
+	}
+	return s.rr.read(ctx, input, readHooks{
 		cl:  s.cl,
 		log: s.log,
 		owned: func(t tp) bool {
@@ -794,10 +907,29 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 	for _, r := range plan.Ranges {
 		if _, owned := next[tp{r.Topic, r.Partition}]; owned {
 			next[tp{r.Topic, r.Partition}] = r.To
+		} else if plan.Role != RoleAlone {
+			// A batch of a plan that every instance follows commits all
+			// its ranges or nothing: the next plan starts where this one
+			// ends (revoked after planning, before the transaction began,
+			// the group session cannot tell).
+			return s.rollBack(ctx, fmt.Errorf("%s/%d was revoked while its batch ran", r.Topic, r.Partition))
 		}
 	}
 	for t, o := range next {
 		s.Write(ctx, StateRecord{Topic: s.stateTopicOf(t.topic), Partition: t.p, Key: []byte(KeyOffset), Value: strconv.AppendInt(nil, o, 10)})
+	}
+	// The shares of the batch committed here (coordinate.go).
+	shares := map[int32]bool{}
+	if plan.Role != RoleAlone {
+		for _, r := range plan.Ranges {
+			if r.Topic == s.cfg.Topic {
+				shares[r.Partition] = true
+				s.Write(ctx, StateRecord{Topic: InputState, Partition: r.Partition, Key: []byte(keyBatch), Value: strconv.AppendInt(nil, plan.Batch, 10)})
+			}
+		}
+	}
+	if plan.publish != nil {
+		s.Write(ctx, StateRecord{Topic: Batches, Partition: 0, Key: []byte(keyPlan), Value: plan.publish})
 	}
 	// The broker aborts a transaction open longer than its timeout: a
 	// flush that takes longer (Kafka unreachable) cannot commit anyway.
@@ -820,32 +952,10 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 		}
 		return s.rollBack(ctx, werr)
 	}
-	// The group's offsets for exactly this batch, for every partition owned
-	// (so that an instance that lost its partitions without noticing cannot
-	// commit: the group refuses its generation).
-	octx := kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
-		ids := map[string][16]byte{}
-		for _, t := range req.Topics {
-			ids[t.Topic] = t.TopicID
-		}
-		req.Topics = req.Topics[:0]
-		byTopic := map[string][]int32{}
-		for t := range next {
-			byTopic[t.topic] = append(byTopic[t.topic], t.p)
-		}
-		for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
-			rt := kmsg.NewTxnOffsetCommitRequestTopic()
-			rt.Topic, rt.TopicID = topic, ids[topic]
-			for _, p := range slices.Sorted(slices.Values(byTopic[topic])) {
-				rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-				rp.Partition, rp.Offset, rp.LeaderEpoch = p, next[tp{topic, p}], -1
-				rp.Metadata = &req.MemberID
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			req.Topics = append(req.Topics, rt)
-		}
-		return nil
-	})
+	// The group's offsets for exactly this batch, for every input partition
+	// owned (so that an instance that lost its partitions without noticing
+	// cannot commit: the group refuses its generation).
+	octx := s.offsetsContext(ctx, next)
 	// Bounded: while the group session is lost (Kafka was unreachable for
 	// longer than the session timeout), ending waits for a heartbeat that
 	// cannot happen before the next plan lets the group rejoin.
@@ -877,8 +987,30 @@ func (s *KafkaState) Commit(ctx context.Context, plan Plan) error {
 			s.pos[t] = o
 		}
 	}
+	for p := range shares {
+		if _, owned := s.pos[tp{s.cfg.Topic, p}]; owned {
+			s.mapped[p] = plan.Batch
+		}
+	}
+	if plan.Role == RoleLead {
+		s.nextBatch = plan.Batch + 1
+	}
 	s.started = true
 	s.mu.Unlock()
+	if plan.publish != nil {
+		if p, err := decodePlan(plan.publish); err == nil {
+			s.tail.set(p)
+		}
+	}
+	if s.rep != nil {
+		rp := map[int32]int64{}
+		for t, o := range next {
+			if s.isRepartition(t.topic) {
+				rp[t.p] = o
+			}
+		}
+		s.rep.committed(rp)
+	}
 	s.bound.committed(s.planned, took)
 	s.purge(ctx, next)
 	return nil
@@ -1101,11 +1233,24 @@ func (s *KafkaState) reload(ctx context.Context) error {
 		}
 	}
 	loaded, pos, err := s.loadPartitions(ctx, owned, committed)
+	var co coordState
+	if err == nil {
+		co, err = s.coordStateOf(loaded, owned)
+	}
 	if err != nil {
 		return fmt.Errorf("reload the state after a rolled-back batch: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if co.leads && !s.leader {
+		co.leads = false // revoked meanwhile
+	}
+	for p := range co.mapped {
+		if _, still := s.pos[tp{s.cfg.Topic, p}]; !still || s.assignedAt[tp{s.cfg.Topic, p}] > assigns {
+			delete(co.mapped, p)
+		}
+	}
+	s.applyCoordState(co)
 	ch := &StateChanges{Reset: true, GainedInput: map[int32]PartitionState{}, GainedShuffle: map[int32]PartitionState{}}
 	set := map[string]map[int32]kgo.EpochOffset{}
 	for _, t := range owned {
@@ -1116,6 +1261,7 @@ func (s *KafkaState) reload(ctx context.Context) error {
 		s.rr.forget(t)
 		if s.isRepartition(t.topic) {
 			ch.GainedShuffle[t.p] = loaded[t]
+			continue // not read through the group
 		} else {
 			ch.GainedInput[t.p] = loaded[t]
 		}

@@ -21,6 +21,8 @@ type analyzerMetrics struct {
 	lag           metrics.Gauge
 	duplicates    metrics.Counter
 	lateRecords   metrics.Counter
+	queryLate     metrics.Counter
+	shareWait     *metrics.Histogram
 	repartOut     metrics.Counter
 	repartIn      metrics.Counter
 	restores      metrics.Counter
@@ -44,6 +46,8 @@ func newAnalyzerMetrics(reg *metrics.Registry) *analyzerMetrics {
 		lag:           reg.NewGauge("cordstream_analyze_consumer_lag_records", "Records available in the input beyond the last planned batch, from the partitions' high watermarks."),
 		duplicates:    reg.NewCounter("cordstream_analyze_duplicates_dropped_total", "Records not counted because a record with the same message_id was counted within the watermark horizon."),
 		lateRecords:   reg.NewCounter("cordstream_analyze_late_records_dropped_total", "Records not counted because every window they belong to had closed (the watermark had passed them), including partial counts other instances sent."),
+		queryLate:     reg.NewCounter("cordstream_analyze_query_late_records_dropped_total", "On the instance that runs the query's window engine (the leader, or the only instance): records of the whole query not counted because every window they belong to had closed, those the other instances found in their shares included; 0 on the other instances."),
+		shareWait:     reg.NewHistogram("cordstream_analyze_share_wait_seconds", "On the leader of several instances: how long each batch waited, once planned, for the other instances' shares of it.", metrics.DefaultLatencyBuckets),
 		repartOut:     reg.NewCounter("cordstream_analyze_repartitioned_records_total", "Records counted by the instance that owns their group-by key, sent through the repartition topic."),
 		repartIn:      reg.NewCounter("cordstream_analyze_records_from_other_instances_total", "Records other instances counted for keys this instance owns, received through the repartition topic."),
 		restores:      reg.NewCounter("cordstream_analyze_state_restores_total", "Times the window state was rebuilt from the state topics (start, rebalance, rolled-back batch)."),

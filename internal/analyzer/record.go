@@ -59,6 +59,7 @@ type batchStats struct {
 	late          int64            // records too late for every window (own ones and other instances')
 	repartitioned int64            // records sent to the instance owning their key
 	fromOthers    int64            // records other instances sent here
+	lateElsewhere int64            // records of the batch other instances found too late for every window
 
 	// oldestLate is the earliest event time of a record too late for at
 	// least one of its windows (valid when hasLate).

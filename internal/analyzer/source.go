@@ -50,7 +50,41 @@ type Plan struct {
 	// and lost since the previous plan; the analyzer applies them before
 	// reading. Nil for other sources.
 	Changes *StateChanges
+
+	// Role is this instance's part in the batch when the source plans
+	// batches for a group of instances (KafkaState); RoleAlone otherwise.
+	Role Role
+	// Batch is the id of the batch the plan belongs to, with RoleLead and
+	// RoleMap: the batch every instance of the query runs its share of.
+	Batch int64
+	// Waited is how long the leader waited for the other instances'
+	// shares of the batch (RoleLead).
+	Waited time.Duration
+	// Again asks for planning again at once, after applying Changes: the
+	// group's assignment changed while the plan waited for other instances.
+	Again bool
+	// publish is the plan record to write in the batch's transaction (a
+	// leader that reads every partition of the batch itself).
+	publish []byte
 }
+
+// Role is an instance's part in a batch of a query run by several
+// instances (docs/ARCHITECTURE.md, "One watermark for the whole query").
+type Role uint8
+
+const (
+	// RoleAlone: the source plans for this instance alone (KafkaSource,
+	// --state none, tests).
+	RoleAlone Role = iota
+	// RoleLead: this instance planned the batch for every input partition
+	// and runs the query's window engine: it reads its own partitions'
+	// ranges and the partial counts the other instances sent for the batch.
+	RoleLead
+	// RoleMap: this instance runs its share of a batch the leader planned:
+	// it reads its partitions' ranges and sends their partial counts, and a
+	// marker per partition, to the leader. It runs no window engine.
+	RoleMap
+)
 
 // PartitionLag is how many records of one input partition are available
 // beyond a plan.

@@ -591,6 +591,7 @@ func analyzeState(ctx context.Context, cl *kgo.Client, o *analyzeOptions, kcfg k
 		Shuffle:            shuffle,
 		SessionTimeout:     o.sessionTimeout,
 		TransactionTimeout: o.txnTimeout,
+		Trigger:            o.query.Trigger,
 	}, log)
 }
 
@@ -618,7 +619,7 @@ func analyzeReset(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Con
 		return fmt.Errorf("delete consumer group %s: %w", o.source.Group, err)
 	}
 	names := analyzer.StateTopicNames(o.appID)
-	for _, t := range []analyzer.StateTopic{analyzer.InputState, analyzer.WindowState, analyzer.Repartition} {
+	for _, t := range []analyzer.StateTopic{analyzer.InputState, analyzer.WindowState, analyzer.Repartition, analyzer.Batches} {
 		err := kafka.DeleteTopic(ctx, cl, names[t])
 		var nf *kafka.TopicNotFoundError
 		switch {

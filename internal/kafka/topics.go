@@ -139,7 +139,10 @@ func EnsureTopic(ctx context.Context, cl *kgo.Client, spec TopicSpec) (created b
 	resp, err := adm.CreateTopic(ctx, spec.Partitions, spec.ReplicationFactor, configs, spec.Name)
 	switch {
 	case errors.Is(err, kerr.TopicAlreadyExists):
-		return false, nil
+		// Created a moment ago (by another instance, or by whoever made it
+		// just before we started): the controller has it before every
+		// broker's metadata does. Wait, so that what follows finds it.
+		return false, waitForLeaders(ctx, cl, spec.Name)
 	case err != nil && resp.Topic == "":
 		return false, fmt.Errorf("create topic %q: %w", spec.Name, err)
 	case err != nil:

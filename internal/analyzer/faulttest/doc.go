@@ -15,6 +15,13 @@
 //     grouped by a column that is not the record key; one is killed and
 //     not restarted; the two others take over its partitions and state.
 //     The final counts must equal the brute-force count.
+//   - TestInstancesCountAsOne: a topic of partitions of very different
+//     sizes and event-time spreads, with duplicates, replayed with
+//     available-now and a batch cap by one instance, by instances killed,
+//     restarted, joined and stopped along the way, and by two instances
+//     of which one is paused and has another cap. Each run's results topic
+//     must equal, row for row, a model of Spark's rule for the whole group
+//     (the cap prorated over every partition, one watermark).
 //   - TestBrokerOutage: a private broker (scripts/kafka on its own ports)
 //     is stopped for 20 s under a running analyzer and started again; the
 //     analyzer waits, or exits with an error when the outage broke a
@@ -22,9 +29,10 @@
 //     counts must equal the brute-force count.
 //
 // CI runs them small (scripts/test runs them like every test). The full
-// sizes (200,000 messages, 8 kills; 100,000 messages for three instances):
+// sizes (200,000 messages, 8 kills; 100,000 messages for three instances;
+// 150,000 for TestInstancesCountAsOne):
 //
-//	CORDSTREAM_FAULT_FULL=1 scripts/test -run 'TestKillNineReplay|TestThreeInstancesOneKilled' -v ./internal/analyzer/faulttest/
+//	CORDSTREAM_FAULT_FULL=1 scripts/test -run 'TestKillNineReplay|TestThreeInstancesOneKilled|TestInstancesCountAsOne' -v ./internal/analyzer/faulttest/
 //
 // CORDSTREAM_FAULT_MESSAGES and CORDSTREAM_FAULT_KILLS override the sizes.
 package faulttest
