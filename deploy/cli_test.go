@@ -18,12 +18,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 // composeCommand is one cordstream service of the compose file.
@@ -243,36 +243,18 @@ func TestComposeStateOnVolumes(t *testing.T) {
 
 // ---------------------------------------------------------------- live run
 
-// syncBuffer collects a process's output for polling while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a cordstream process started by a test; the test waits for it.
 type proc struct {
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testio.Buffer
 	done           chan struct{}
 	err            error
 }
 
 func start(t *testing.T, name, bin string, args []string, env ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, stdout: &testio.Buffer{}, stderr: &testio.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(cleanEnv(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

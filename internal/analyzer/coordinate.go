@@ -114,7 +114,7 @@ func startPlanTail(kcfg kafka.Config, topic string, log *slog.Logger) (*planTail
 		return nil, err
 	}
 	cl, err := kgo.NewClient(append(base,
-		kgo.WithLogger(&slogKgo{log: log.With("component", "kafka")}),
+		kgo.WithLogger(kafka.NewLogger(log.With("component", "kafka"), nil)),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
@@ -235,7 +235,7 @@ func newRepartReader(kcfg kafka.Config, topic string, from map[int32]int64, gen 
 		start[q] = kgo.NewOffset().At(o)
 	}
 	cl, err := kgo.NewClient(append(base,
-		kgo.WithLogger(&slogKgo{log: log.With("component", "kafka")}),
+		kgo.WithLogger(kafka.NewLogger(log.With("component", "kafka"), nil)),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),

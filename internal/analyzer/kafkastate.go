@@ -316,7 +316,7 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		return nil, err
 	}
 	s.opts = append(base,
-		kgo.WithLogger(&slogKgo{log: log.With("component", "kafka"), unstable: &unstableWatch{now: time.Now}}),
+		kgo.WithLogger(unstableLogger(log.With("component", "kafka"), &unstableWatch{now: time.Now})),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.InstanceID(cfg.InstanceID),
 		kgo.SessionTimeout(cfg.SessionTimeout),
@@ -1400,7 +1400,7 @@ func readStateTopics(ctx context.Context, kcfg kafka.Config, adm *kadm.Client, w
 		return nil, err
 	}
 	cl, err := kgo.NewClient(append(base,
-		kgo.WithLogger(&slogKgo{log: log.With("component", "kafka")}),
+		kgo.WithLogger(kafka.NewLogger(log.With("component", "kafka"), nil)),
 		kgo.ConsumePartitions(consume),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(fetchMaxWait),
@@ -1472,40 +1472,15 @@ func (p internalPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
 	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
 }
 
-// slogKgo routes franz-go's warnings and errors to slog, and its
-// informational messages too when log is at debug level.
-type slogKgo struct {
-	log *slog.Logger
-	// unstable, when set, watches the group's offset fetches: franz-go
-	// retries them quietly (at info) while the broker holds the offsets
-	// for a transaction it has not completed.
-	unstable *unstableWatch
-}
-
-func (l *slogKgo) Level() kgo.LogLevel {
-	if l.unstable != nil || l.log.Enabled(context.Background(), slog.LevelDebug) {
-		return kgo.LogLevelInfo
-	}
-	return kgo.LogLevelWarn
-}
-
-func (l *slogKgo) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	sl := slog.LevelInfo
-	switch level {
-	case kgo.LogLevelError:
-		sl = slog.LevelError
-	case kgo.LogLevelWarn:
-		sl = slog.LevelWarn
-	case kgo.LogLevelDebug:
-		sl = slog.LevelDebug
-	}
-	if level == kgo.LogLevelInfo && l.unstable != nil {
-		l.unstable.check(l.log, keyvals)
-		if !l.log.Enabled(context.Background(), slog.LevelDebug) {
-			return // franz-go's info lines show from --log-level debug
+// unstableLogger is the group client's franz-go logger: it also watches
+// the offset fetches franz-go retries quietly (at info) while the broker
+// holds the offsets for a transaction it has not completed.
+func unstableLogger(log *slog.Logger, u *unstableWatch) *kafka.Logger {
+	return kafka.NewLogger(log, func(level kgo.LogLevel, _ string, keyvals []any) {
+		if level == kgo.LogLevelInfo {
+			u.check(log, keyvals)
 		}
-	}
-	l.log.Log(context.Background(), sl, msg, keyvals...)
+	})
 }
 
 // unstableWatch tells when the group's committed offsets have stayed

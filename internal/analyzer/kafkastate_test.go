@@ -342,7 +342,7 @@ func TestIdleWatch(t *testing.T) {
 func TestUnstableOffsetsWarning(t *testing.T) {
 	var buf bytes.Buffer
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := &slogKgo{log: slog.New(slog.NewTextHandler(&buf, nil)), unstable: &unstableWatch{now: func() time.Time { return now }}}
+	l := unstableLogger(slog.New(slog.NewTextHandler(&buf, nil)), &unstableWatch{now: func() time.Time { return now }})
 	if l.Level() != kgo.LogLevelInfo {
 		t.Fatalf("level %v: franz-go would not report its retries", l.Level())
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
 	"github.com/cordstream/cordstream/internal/metrics"
 	"github.com/cordstream/cordstream/internal/spool"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 // durable is a running bot wired like the command: spool (when dir is
@@ -32,7 +33,7 @@ type durable struct {
 
 func startDurable(t *testing.T, srv *sim.Server, topic, dir string) *durable {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := metrics.NewRegistry()
 	m := NewMetrics(reg)
@@ -64,14 +65,14 @@ func startDurable(t *testing.T, srv *sim.Server, topic, dir string) *durable {
 		cancel()
 		t.Fatal(err)
 	}
-	var sink Sink = pub
+	var out Outlet = pub
 	monitors := []func(context.Context) error{pub.Run, func(ctx context.Context) error { return cursors.Run(ctx, 100*time.Millisecond) }}
 	if sp != nil {
 		s := NewSpooled(SpooledConfig{Spool: sp, Publisher: pub, Replayed: rec.Entries, Cursors: cursors, Log: log, Metrics: m})
-		sink = s
+		out = s
 		monitors = append(monitors, s.Run)
 	}
-	b := New(Config{Filter: Filter{IncludeBots: true, IncludeWebhooks: true}, Log: log, Metrics: m, ShutdownTimeout: 10 * time.Second, Cursors: cursors}, sink)
+	b := New(Config{Filter: Filter{IncludeBots: true, IncludeWebhooks: true}, Log: log, Metrics: m, ShutdownTimeout: 10 * time.Second, Cursors: cursors}, out)
 	var bf *Backfiller
 	gw, err := discord.New(discord.Config{
 		Token: srv.Token(), APIURL: srv.APIURL(), Intents: discord.DefaultIntents | discord.IntentDirectMessages,
@@ -87,7 +88,7 @@ func startDurable(t *testing.T, srv *sim.Server, topic, dir string) *durable {
 	}
 	bf = NewBackfiller(BackfillConfig{REST: gw.REST(), Cursors: cursors, Handle: b.HandleBackfill, Log: log, Metrics: m})
 	p := &pipeline{gw: gw, bot: b, reg: reg, logs: logs, cancel: cancel, done: make(chan error, 1), topic: topic}
-	go func() { p.done <- b.Run(ctx, Sources(gw, bf), monitors...) }()
+	go func() { p.done <- b.Run(ctx, Feeds(gw, bf), monitors...) }()
 	t.Cleanup(func() { p.stop(t) })
 	return &durable{pipeline: p, bf: bf, cursors: cursors}
 }

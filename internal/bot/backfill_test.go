@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cordstream/cordstream/internal/discord"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 // fakeHistory serves channel histories like Discord: the limit messages
@@ -102,7 +103,7 @@ func TestBackfillerPagesHoldsAndStops(t *testing.T) {
 		},
 	}
 	h := &handled{ids: map[string][]uint64{}, c: c}
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	t0 := time.Now()
 	clock := func() time.Time { return now.Add(time.Since(t0)) }
 	b := NewBackfiller(BackfillConfig{REST: hist, Cursors: c, Handle: h.handle, Now: clock,
@@ -206,7 +207,7 @@ func TestBackfillerMaxAgeAndChannelLimit(t *testing.T) {
 		chans = append(chans, discord.ChannelInfo{ID: fmt.Sprint(ch), LastMessageID: fmt.Sprint(recent + uint64(ch)), Read: discord.ReadOK})
 	}
 	h := &handled{ids: map[string][]uint64{}, c: c}
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	b := NewBackfiller(BackfillConfig{REST: hist, Cursors: c, Handle: h.handle, Now: func() time.Time { return now },
 		MaxAge: 24 * time.Hour, MaxChannels: 2, Workers: 1, Log: testLogger(logs)})
 	// Queue everything before the worker starts, so the priority shows.

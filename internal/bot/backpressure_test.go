@@ -10,6 +10,7 @@ import (
 	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/discord"
 	"github.com/cordstream/cordstream/internal/discord/sim"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 // TestBackPressurePausesReadingFromDiscord: with Kafka down and the buffer
@@ -23,7 +24,7 @@ func TestBackPressurePausesReadingFromDiscord(t *testing.T) {
 	ch := srv.AddChannel(g.ID, "general")
 	alice := srv.AddUser(sim.User{Username: "alice"})
 
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m := NewMetrics(nil)
 	pub, err := NewPublisher(PublisherConfig{Topic: testTopic, MaxBuffered: 5, StallAfter: 200 * time.Millisecond,

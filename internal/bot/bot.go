@@ -11,9 +11,9 @@ import (
 	"github.com/cordstream/cordstream/internal/discord"
 )
 
-// Source produces message events into a handler until ctx ends (then it
-// returns nil) or it fails. *discord.Gateway is the Source.
-type Source interface {
+// Feed produces message events into a handler until ctx ends (then it
+// returns nil) or it fails. *discord.Gateway is the Feed.
+type Feed interface {
 	Run(ctx context.Context) error
 }
 
@@ -32,16 +32,16 @@ type Config struct {
 	// for the REST backfill.
 	Cursors *Cursors
 	// Recent remembers the create ids taken in this run, to drop a second
-	// copy (NewRecentIDs(100000) when nil). Share it with the Spooled sink
+	// copy (NewRecentIDs(100000) when nil). Share it with the Spooled outlet
 	// so that records replayed from the spool count as taken.
 	Recent *RecentIDs
 }
 
-// Bot is the pipeline: Handle is the Gateway's handler; Run drives a Source
-// and shuts the Sink down.
+// Bot is the pipeline: Handle is the Gateway's handler; Run drives a Feed
+// and shuts the Outlet down.
 type Bot struct {
 	cfg   Config
-	sink  Sink
+	out   Outlet
 	m     *Metrics
 	log   *slog.Logger
 	watch contentWatch
@@ -51,8 +51,8 @@ type Bot struct {
 	abort    context.CancelFunc
 }
 
-// New returns a pipeline publishing into sink.
-func New(cfg Config, sink Sink) *Bot {
+// New returns a pipeline publishing into out.
+func New(cfg Config, out Outlet) *Bot {
 	if cfg.Content == "" {
 		cfg.Content = ContentKeep
 	}
@@ -73,7 +73,7 @@ func New(cfg Config, sink Sink) *Bot {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "bot")
-	b := &Bot{cfg: cfg, sink: sink, m: cfg.Metrics, log: log}
+	b := &Bot{cfg: cfg, out: out, m: cfg.Metrics, log: log}
 	b.abortCtx, b.abort = context.WithCancel(context.Background())
 	b.watch = contentWatch{sample: cfg.EmptyContentSample, log: log, gauge: cfg.Metrics.noContent}
 	b.seen = cfg.Recent
@@ -85,7 +85,7 @@ func (b *Bot) Metrics() *Metrics { return b.m }
 
 // Handle is the discord.Handler: it counts the event, drops a create
 // already taken in this run, filters it, applies the content mode and
-// publishes it. It blocks while the sink is full and returns an error only
+// publishes it. It blocks while the outlet is full and returns an error only
 // when ctx ends first.
 func (b *Bot) Handle(ctx context.Context, ev *discord.Event) error {
 	b.m.addReceived(string(ev.Message.Kind))
@@ -126,7 +126,7 @@ func (b *Bot) take(ctx context.Context, ev *discord.Event) error {
 	msg := ev.Message
 	b.cfg.Content.Apply(&msg)
 	b.cfg.Cursors.Accept(&msg)
-	return b.sink.Publish(ctx, &msg, ev.ReceivedAt)
+	return b.out.Publish(ctx, &msg, ev.ReceivedAt)
 }
 
 // RecentIDs remembers the last limit message ids (oldest forgotten first).
@@ -167,11 +167,11 @@ func (r *RecentIDs) Add(id string) bool {
 
 var _ discord.Handler = (*Bot)(nil).Handle
 
-// Run runs src until ctx ends or src fails, then closes the sink (flushing
-// under ShutdownTimeout) and logs the counts. monitors (e.g. the Publisher's
-// Run) run alongside until then. It returns src's error joined with the
-// sink's (records not delivered), or nil.
-func (b *Bot) Run(ctx context.Context, src Source, monitors ...func(context.Context) error) error {
+// Run runs feed until ctx ends or feed fails, then closes the outlet
+// (flushing under ShutdownTimeout) and logs the counts. monitors (e.g. the
+// Publisher's Run) run alongside until then. It returns feed's error joined
+// with the outlet's (records not delivered), or nil.
+func (b *Bot) Run(ctx context.Context, feed Feed, monitors ...func(context.Context) error) error {
 	mctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, mon := range monitors {
@@ -181,14 +181,14 @@ func (b *Bot) Run(ctx context.Context, src Source, monitors ...func(context.Cont
 			}
 		})
 	}
-	srcErr := src.Run(ctx)
-	if srcErr != nil && ctx.Err() != nil && errors.Is(srcErr, context.Canceled) {
-		srcErr = nil
+	feedErr := feed.Run(ctx)
+	if feedErr != nil && ctx.Err() != nil && errors.Is(feedErr, context.Canceled) {
+		feedErr = nil
 	}
 	c := b.m.Counts()
 	b.log.Info("stopped reading from Discord; flushing to Kafka", "waiting", c.Buffered, "deadline", b.cfg.ShutdownTimeout)
 	fctx, cancel := context.WithTimeout(b.abortCtx, b.cfg.ShutdownTimeout)
-	sinkErr := b.sink.Close(fctx)
+	outErr := b.out.Close(fctx)
 	cancel()
 	stop()
 	wg.Wait()
@@ -196,22 +196,22 @@ func (b *Bot) Run(ctx context.Context, src Source, monitors ...func(context.Cont
 	b.log.Info("bot stopped", "received", c.Received, "published", c.Published, "failed", c.Failed,
 		"filtered", c.Filtered, "backpressure_pauses", c.Backpressure, "backfilled", c.Backfilled,
 		"replayed_from_spool", c.Replayed, "left_in_spool", c.Spooled)
-	return errors.Join(srcErr, sinkErr)
+	return errors.Join(feedErr, outErr)
 }
 
-// Sources runs several sources as one (e.g. the Gateway and the REST
+// Feeds runs several feeds as one (e.g. the Gateway and the REST
 // backfill): until ctx ends, or one fails (then the others are stopped and
 // its error returned).
-func Sources(srcs ...Source) Source { return sources(srcs) }
+func Feeds(fs ...Feed) Feed { return feeds(fs) }
 
-type sources []Source
+type feeds []Feed
 
-func (s sources) Run(ctx context.Context) error {
+func (s feeds) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, len(s))
-	for _, src := range s {
-		go func() { errs <- src.Run(ctx) }()
+	for _, f := range s {
+		go func() { errs <- f.Run(ctx) }()
 	}
 	var first error
 	for range s {

@@ -8,11 +8,12 @@ import (
 
 	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/discord"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 func TestHandleCountsEveryOutcome(t *testing.T) {
-	sink := &fakeSink{}
-	b := New(Config{Filter: Filter{IncludeWebhooks: true, ExcludeChannels: map[string]bool{"99": true}}, Content: ContentHash}, sink)
+	out := &fakeOutlet{}
+	b := New(Config{Filter: Filter{IncludeWebhooks: true, ExcludeChannels: map[string]bool{"99": true}}, Content: ContentHash}, out)
 	bot := guildEvent("2", "1", "10", "6", "beep")
 	bot.AuthorIsBot = true
 	bad := &discord.Event{Type: discord.EventMessageCreate, Err: errors.New("no author"), Message: chat.Message{MessageID: "3"}}
@@ -31,10 +32,10 @@ func TestHandleCountsEveryOutcome(t *testing.T) {
 	if c.Received != 4 || c.Filtered != 2 || c.Failed != 1 {
 		t.Errorf("counts = %+v, want received 4, filtered 2, failed 1", c)
 	}
-	if len(sink.got) != 1 || sink.got[0].MessageID != "1" {
-		t.Fatalf("sink got %+v, want message 1 only", sink.got)
+	if len(out.got) != 1 || out.got[0].MessageID != "1" {
+		t.Fatalf("outlet got %+v, want message 1 only", out.got)
 	}
-	if got := *sink.got[0].Content; !strings.HasPrefix(got, "sha256:") {
+	if got := *out.got[0].Content; !strings.HasPrefix(got, "sha256:") {
 		t.Errorf("content = %q, want it hashed", got)
 	}
 	if *evs[0].Message.Content != "hello" {
@@ -42,27 +43,27 @@ func TestHandleCountsEveryOutcome(t *testing.T) {
 	}
 }
 
-func TestRunClosesSinkAndReturnsSourceError(t *testing.T) {
-	sink := &fakeSink{}
-	b := New(Config{}, sink)
+func TestRunClosesOutletAndReturnsFeedError(t *testing.T) {
+	out := &fakeOutlet{}
+	b := New(Config{}, out)
 	want := errors.New("fatal close")
-	err := b.Run(context.Background(), sourceFunc(func(context.Context) error { return want }))
+	err := b.Run(context.Background(), feedFunc(func(context.Context) error { return want }))
 	if !errors.Is(err, want) {
 		t.Errorf("Run = %v, want %v", err, want)
 	}
-	if !sink.closed {
-		t.Error("sink not closed")
+	if !out.closed {
+		t.Error("outlet not closed")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := New(Config{}, &fakeSink{}).Run(ctx, sourceFunc(func(ctx context.Context) error { return ctx.Err() })); err != nil {
+	if err := New(Config{}, &fakeOutlet{}).Run(ctx, feedFunc(func(ctx context.Context) error { return ctx.Err() })); err != nil {
 		t.Errorf("Run after cancel = %v, want nil", err)
 	}
 }
 
-type sourceFunc func(context.Context) error
+type feedFunc func(context.Context) error
 
-func (f sourceFunc) Run(ctx context.Context) error { return f(ctx) }
+func (f feedFunc) Run(ctx context.Context) error { return f(ctx) }
 
 func TestContentWatch(t *testing.T) {
 	empty := func(id string) *discord.Event { return guildEvent(id, "1", "10", "5", "") }
@@ -118,8 +119,8 @@ func TestContentWatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &syncBuffer{}
-			b := New(Config{Log: testLogger(logs)}, &fakeSink{})
+			logs := &testio.Buffer{}
+			b := New(Config{Log: testLogger(logs)}, &fakeOutlet{})
 			for _, ev := range tt.evs() {
 				b.Handle(context.Background(), ev)
 			}

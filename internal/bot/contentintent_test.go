@@ -10,6 +10,7 @@ import (
 
 	"github.com/cordstream/cordstream/internal/discord"
 	"github.com/cordstream/cordstream/internal/discord/sim"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 // TestMissingMessageContentWarns: connected without the Message Content
@@ -21,7 +22,7 @@ func TestMissingMessageContentWarns(t *testing.T) {
 	g := srv.AddGuild("g")
 	ch := srv.AddChannel(g.ID, "general")
 	alice := srv.AddUser(sim.User{Username: "alice"})
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	m := NewMetrics(nil)
 	pub, err := NewPublisher(PublisherConfig{Topic: testTopic, Metrics: m, Log: log}, fk.newClient())

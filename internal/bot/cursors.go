@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cordstream/cordstream/internal/atomicfile"
 	"github.com/cordstream/cordstream/internal/chat"
 )
 
@@ -137,7 +138,7 @@ func LoadCursors(path string, now func() time.Time, log *slog.Logger) (*Cursors,
 		return c, nil
 	}
 	// A snapshot whose write was interrupted.
-	_ = os.Remove(path + ".tmp")
+	_ = os.Remove(path + atomicfile.TmpSuffix)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		c.dirty = true
@@ -585,7 +586,7 @@ func (c *Cursors) Save() error {
 // generation no longer matches: it is ignored, the snapshot holding all of
 // it. It returns the journal's new size.
 func (c *Cursors) writeSnapshot(snap []byte, gen uint64) (int64, error) {
-	if err := writeFileAtomic(c.path, snap); err != nil {
+	if err := atomicfile.Write(c.path, snap, nil); err != nil {
 		return 0, err
 	}
 	head := appendJournalLine(nil, journalLine{Journal: gen})
@@ -654,32 +655,6 @@ func (c *Cursors) Run(ctx context.Context, interval time.Duration) error {
 	}
 }
 
-// writeFileAtomic replaces path with b: a temporary file, fsynced, renamed
-// over it, then the directory fsynced so that the rename survives a
-// machine crash. A failed write (a full disk) leaves no temporary file.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
 // writeFileSynced replaces the content of path with b and fsyncs it (the
 // journal's first line; a crash in the middle leaves a journal that does
 // not match the snapshot, which is ignored).
@@ -696,18 +671,8 @@ func writeFileSynced(path string, b []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = atomicfile.SyncDir(filepath.Dir(path))
 	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	d.Close()
 	return err
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 func create(ch, id string) *chat.Message {
@@ -142,7 +143,7 @@ func TestCursorsDamagedFile(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, CursorsFile)
 			os.WriteFile(path, []byte(content), 0o600)
-			logs := &syncBuffer{}
+			logs := &testio.Buffer{}
 			c, err := LoadCursors(path, nil, testLogger(logs))
 			if err != nil {
 				t.Fatal(err)
@@ -300,7 +301,7 @@ func TestCursorsJournalDamage(t *testing.T) {
 			} else {
 				os.WriteFile(jpath, []byte(tc.journal), 0o600)
 			}
-			logs := &syncBuffer{}
+			logs := &testio.Buffer{}
 			c, err := LoadCursors(path, nil, testLogger(logs))
 			if err != nil {
 				t.Fatal(err)

@@ -16,16 +16,24 @@
 //     event is accepted when the handler returns; only then does the shard's
 //     sequence number advance (the position Discord resumes from). Before
 //     returning, the handler has written the record to the spool
-//     (spool.Append: write(2), then fsync(2) unless a group-commit period
-//     was chosen). A record leaves the spool only after Kafka acknowledged
-//     it, or refused it for good (too large: counted as failed, logged).
-//     Any other refusal keeps the record and sends it again.
+//     (spool.Append: write(2)). When it is fsynced is the command's
+//     --spool-sync (spool.Options): group, the default, is a continuous
+//     group commit (at most one fsync every 10 ms) and lets the handler
+//     return once its record is written, waiting only while more than 1000
+//     records await fsync;
+//     always waits for the fsync that covers the record; a period P
+//     fsyncs every P. A record leaves the spool only after Kafka
+//     acknowledged it, or refused it for good (too large: counted as
+//     failed, logged). Any other refusal keeps the record and sends it
+//     again.
 //   - What survives: a crash of the process (kill -9, panic, OOM) loses
-//     nothing accepted. With fsync on every append (the default) a power
-//     loss or kernel crash loses nothing either; with a period P, the
-//     records accepted in the last P before such a crash can be lost from
-//     the spool (creates among them are then fetched by the backfill, see
-//     below). Kafka being down for any length of time loses nothing.
+//     nothing accepted, whatever --spool-sync says. A power loss or kernel
+//     crash loses nothing with always; with group (the default) it can
+//     lose the records written since the last completed fsync (at most
+//     1000, typically the last ~10 ms); with a period
+//     P, the records accepted in the last P. Creates among them are then
+//     fetched by the backfill (see below). Kafka being down for any length
+//     of time loses nothing.
 //   - Bound: the spool holds at most its MaxBytes on disk. When full, or
 //     when its file system is (a full disk is an outage, not a loss),
 //     Publish blocks, the Gateway handler blocks with it and the shard stops

@@ -21,6 +21,7 @@ import (
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
 	"github.com/cordstream/cordstream/internal/metrics"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 const e2eHeartbeat = 200 * time.Millisecond
@@ -49,7 +50,7 @@ type pipeline struct {
 	gw     *discord.Gateway
 	bot    *Bot
 	reg    *metrics.Registry
-	logs   *syncBuffer
+	logs   *testio.Buffer
 	cancel context.CancelFunc
 	done   chan error
 	topic  string
@@ -63,7 +64,7 @@ type pipelineOpts struct {
 
 func startPipeline(t *testing.T, srv *sim.Server, topic string, o pipelineOpts) *pipeline {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := metrics.NewRegistry()
 	m := NewMetrics(reg)

@@ -26,21 +26,26 @@ type Filter struct {
 	IncludeWebhooks bool
 	// Guilds, when not empty, is the only guilds published; direct messages
 	// (no guild) are then dropped too.
-	Guilds map[string]bool
+	Guilds Snowflakes
 	// ExcludeGuilds are never published.
-	ExcludeGuilds map[string]bool
+	ExcludeGuilds Snowflakes
 	// Channels, when not empty, is the only channels published.
-	Channels map[string]bool
+	Channels Snowflakes
 	// ExcludeChannels are never published.
-	ExcludeChannels map[string]bool
+	ExcludeChannels Snowflakes
 }
 
-// IDSet builds a set of snowflake ids, rejecting anything that is not one.
-func IDSet(what string, ids []string) (map[string]bool, error) {
+// Snowflakes is a set of Discord ids (snowflakes): the guild and channel
+// lists of a Filter.
+type Snowflakes map[string]bool
+
+// ParseSnowflakes builds a set of snowflake ids, rejecting anything that is
+// not one; what names the list (a flag) in the error. No ids: a nil set.
+func ParseSnowflakes(what string, ids []string) (Snowflakes, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	set := make(map[string]bool, len(ids))
+	set := make(Snowflakes, len(ids))
 	for _, id := range ids {
 		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
 			return nil, fmt.Errorf("%s: %q is not a Discord id (a number like 81384788765712384; "+

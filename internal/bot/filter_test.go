@@ -60,18 +60,18 @@ func TestFilterDecide(t *testing.T) {
 	}
 }
 
-func TestIDSet(t *testing.T) {
-	s, err := IDSet("--guilds", []string{"81384788765712384", "1"})
+func TestParseSnowflakes(t *testing.T) {
+	s, err := ParseSnowflakes("--guilds", []string{"81384788765712384", "1"})
 	if err != nil || !s["1"] || !s["81384788765712384"] || len(s) != 2 {
-		t.Errorf("IDSet = %v, %v", s, err)
+		t.Errorf("ParseSnowflakes = %v, %v", s, err)
 	}
 	for _, bad := range []string{"general", "-1", "1.5", "#123"} {
-		_, err := IDSet("--channels", []string{bad})
+		_, err := ParseSnowflakes("--channels", []string{bad})
 		if err == nil || !strings.Contains(err.Error(), "--channels") || !strings.Contains(err.Error(), "Copy ID") {
-			t.Errorf("IDSet(%q) err = %v, want one naming the flag and how to copy an id", bad, err)
+			t.Errorf("ParseSnowflakes(%q) err = %v, want one naming the flag and how to copy an id", bad, err)
 		}
 	}
-	if s, err := IDSet("x", nil); s != nil || err != nil {
-		t.Errorf("IDSet(nil) = %v, %v", s, err)
+	if s, err := ParseSnowflakes("x", nil); s != nil || err != nil {
+		t.Errorf("ParseSnowflakes(nil) = %v, %v", s, err)
 	}
 }

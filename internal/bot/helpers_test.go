@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,45 +9,28 @@ import (
 
 	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/discord"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testLogger(w *syncBuffer) *slog.Logger {
+func testLogger(w *testio.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// fakeSink records what it is given.
-type fakeSink struct {
+// fakeOutlet records what it is given.
+type fakeOutlet struct {
 	mu     sync.Mutex
 	got    []chat.Message
 	closed bool
 }
 
-func (f *fakeSink) Publish(_ context.Context, m *chat.Message, _ time.Time) error {
+func (f *fakeOutlet) Publish(_ context.Context, m *chat.Message, _ time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.got = append(f.got, *m)
 	return nil
 }
 
-func (f *fakeSink) Close(context.Context) error {
+func (f *fakeOutlet) Close(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true

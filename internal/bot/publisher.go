@@ -16,24 +16,26 @@ import (
 	"github.com/cordstream/cordstream/internal/chat"
 )
 
-// Sink is where the pipeline hands records. Publish may block while the sink
-// is full (back-pressure) and returns an error only when ctx ends first; the
-// sink counts each record's outcome itself. Close delivers or fails
-// everything accepted, within ctx's deadline.
-//
-// A durable spool or a REST backfill plugs in here: both are Sinks, or wrap
-// one.
-type Sink interface {
+// Outlet is where the pipeline hands records on their way to Kafka (the
+// Publisher, or the Spooled publisher in front of it). Publish may block
+// while the outlet is full (back-pressure) and returns an error only when ctx
+// ends first; the outlet counts each record's outcome itself. Close delivers
+// or fails everything accepted, within ctx's deadline.
+type Outlet interface {
 	Publish(ctx context.Context, m *chat.Message, receivedAt time.Time) error
 	Close(ctx context.Context) error
 }
+
+// DefaultMaxBuffered is PublisherConfig.MaxBuffered's default, and the
+// command's --max-buffered.
+const DefaultMaxBuffered = 10000
 
 // PublisherConfig configures a Kafka publisher.
 type PublisherConfig struct {
 	// Topic receives the records. Required.
 	Topic string
 	// MaxBuffered is how many records may wait for Kafka's acknowledgement
-	// before Publish blocks (10000 when zero).
+	// before Publish blocks (DefaultMaxBuffered when zero).
 	MaxBuffered int
 	// StallAfter: records waiting this long without any acknowledgement make
 	// Kafka "unreachable" (5 s when zero).
@@ -50,9 +52,16 @@ type PublisherConfig struct {
 	// no record waits (10 s when zero), so that an outage shows when
 	// Discord is quiet too.
 	ProbeEvery time.Duration
+	// Linger is how long the producer waits for more records before it
+	// sends a batch (DefaultLinger when zero): records arriving one by one
+	// then go to Kafka together. SpooledLinger behind a Spooled outlet.
+	Linger time.Duration
 }
 
-// Publisher is the Kafka Sink: an idempotent, acks=all franz-go producer
+// DefaultLinger is PublisherConfig.Linger's default (franz-go's own).
+const DefaultLinger = 10 * time.Millisecond
+
+// Publisher is the Kafka Outlet: an idempotent, acks=all franz-go producer
 // with a bounded buffer.
 type Publisher struct {
 	cfg PublisherConfig
@@ -89,6 +98,7 @@ func (p *Publisher) producerOptions() []kgo.Opt {
 		// franz-go's own limit sits above ours so that Produce never blocks
 		// on it (our semaphore blocks first, cancellably).
 		kgo.MaxBufferedRecords(p.cfg.MaxBuffered + 1024),
+		kgo.ProducerLinger(p.cfg.Linger),
 		kgo.WithHooks(connHook{p}),
 	}
 }
@@ -101,7 +111,7 @@ func NewPublisher(cfg PublisherConfig, newClient func(opts ...kgo.Opt) (*kgo.Cli
 		return nil, errors.New("publisher: no topic")
 	}
 	if cfg.MaxBuffered <= 0 {
-		cfg.MaxBuffered = 10000
+		cfg.MaxBuffered = DefaultMaxBuffered
 	}
 	if cfg.StallAfter <= 0 {
 		cfg.StallAfter = 5 * time.Second
@@ -111,6 +121,9 @@ func NewPublisher(cfg PublisherConfig, newClient func(opts ...kgo.Opt) (*kgo.Cli
 	}
 	if cfg.ProbeEvery <= 0 {
 		cfg.ProbeEvery = 10 * time.Second
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = DefaultLinger
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -432,4 +445,4 @@ func (h connHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ ne
 }
 
 var _ kgo.HookBrokerConnect = connHook{}
-var _ Sink = (*Publisher)(nil)
+var _ Outlet = (*Publisher)(nil)

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cordstream/cordstream/internal/chat"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 const testTopic = "discord_messages"
@@ -161,7 +162,7 @@ func TestCheckDurability(t *testing.T) {
 // unreachable, and everything is delivered once the broker is back.
 func TestPublisherKafkaDown(t *testing.T) {
 	fk := newFakeKafka(t)
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	m := NewMetrics(nil)
 	p, err := NewPublisher(PublisherConfig{Topic: testTopic, MaxBuffered: 5, StallAfter: 200 * time.Millisecond,
 		LogEvery: 200 * time.Millisecond, Metrics: m, Log: testLogger(logs)}, fk.newClient())
@@ -227,7 +228,7 @@ func TestPublisherKafkaDown(t *testing.T) {
 // (counted, logged, reported), never silently dropped.
 func TestPublisherShutdownDeadline(t *testing.T) {
 	fk := newFakeKafka(t)
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	m := NewMetrics(nil)
 	p, err := NewPublisher(PublisherConfig{Topic: testTopic, MaxBuffered: 3, Metrics: m, Log: testLogger(logs)}, fk.newClient())
 	if err != nil {
@@ -289,7 +290,7 @@ func TestPublisherIdleOutage(t *testing.T) {
 		}
 		return nil, nil, false
 	})
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	p, err := NewPublisher(PublisherConfig{Topic: testTopic, StallAfter: 100 * time.Millisecond, ProbeEvery: 50 * time.Millisecond,
 		Log: testLogger(logs)}, fk.newClient())
 	if err != nil {

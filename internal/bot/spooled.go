@@ -14,13 +14,13 @@ import (
 	"github.com/cordstream/cordstream/internal/spool"
 )
 
-// SpooledConfig configures a Spooled sink.
+// SpooledConfig configures a Spooled outlet.
 type SpooledConfig struct {
 	// Spool receives every record before Publish returns. Required; the
-	// Spooled sink closes it.
+	// Spooled outlet closes it.
 	Spool *spool.Spool
-	// Publisher delivers the records to Kafka. Required; the Spooled sink
-	// closes it.
+	// Publisher delivers the records to Kafka. Required; the Spooled
+	// outlet closes it.
 	Publisher *Publisher
 	// Replayed is how many entries the spool held when it was opened
 	// (spool.Recovery.Entries): they are counted as replayed.
@@ -34,9 +34,26 @@ type SpooledConfig struct {
 	// RetryBackoff bounds the wait before a record Kafka refused with a
 	// retriable-looking error is sent again (30 s when zero).
 	RetryBackoff time.Duration
+	// Gather is how long the forwarder, once it has sent everything the
+	// spool held, lets new records gather before it reads them
+	// (DefaultGather when zero, none when negative): one wake-up hands the
+	// producer a batch instead of one record, at the price of up to that
+	// much latency. The Publisher then need not linger (SpooledLinger).
+	Gather time.Duration
 }
 
-// Spooled is the Sink that loses nothing when Kafka is down or the bot
+// DefaultGather is SpooledConfig.Gather's default: the forwarder wakes at
+// most about a hundred times a second however many messages arrive, where
+// it woke once per message; the latency it adds is what the producer's
+// linger (10 ms, franz-go's default) added before, which SpooledLinger
+// replaces.
+const DefaultGather = 10 * time.Millisecond
+
+// SpooledLinger is the PublisherConfig.Linger for a Publisher behind a
+// Spooled outlet: the forwarder hands records over in batches already.
+const SpooledLinger = time.Millisecond
+
+// Spooled is the Outlet that loses nothing when Kafka is down or the bot
 // dies: Publish appends the record to the durable spool and returns; a
 // forwarder reads the spool in order and hands the records to the
 // Publisher; an entry leaves the spool only once Kafka acknowledged it.
@@ -74,6 +91,9 @@ func NewSpooled(cfg SpooledConfig) *Spooled {
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 30 * time.Second
 	}
+	if cfg.Gather == 0 {
+		cfg.Gather = DefaultGather
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -93,14 +113,20 @@ func NewSpooled(cfg SpooledConfig) *Spooled {
 // never be stored (too large) is counted as failed; another write error is
 // retried every second, pausing reads from Discord meanwhile.
 func (s *Spooled) Publish(ctx context.Context, m *chat.Message, receivedAt time.Time) error {
-	val, err := chat.Encode(m)
+	bp := entryBufs.Get().(*[]byte)
+	entry, err := appendEntry((*bp)[:0], m, receivedAt)
+	defer func() {
+		if cap(entry) <= 64<<10 {
+			*bp = entry[:0]
+			entryBufs.Put(bp)
+		}
+	}()
 	if err != nil {
 		s.m.addFailed(FailEncode)
 		s.log.Error("cannot encode message; not published", "message_id", m.MessageID, "err", err)
 		s.cfg.Cursors.Done(m)
 		return nil
 	}
-	entry := encodeEntry(m, receivedAt, val)
 	lastErrLog := time.Time{}
 	for {
 		id, blocked, err := s.sp.Append(ctx, entry)
@@ -244,6 +270,14 @@ func (s *Spooled) forward() {
 		if err := s.send(e.ID, rec); err != nil {
 			return
 		}
+		if s.cfg.Gather > 0 && !s.sp.Unread() {
+			// Sent all there was: let the next records gather.
+			select {
+			case <-s.fctx.Done():
+				return
+			case <-time.After(s.cfg.Gather):
+			}
+		}
 	}
 }
 
@@ -365,7 +399,7 @@ func (s *Spooled) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
-var _ Sink = (*Spooled)(nil)
+var _ Outlet = (*Spooled)(nil)
 
 // Spool entry payload, version 1:
 //
@@ -391,20 +425,27 @@ func (r entryRecord) message() *chat.Message {
 
 var kindByte = map[chat.Kind]byte{chat.KindCreate: 'c', chat.KindUpdate: 'u', chat.KindDelete: 'd'}
 
-func encodeEntry(m *chat.Message, receivedAt time.Time, value []byte) []byte {
-	key := m.Key()
+// entryBufs holds the buffers Publish builds spool entries in (the spool
+// copies an entry before Append returns).
+var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// appendEntry appends m's spool entry to b: the header, then the record
+// encoded (chat.AppendEncode).
+func appendEntry(b []byte, m *chat.Message, receivedAt time.Time) ([]byte, error) {
 	guild := ""
 	if m.GuildID != nil {
 		guild = *m.GuildID
 	}
-	b := make([]byte, 0, 10+4*binary.MaxVarintLen16+len(m.ChannelID)+len(guild)+len(m.MessageID)+len(key)+len(value))
 	b = append(b, 1, kindByte[m.Kind])
 	b = binary.LittleEndian.AppendUint64(b, uint64(receivedAt.UnixNano()))
-	for _, f := range [][]byte{[]byte(m.ChannelID), []byte(guild), []byte(m.MessageID), key} {
+	for _, f := range []string{m.ChannelID, guild, m.MessageID} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	return append(b, value...)
+	key := m.Key()
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	return chat.AppendEncode(b, m)
 }
 
 func decodeEntry(b []byte) (entryRecord, error) {

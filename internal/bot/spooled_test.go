@@ -21,7 +21,11 @@ func TestEntryCodecRoundTrip(t *testing.T) {
 		{Kind: chat.KindUpdate, MessageID: "5", ChannelID: "6", GuildID: chat.Ptr("1"), AuthorID: chat.Ptr("7"), Content: chat.Ptr(strings.Repeat("é", 3000)), Timestamp: at},
 	} {
 		val, _ := chat.Encode(m)
-		got, err := decodeEntry(encodeEntry(m, at, val))
+		entry, err := appendEntry([]byte("reused buffer"), m, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeEntry(entry[len("reused buffer"):])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -144,14 +144,14 @@ func addBotFlags(fs *flagSet) *botFlags {
 	fs.BoolVar(&f.noCreate, "no-create-topic", false, "fail instead of creating the topic when it is missing")
 	fs.IntVar(&f.partitions, "partitions", 1, "partitions of the topic, if the bot creates it")
 	fs.IntVar(&f.replicationFactor, "replication-factor", -1, "replication factor of the topic, if the bot creates it (-1: the broker's default)")
-	fs.IntVar(&f.maxBuffered, "max-buffered", 10000, "messages sent to Kafka and not yet acknowledged at most; without a spool also the in-memory buffer: when that many wait, reading from Discord pauses")
+	fs.IntVar(&f.maxBuffered, "max-buffered", bot.DefaultMaxBuffered, "messages sent to Kafka and not yet acknowledged at most; without a spool also the in-memory buffer: when that many wait, reading from Discord pauses")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait at exit for Kafka to acknowledge buffered messages")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9091 (a non-loopback address is readable by anyone who reaches it)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "`directory` of the durable spool and the backfill positions, one per topic and bot; \"off\" keeps messages in memory only (default $XDG_STATE_HOME/cordstream/spool/<topic>, else ~/.local/state/cordstream/spool/<topic>)")
 	f.spoolMaxBytes = 1 << 30
 	fs.Var(&f.spoolMaxBytes, "spool-max-bytes", "`size` bound of the spool on disk, e.g. 512MiB or 2GB; when full, reading from Discord pauses")
-	fs.StringVar(&f.spoolSync, "spool-sync", "group", "when the spool is fsynced: group (fsyncs back to back while reading from Discord goes on; a machine crash can lose the last few milliseconds, which the backfill fetches again), always (before the next Discord event is read; slower), or a period such as 100ms")
+	fs.StringVar(&f.spoolSync, "spool-sync", "group", "when the spool is fsynced: group (a continuous group commit, at most one fsync every 10ms, while reading from Discord goes on; a machine crash can lose the last ~10 milliseconds, which the backfill fetches again), always (before the next Discord event is read; slower), or a period such as 100ms")
 	fs.BoolVar(&f.backfill, "backfill", true, "after a gap (the bot was down, or Discord ended a session) fetch the missed messages through the REST API (--backfill=false: do not)")
 	fs.DurationVar(&f.backfillMaxAge, "backfill-max-age", 24*time.Hour, "do not fetch messages older than this")
 	fs.IntVar(&f.backfillChannels, "backfill-channels", 0, "fetch at most this many channels per gap, the most recently active first (0: all)")
@@ -215,6 +215,11 @@ type botOptions struct {
 // fsync before reading from Discord waits.
 const groupMaxUnsynced = 1000
 
+// groupSyncGap spaces the fsyncs of --spool-sync group: each costs about
+// the same CPU whatever it covers, so back to back at 1,000 messages/s they
+// cost more than the rest of the bot's work per message together.
+const groupSyncGap = 10 * time.Millisecond
+
 func (f *botFlags) options(e *env) (*botOptions, error) {
 	o := &botOptions{flags: f, intents: discord.DefaultIntents}
 	if f.directMessages {
@@ -234,7 +239,7 @@ func (f *botFlags) options(e *env) (*botOptions, error) {
 	lists := []struct {
 		flag string
 		ids  []string
-		dst  *map[string]bool
+		dst  *bot.Snowflakes
 	}{
 		{"--guilds", f.guilds, &o.filter.Guilds},
 		{"--exclude-guilds", f.excludeGuilds, &o.filter.ExcludeGuilds},
@@ -242,12 +247,12 @@ func (f *botFlags) options(e *env) (*botOptions, error) {
 		{"--exclude-channels", f.excludeChannels, &o.filter.ExcludeChannels},
 	}
 	for _, l := range lists {
-		if *l.dst, err = bot.IDSet(l.flag, l.ids); err != nil {
+		if *l.dst, err = bot.ParseSnowflakes(l.flag, l.ids); err != nil {
 			return nil, usageErrorf("", "%v", err)
 		}
 	}
 	if f.maxBuffered < 1 || f.maxBuffered > 10_000_000 {
-		return nil, usageErrorf("e.g. --max-buffered 10000", "--max-buffered %d: must be between 1 and 10000000", f.maxBuffered)
+		return nil, usageErrorf(fmt.Sprintf("e.g. --max-buffered %d", bot.DefaultMaxBuffered), "--max-buffered %d: must be between 1 and 10000000", f.maxBuffered)
 	}
 	if f.shutdownTimeout <= 0 {
 		return nil, usageErrorf("e.g. --shutdown-timeout 10s", "--shutdown-timeout must be positive, not %s", f.shutdownTimeout)
@@ -385,7 +390,11 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	if o.spoolDir != "" {
 		var rec spool.Recovery
 		var err error
-		sp, rec, err = spool.Open(o.spoolDir, spool.Options{MaxBytes: int64(f.spoolMaxBytes), SyncEvery: o.spoolSync, MaxUnsynced: o.spoolUnsynced, Log: log.With("component", "spool")})
+		sopts := spool.Options{MaxBytes: int64(f.spoolMaxBytes), SyncEvery: o.spoolSync, MaxUnsynced: o.spoolUnsynced, Log: log.With("component", "spool")}
+		if o.spoolUnsynced > 0 {
+			sopts.SyncGap = groupSyncGap
+		}
+		sp, rec, err = spool.Open(o.spoolDir, sopts)
 		if err != nil {
 			hint := "check that --spool-dir names a directory this user can create and write, on a local file system (or use --spool-dir off to keep messages in memory only)"
 			if errors.Is(err, spool.ErrLocked) {
@@ -400,7 +409,7 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		case o.spoolSync > 0:
 			sync = "every " + o.spoolSync.String()
 		case o.spoolUnsynced > 0:
-			sync = fmt.Sprintf("group (fsyncs back to back; reading waits when %d messages await fsync)", o.spoolUnsynced)
+			sync = fmt.Sprintf("group (at most one fsync every %s; reading waits when %d messages await fsync)", groupSyncGap, o.spoolUnsynced)
 		}
 		log.Info("spool opened", "dir", o.spoolDir, "max_bytes", f.spoolMaxBytes.String(), "fsync", sync,
 			"messages_from_previous_run", rec.Entries)
@@ -435,6 +444,9 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		log.Warn("cannot save the backfill positions yet: the spool's file system is full; retrying every second", "err", err)
 	}
 	pcfg := bot.PublisherConfig{Topic: f.topic, MaxBuffered: f.maxBuffered, Log: log, Metrics: m}
+	if sp != nil {
+		pcfg.Linger = bot.SpooledLinger // the spool's forwarder gathers the batches
+	}
 	if sp == nil {
 		pcfg.Cursors = cursors
 	}
@@ -449,7 +461,7 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		closeSpool()
 		return err
 	}
-	var sink bot.Sink = pub
+	var out bot.Outlet = pub
 	monitors := []func(context.Context) error{pub.Run}
 	recent := bot.NewRecentIDs(100000)
 	var spooled *bot.Spooled
@@ -458,11 +470,11 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 			log.Info("publishing the messages the previous run left in the spool first", "messages", recovered)
 		}
 		spooled = bot.NewSpooled(bot.SpooledConfig{Spool: sp, Publisher: pub, Replayed: recovered, Cursors: cursors, Recent: recent, Log: log, Metrics: m})
-		sink = spooled
+		out = spooled
 		monitors = append(monitors, spooled.Run)
 	}
 	monitors = append(monitors, func(ctx context.Context) error { return cursors.Run(ctx, time.Second) })
-	b := bot.New(bot.Config{Filter: o.filter, Content: o.content, Log: log, Metrics: m, ShutdownTimeout: f.shutdownTimeout, Cursors: cursors, Recent: recent}, sink)
+	b := bot.New(bot.Config{Filter: o.filter, Content: o.content, Log: log, Metrics: m, ShutdownTimeout: f.shutdownTimeout, Cursors: cursors, Recent: recent}, out)
 	var bf *bot.Backfiller
 	gcfg := discord.Config{
 		Token:     o.token,
@@ -483,14 +495,14 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	}
 	gw, err := discord.New(gcfg)
 	if err != nil {
-		sink.Close(context.Background())
+		out.Close(context.Background())
 		return err
 	}
-	var src bot.Source = gw
+	var feed bot.Feed = gw
 	if f.backfill {
 		bf = bot.NewBackfiller(bot.BackfillConfig{REST: gw.REST(), Cursors: cursors, Handle: b.HandleBackfill,
 			MaxAge: f.backfillMaxAge, MaxChannels: f.backfillChannels, Log: log, Metrics: m})
-		src = bot.Sources(gw, bf)
+		feed = bot.Feeds(gw, bf)
 	}
 
 	var wg sync.WaitGroup
@@ -508,7 +520,7 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		}
 		srv, err := httpserve.Listen(f.metrics, reg.Handler(health), httpserve.Limits{}, log, "metrics", "/metrics /healthz /readyz")
 		if err != nil {
-			sink.Close(context.Background())
+			out.Close(context.Background())
 			return usageErrorf("use a free host:port, e.g. --metrics 127.0.0.1:9091 (or 127.0.0.1:0 for any free port)", "--metrics: %v", err)
 		}
 		wg.Go(func() {
@@ -523,7 +535,7 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	watched := onSecondStop(ctx, log,
 		"stopping: delivering buffered messages to Kafka (press Ctrl-C again to stop waiting)",
 		"not waiting for Kafka any longer; unacknowledged messages are counted as failed", b.Abort)
-	err = b.Run(ctx, src, monitors...)
+	err = b.Run(ctx, feed, monitors...)
 	watched()
 	return err
 }

@@ -1,7 +1,6 @@
 package discord
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"slices"
@@ -11,27 +10,10 @@ import (
 
 	"github.com/cordstream/cordstream/internal/discord/sim"
 	"github.com/cordstream/cordstream/internal/metrics"
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testHeartbeat is the simulator's heartbeat interval in these tests.
 const testHeartbeat = 200 * time.Millisecond
@@ -124,14 +106,14 @@ type runningGateway struct {
 	g      *Gateway
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *testio.Buffer
 	reg    *metrics.Registry
 }
 
 // startGateway runs a Gateway against srv until the test ends.
 func startGateway(t *testing.T, srv *sim.Server, h Handler, mod func(*Config)) *runningGateway {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	reg := metrics.NewRegistry()
 	cfg := Config{
 		Token:             srv.Token(),

@@ -1,6 +1,7 @@
 package discord
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -191,8 +192,9 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	defer hello.Stop()
 
 	replaying := false
+	var rbuf bytes.Buffer // the frame being handled; nothing keeps it past its turn
 	for {
-		_, data, err := ws.ReadMessage()
+		data, err := readFrame(ws, &rbuf)
 		if err != nil {
 			out = s.readFailed(ctx, c, err)
 			out.progress = out.progress || s.ready.Load()
@@ -203,9 +205,12 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 			s.lastFrame = now // a frame of the live session
 		}
 		var f frame
-		if err := json.Unmarshal(data, &f); err != nil {
-			c.close(closeResumable, "decode_error")
-			return outcome{reason: "decode_error", err: fmt.Errorf("undecodable Gateway frame: %w", err), progress: s.ready.Load()}
+		if !fastFrame(data, &f) {
+			f = frame{} // what the fast reader does not take, encoding/json does
+			if err := json.Unmarshal(data, &f); err != nil {
+				c.close(closeResumable, "decode_error")
+				return outcome{reason: "decode_error", err: fmt.Errorf("undecodable Gateway frame: %w", err), progress: s.ready.Load()}
+			}
 		}
 		switch f.Op {
 		case opHello:
@@ -272,6 +277,24 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 			}
 		}
 	}
+}
+
+// readFrame reads the next message of ws into buf and returns its bytes,
+// valid until the next call: one buffer per connection instead of a new
+// one, grown step by step, per frame.
+func readFrame(ws *websocket.Conn, buf *bytes.Buffer) ([]byte, error) {
+	if buf.Cap() > 1<<20 {
+		*buf = bytes.Buffer{} // after a large frame (READY, GUILD_CREATE), let it go
+	}
+	buf.Reset()
+	_, r, err := ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // heartbeatInterval converts HELLO's heartbeat_interval (milliseconds)
@@ -434,7 +457,7 @@ func (s *shard) dispatch(ctx context.Context, c *conn, typ string, seq int64, d 
 		s.g.m.replayed.Inc()
 	}
 	if typ == EventMessageCreate || (s.g.cfg.Updates && (typ == EventMessageUpdate || typ == EventMessageDelete || typ == EventMessageDeleteBulk)) {
-		evs := MapEvent(typ, d, s.selfID)
+		evs := mapEvent(typ, d, s.selfID)
 		for i := range evs {
 			ev := &evs[i]
 			ev.Shard, ev.Seq, ev.ReceivedAt = s.id, seq, now

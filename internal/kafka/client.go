@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,8 +51,8 @@ func NewClient(ctx context.Context, cfg Config, log *slog.Logger, opts ...kgo.Op
 	if err != nil {
 		return nil, err
 	}
-	kl := &kgoLogger{log: log}
-	kl.quiet.Store(true) // NewClient reports connection trouble itself
+	kl := NewLogger(log, nil)
+	kl.SetQuiet(true) // NewClient reports connection trouble itself
 	all := append([]kgo.Opt{kgo.WithLogger(kl)}, base...)
 	all = append(all, opts...)
 	cl, err := kgo.NewClient(all...)
@@ -64,7 +63,7 @@ func NewClient(ctx context.Context, cfg Config, log *slog.Logger, opts ...kgo.Op
 		cl.Close()
 		return nil, err
 	}
-	kl.quiet.Store(false)
+	kl.SetQuiet(false)
 	log.Debug("connected to Kafka", "config", cfg)
 	return cl, nil
 }
@@ -327,34 +326,4 @@ func (e *TLSError) Hint() string {
 	}
 	return "check --tls-ca-file (the CA that signed the broker's certificate), --tls-server-name (a name in the certificate), " +
 		"and, if the broker requires client certificates, --tls-cert-file and --tls-key-file"
-}
-
-// kgoLogger routes franz-go's warnings and errors to slog. While quiet is
-// set, nothing passes: NewClient reports connection trouble itself.
-type kgoLogger struct {
-	log   *slog.Logger
-	quiet atomic.Bool
-}
-
-func (l *kgoLogger) Level() kgo.LogLevel {
-	if l.quiet.Load() {
-		return kgo.LogLevelNone
-	}
-	return kgo.LogLevelWarn
-}
-
-func (l *kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	if level > l.Level() {
-		return
-	}
-	sl := slog.LevelInfo
-	switch level {
-	case kgo.LogLevelError:
-		sl = slog.LevelError
-	case kgo.LogLevelWarn:
-		sl = slog.LevelWarn
-	case kgo.LogLevelDebug:
-		sl = slog.LevelDebug
-	}
-	l.log.Log(context.Background(), sl, msg, keyvals...)
 }

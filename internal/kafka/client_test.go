@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cordstream/cordstream/internal/testio"
 )
 
 // closedPort returns a loopback address nothing listens on.
@@ -30,24 +31,6 @@ func closedPort(t testing.TB) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // serve accepts connections on a loopback listener and hands each to handle
@@ -82,7 +65,7 @@ func serve(t *testing.T, handle func(net.Conn)) string {
 func TestNewClientUnreachable(t *testing.T) {
 	t.Parallel()
 	addr := closedPort(t)
-	var logs syncBuffer
+	var logs testio.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	cfg := Config{Brokers: []string{addr}, ConnectTimeout: 3 * time.Second}
 

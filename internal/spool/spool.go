@@ -12,7 +12,9 @@
 //     the log is fsynced that often, and an OS crash can lose the entries
 //     appended in the last SyncEvery. With SyncEvery = 0 and MaxUnsynced > 0
 //     Append waits only while more than MaxUnsynced entries await fsync, and
-//     an OS crash can lose those.
+//     an OS crash can lose those. Options.SyncGap spaces the fsyncs of the
+//     group commit (at most one per gap, each covering everything written
+//     before it).
 //   - Entries come out of Next in append order, from the oldest entry not
 //     yet acknowledged: after a restart the previous run's unacknowledged
 //     entries come first. An entry acknowledged shortly before a crash may
@@ -53,6 +55,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cordstream/cordstream/internal/atomicfile"
 )
 
 // Options configure a spool.
@@ -73,6 +77,12 @@ type Options struct {
 	// entries of the fsync in flight and those queued behind it. 0 makes
 	// every Append wait for its fsync.
 	MaxUnsynced int
+	// SyncGap, with SyncEvery = 0, is the least time from the start of one
+	// fsync to the start of the next (0: back to back). Each fsync costs
+	// the same CPU whether it covers one entry or a hundred: a gap makes
+	// one cover all the entries of the gap, at the price of waiting up to
+	// SyncGap longer for it (Append waits for it only beyond MaxUnsynced).
+	SyncGap time.Duration
 	// CheckpointEvery is how often the acknowledgement checkpoint is
 	// rewritten while it changes (1 s when zero).
 	CheckpointEvery time.Duration
@@ -179,10 +189,15 @@ type Spool struct {
 	// Waiting: closed and replaced when something changes.
 	spaceCh chan struct{} // space freed
 	dataCh  chan struct{} // entry appended, or a segment deleted
-	syncCh  chan struct{} // an fsync completed
+	// dataWait: the reader may be waiting on dataCh (Append closes it only
+	// then, so that a reader keeping up costs no channel per entry).
+	dataWait bool
+	wbuf     []byte        // Append's entry buffer (s.mu held)
+	syncCh   chan struct{} // an fsync completed
 
 	written  uint64 // last id written
 	synced   uint64 // last id known durable
+	syncs    int64  // fsyncs of the group commit done
 	dirty    bool   // the file w has unsynced writes
 	ckptLow  uint64 // low as last written to the checkpoint
 	ckptErr  bool   // the last checkpoint write failed (logged once)
@@ -515,37 +530,17 @@ func readCheckpoint(path string) (uint64, bool) {
 	return binary.LittleEndian.Uint64(b[8:16]), true
 }
 
-const tmpSuffix = ".tmp"
+const tmpSuffix = atomicfile.TmpSuffix
 
-// writeCheckpoint replaces the checkpoint atomically: a temporary file,
-// fsynced, renamed over it, then the directory fsynced so that the rename
-// itself survives a machine crash. A failed write leaves no temporary file.
+// writeCheckpoint replaces the checkpoint atomically (atomicfile.Write:
+// the rename and the directory fsynced too). A failed write leaves no
+// temporary file.
 func (s *Spool) writeCheckpoint(low uint64) error {
 	b := make([]byte, 20)
 	copy(b, ackMagic)
 	binary.LittleEndian.PutUint64(b[8:16], low)
 	binary.LittleEndian.PutUint32(b[16:20], crc32.Checksum(b[:16], castagnoli))
-	path := filepath.Join(s.dir, ackFile)
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	err = s.write(f, b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(s.dir)
+	return atomicfile.Write(filepath.Join(s.dir, ackFile), b, s.write)
 }
 
 // write writes b to f (after the test hook, if any).
@@ -593,22 +588,12 @@ func (s *Spool) roll() error {
 		os.Remove(path)
 		return fmt.Errorf("spool: start segment %s: %w", path, err)
 	}
-	_ = syncDir(s.dir)
+	_ = atomicfile.SyncDir(s.dir)
 	sg := &segment{first: s.nextID, last: s.nextID - 1, path: path, end: segHeader, size: segHeader}
 	s.segs = append(s.segs, sg)
 	s.used += segHeader
 	s.w = f
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	d.Close()
-	return err
 }
 
 // setBlocked records why Append cannot write (s.mu held).
@@ -631,7 +616,6 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 	if len(data) > MaxEntry || need+2*segHeader > s.opts.MaxBytes {
 		return 0, 0, ErrTooLarge
 	}
-	buf := make([]byte, 0, need)
 	var start time.Time
 	s.mu.Lock()
 	for {
@@ -655,9 +639,12 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 			s.setBlocked(ErrFull)
 		} else {
 			id = s.nextID
-			buf = appendEntry(buf[:0], id, data)
+			s.wbuf = appendEntry(s.wbuf[:0], id, data)
 			active := s.segs[len(s.segs)-1]
-			werr := s.write(s.w, buf)
+			werr := s.write(s.w, s.wbuf)
+			if cap(s.wbuf) > 1<<20 {
+				s.wbuf = nil // one large entry: do not keep its buffer
+			}
 			if werr == nil {
 				break
 			}
@@ -722,8 +709,11 @@ func (s *Spool) Append(ctx context.Context, data []byte) (id uint64, blocked tim
 	s.used += need
 	s.written = id
 	s.dirty = true
-	close(s.dataCh)
-	s.dataCh = make(chan struct{})
+	if s.dataWait {
+		s.dataWait = false
+		close(s.dataCh)
+		s.dataCh = make(chan struct{})
+	}
 	if s.opts.SyncEvery > 0 {
 		s.mu.Unlock()
 		return id, blocked, nil
@@ -766,7 +756,8 @@ func (s *Spool) activeFull(need int64) bool {
 }
 
 // syncLoop is the group commit: it fsyncs the active segment when kicked
-// (SyncEvery = 0) or every SyncEvery, and rewrites the checkpoint.
+// (SyncEvery = 0; no sooner than SyncGap after the previous fsync began) or
+// every SyncEvery, and rewrites the checkpoint.
 func (s *Spool) syncLoop() {
 	defer close(s.syncDone)
 	var tick <-chan time.Time
@@ -777,11 +768,23 @@ func (s *Spool) syncLoop() {
 	}
 	ck := time.NewTicker(s.opts.CheckpointEvery)
 	defer ck.Stop()
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	var last time.Time // when the last kicked fsync began
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-s.kick:
+			if wait := s.opts.SyncGap - time.Since(last); s.opts.SyncGap > 0 && wait > 0 {
+				gap.Reset(wait)
+				select {
+				case <-s.stop:
+					return // Close fsyncs what is written
+				case <-gap.C:
+				}
+			}
+			last = time.Now()
 			s.syncOnce()
 		case <-tick:
 			s.syncOnce()
@@ -811,6 +814,7 @@ func (s *Spool) syncOnce() {
 	if err == nil || s.w != f {
 		s.synced = max(s.synced, upto)
 	}
+	s.syncs++
 	close(s.syncCh)
 	s.syncCh = make(chan struct{})
 	s.mu.Unlock()
@@ -932,7 +936,7 @@ func (s *Spool) Next(ctx context.Context) (Entry, error) {
 			return Entry{}, ErrClosed
 		}
 		sg := s.rd.seg
-		wait := s.dataCh
+		wait, seen := s.dataCh, s.written
 		if sg == nil || sg.deleted {
 			// At the start, or the segment was deleted (every entry in it
 			// acknowledged): on to the next one, if any.
@@ -940,10 +944,8 @@ func (s *Spool) Next(ctx context.Context) (Entry, error) {
 			s.mu.Unlock()
 			s.advanceReader(next)
 			if next == nil {
-				select {
-				case <-ctx.Done():
-					return Entry{}, ctx.Err()
-				case <-wait:
+				if err := s.waitData(ctx, wait, seen); err != nil {
+					return Entry{}, err
 				}
 			}
 			continue
@@ -988,11 +990,40 @@ func (s *Spool) Next(ctx context.Context) (Entry, error) {
 			s.advanceReader(nextSeg)
 			continue
 		}
-		select {
-		case <-ctx.Done():
-			return Entry{}, ctx.Err()
-		case <-wait:
+		if err := s.waitData(ctx, wait, seen); err != nil {
+			return Entry{}, err
 		}
+	}
+}
+
+// Unread reports whether entries were appended after the last one Next
+// returned: the next call to Next does not wait (unless they were all
+// acknowledged meanwhile).
+func (s *Spool) Unread() bool {
+	s.rdMu.Lock()
+	last := s.rd.last
+	s.rdMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextID-1 > last
+}
+
+// waitData blocks the reader until an entry is appended or a segment
+// deleted after it took wait and seen (s.dataCh and s.written) under s.mu,
+// or ctx ends.
+func (s *Spool) waitData(ctx context.Context, wait chan struct{}, seen uint64) error {
+	s.mu.Lock()
+	if s.written != seen || s.dataCh != wait {
+		s.mu.Unlock()
+		return nil // something changed meanwhile: look again
+	}
+	s.dataWait = true
+	s.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-wait:
+		return nil
 	}
 }
 
@@ -1034,6 +1065,8 @@ type Stats struct {
 	// written again.
 	Blocked      error
 	BlockedSince time.Time
+	// Syncs is how many fsyncs the group commit has done.
+	Syncs int64
 }
 
 // Stats returns the current size and backlog.
@@ -1041,7 +1074,7 @@ func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Bytes: s.used, Entries: s.pending, Segments: len(s.segs), MaxBytes: s.opts.MaxBytes,
-		Blocked: s.blocked, BlockedSince: s.blockedSince}
+		Blocked: s.blocked, BlockedSince: s.blockedSince, Syncs: s.syncs}
 }
 
 // Close fsyncs the log, writes the checkpoint, and releases the directory.
@@ -1077,7 +1110,7 @@ func (s *Spool) Close() error {
 	if err := s.writeCheckpoint(low); err != nil {
 		s.log.Warn("cannot write the spool checkpoint at close; the next start may send acknowledged entries again (same ids)", "err", err)
 	}
-	_ = syncDir(s.dir)
+	_ = atomicfile.SyncDir(s.dir)
 	s.rdMu.Lock()
 	s.closeFiles()
 	s.rdMu.Unlock()

@@ -623,3 +623,82 @@ func TestMaxUnsyncedBoundsTheBacklog(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// With SyncGap, the group commit's fsyncs are spaced: entries appended
+// after an fsync began wait for the next one, which comes no sooner than
+// the gap (here an hour: none within the test), however many entries
+// arrive; Append returns meanwhile (MaxUnsynced), and Close fsyncs them.
+func TestSyncGapSpacesTheFsyncs(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := open(t, dir, Options{MaxUnsynced: 1000, SyncGap: time.Hour})
+	if _, _, err := s.Append(context.Background(), payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().Syncs < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first entry was never fsynced")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i <= 200; i++ {
+		if _, _, err := s.Append(context.Background(), payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // room for a (wrong) back-to-back fsync
+	if n := s.Stats().Syncs; n != 1 {
+		t.Errorf("%d fsyncs within the gap, want 1", n)
+	}
+	s.mu.Lock()
+	synced, written := s.synced, s.written
+	s.mu.Unlock()
+	if synced >= written {
+		t.Fatalf("synced %d of %d: the gap did not hold the second fsync back", synced, written)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, rec, _ := open(t, dir, Options{})
+	defer s2.Close()
+	if rec.Entries != 201 {
+		t.Errorf("reopened with %d entries, want 201: Close must fsync what the gap held back", rec.Entries)
+	}
+}
+
+// Unread says whether Next would return at once: entries from a previous
+// run, or appended after the last one Next returned.
+func TestUnread(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := open(t, dir, Options{})
+	if s.Unread() {
+		t.Fatal("an empty spool has unread entries")
+	}
+	for i := range 2 {
+		if _, _, err := s.Append(context.Background(), payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _, _ = open(t, dir, Options{})
+	defer s.Close()
+	for i := range 2 {
+		if !s.Unread() {
+			t.Fatalf("entry %d of the previous run not unread", i)
+		}
+		if _, err := s.Next(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Unread() {
+		t.Fatal("unread entries after reading them all")
+	}
+	if _, _, err := s.Append(context.Background(), payload(2)); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Unread() {
+		t.Fatal("an appended entry is not unread")
+	}
+}

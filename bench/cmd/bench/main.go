@@ -194,7 +194,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Float64Var(&c.botRate, "bot-rate", 1000, "messages/s of the steady phase of (d) (its latency is the target)")
 	fs.DurationVar(&c.botDuration, "bot-duration", 20*time.Second, "length of the steady phase of (d)")
 	fs.IntVar(&c.botBurst, "bot-burst", 30_000, "messages posted as fast as possible in the throughput phase of (d)")
-	botConfigs := fs.String("bot-spool", "group,always,100ms,off", "the bot's spool settings to measure in (d), comma-separated: group (the default: fsyncs back to back while reading goes on), always (fsync before the next event), a period such as 100ms, or off (no spool); the first is also used in (e) and --soak")
+	botConfigs := fs.String("bot-spool", "group,always,100ms,off", "the bot's spool settings to measure in (d), comma-separated: group (the default: a continuous group commit, at most one fsync every 10 ms, while reading goes on), always (fsync before the next event), a period such as 100ms, or off (no spool); the first is also used in (e) and --soak")
 	fs.Float64Var(&c.e2eRate, "e2e-rate", 1000, "messages/s of (e)")
 	fs.DurationVar(&c.e2eDuration, "e2e-duration", 30*time.Second, "length of (e)")
 	fs.DurationVar(&c.e2eTrigger, "e2e-trigger", 5*time.Second, "analyzer trigger in (e) and --soak (the seed's 5 s)")

@@ -411,7 +411,7 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.Bot) > 0 || r.SeedProducerErr != "" {
 		w("### (d) the bot: simulated Discord -> cordstream bot -> Kafka, and the seed's producer in its place\n\n")
-		w("Spool: `group` is the bot's default (each message written to the spool before the next Discord event is read, fsyncs back to back covering everything written before each; reading waits when 1,000 messages await fsync); `always` fsyncs each message before the next event is read; a period fsyncs that often; `off` is `--spool-dir off` (memory only). The seed's producer (bench/seedproducer: discord.py's on_message sending each message with kafka-python's KafkaProducer, default settings) has no spool and no latency histogram; a message it never delivered is lost.\n\n")
+		w("Spool: `group` is the bot's default (each message written to the spool before the next Discord event is read, a continuous group commit, at most one fsync every 10 ms, each covering everything written before it; reading waits when 1,000 messages await fsync); `always` fsyncs each message before the next event is read; a period fsyncs that often; `off` is `--spool-dir off` (memory only). The seed's producer (bench/seedproducer: discord.py's on_message sending each message with kafka-python's KafkaProducer, default settings) has no spool and no latency histogram; a message it never delivered is lost.\n\n")
 		w("| producer | spool | phase | messages | lost | msgs/s | publish latency p50 / p99 (bot's histogram) | <= 20 ms | post -> broker append p50 / p99 | CPU s | CPU µs/msg |\n")
 		w("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, bt := range r.Bot {
