@@ -70,8 +70,9 @@ type Deps struct {
 	// of Config's window, group-by and mode (which are then ignored), each
 	// with its own outputs and dashboard (Outputs and Dashboard are then
 	// unused). With a Durable source every query's state commits in each
-	// batch's transaction (queriesstate.go), on one instance only
-	// (ErrQueriesOneInstance). Config.Dedup is refused.
+	// batch's transaction (queriesstate.go); with several instances the
+	// leader runs every query and the others send partial aggregates
+	// (queriesshare.go). Config.Dedup is refused.
 	Queries []Query
 }
 
@@ -106,6 +107,9 @@ type Analyzer struct {
 	// nextBatch is the id of the next batch of named queries with a
 	// Durable source (each engine numbers its own batches).
 	nextBatch int64
+	// sharing holds the partial aggregates of a share of named queries
+	// (RoleMap) being read, by input partition; nil otherwise.
+	sharing map[int32]map[string]*sharePartial
 
 	// dur is the state beyond the engine: de-duplication, and with a
 	// Durable source the partitions owned and what goes to other instances.
@@ -607,10 +611,7 @@ func (a *Analyzer) checkJump(b *window.Batch, s *batchStats) {
 func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 	if r.Repartitioned {
 		if a.qs != nil {
-			// Another instance ran a share of a batch of named queries.
-			if s.corrupt == nil {
-				s.corrupt = ErrQueriesOneInstance
-			}
+			a.processQueryPartial(r, s)
 			return
 		}
 		a.processPartial(r, s, cnt)

@@ -80,6 +80,11 @@ func (a *Analyzer) processQueries(r *Record, s *batchStats, ts int64) {
 	}
 	s.noteLatest(r, ts)
 	s.counted++
+	if a.sharing != nil {
+		s.repartitioned++
+		a.addSharePartials(r.Partition, ts)
+		return
+	}
 	for _, q := range a.qs {
 		if q.Compiled.NeedsInputs() {
 			q.eng.AddWith(ts, q.keys, q.in)
@@ -103,7 +108,10 @@ func (a *Analyzer) runQueries(ctx context.Context, plan Plan, start time.Time) (
 		case plan.Again:
 			return false, errAgain
 		case plan.Role == RoleMap:
-			return false, ErrQueriesOneInstance
+			if plan.Empty() {
+				return false, nil
+			}
+			return a.runQueriesShare(ctx, plan, start)
 		case plan.Role == RoleLead && plan.Batch != a.nextBatch:
 			return false, &StateError{What: "the batch plan", Err: fmt.Errorf("the plan is of batch %d, the window state is at batch %d", plan.Batch, a.nextBatch)}
 		}

@@ -27,18 +27,15 @@ import (
 //     window.Config.AppendRowState encodes it (the count for a query that
 //     only counts; the aggregates' states and a session's end otherwise).
 //
-// Named queries run on one instance only, for now: the partial records the
-// other instances would send do not carry aggregate states yet.
+// With several instances the leader (input partition 0) holds every
+// shuffle partition and runs every query's engine; the others send partial
+// aggregates (queriesshare.go).
 
 // queryPrefix starts the keys of named queries' records in WindowState.
 const queryPrefix = "q/"
 
 // namedQueriesState is the Query of the batch counter of named queries.
 const namedQueriesState = "named queries"
-
-// ErrQueriesOneInstance is the error of an instance running named queries
-// that is given a share of a batch another instance leads.
-var ErrQueriesOneInstance = errors.New("named queries (--queries, --preset) with --state kafka run on one instance only for now: another instance of this query is running (same --group); stop all but one, or run only the one-query shorthand (flags) on several instances")
 
 // queryFingerprint names what a named query's state depends on.
 func queryFingerprint(q query.Query) string {

@@ -7,9 +7,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
@@ -337,46 +342,202 @@ func TestAnalyzeNamedQueriesDashboard(t *testing.T) {
 	}
 }
 
-// Named queries with --state kafka run on one instance: of two instances
-// of one query, the one given a share of a batch the other leads stops
-// with an error saying so; the other goes on.
-func TestAnalyzeNamedQueriesOneInstance(t *testing.T) {
+// rowsByKey reduces JSON lines (or results-topic values) to the latest row
+// of each window and key, without its batch id: what a query ends with.
+func rowsByKey(t *testing.T, lines []string, keys []string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("row %q: %v", l, err)
+		}
+		k := fmt.Sprint(m["window_start"], m["window_end"])
+		for _, c := range keys {
+			k += fmt.Sprintf(" %v", m[c])
+		}
+		_, rest, _ := strings.Cut(l, ",")
+		out[k] = rest
+	}
+	return out
+}
+
+// readResults reads a results topic, read committed, to its end.
+func readResults(t *testing.T, ctx context.Context, topic string) []string {
+	t.Helper()
+	adm := kadm.NewClient(kafkatest.Client(t))
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	rd := kafkatest.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	var out []string
+	for len(left) > 0 && ctx.Err() == nil {
+		rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				out = append(out, string(r.Value))
+			}
+			if e, ok := left[r.Partition]; ok && r.Offset >= e-1 {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	return out
+}
+
+// Two instances of named queries count as one: the instance leading the
+// query runs every query's engine, the other sends partial aggregates
+// (counts, sums, distinct-count sketches, sessions by exact event time);
+// each query ends with the rows one instance gives on the same records.
+func TestAnalyzeNamedQueriesSeveralInstances(t *testing.T) {
 	brokers := strings.Join(kafkatest.Brokers(t), ",")
-	topic := kafkatest.Topic(t, 2)
-	app := "one-" + topic
+	topic := kafkatest.Topic(t, 4)
+	app := "several-" + topic
 	dropStateTopics(t, app)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	dir := t.TempDir()
+	presets := []string{"channel-activity", "active-members", "member-sessions"}
+	groupBy := map[string][]string{"channel-activity": {"channel_id"}, "active-members": {"channel_id"}, "member-sessions": {"author_name"}}
+	file := func(name string, out func(q string) string) string {
+		body := "queries:\n"
+		for _, q := range presets {
+			body += fmt.Sprintf("  %s:\n    preset: %s\n", q, q)
+			if q == "member-sessions" {
+				body += "    mode: complete\n"
+			}
+			body += fmt.Sprintf("    outputs: [%q]\n", out(q))
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	results := map[string]string{}
+	for _, q := range presets {
+		results[q] = kafkatest.TopicName(t) + "-" + q
+		dropTopic(t, results[q])
+	}
+	shared := file("shared.yaml", func(q string) string { return "kafka:" + results[q] })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	type exit struct {
+		who    string
 		code   int
 		stderr string
 	}
 	exits := make(chan exit, 2)
-	stop := make(chan struct{})
+	ictx, stop := context.WithCancel(ctx)
 	for _, id := range []string{"a1", "a2"} {
 		go func() {
-			ictx, icancel := context.WithCancel(ctx)
-			defer icancel()
-			go func() {
-				select {
-				case <-stop:
-				case <-ictx.Done():
-				}
-				icancel()
-			}()
 			code, _, stderr := runAnalyzeCLI(t, ictx, "--brokers", brokers, "--topic", topic, "--group", app, "--instance-id", id,
-				"--starting-offsets", "earliest", "--trigger", "1s", "--preset", "channel-activity", "--output", "jsonl", "--jsonl-file", filepath.Join(t.TempDir(), id))
-			exits <- exit{code, stderr}
+				"--starting-offsets", "earliest", "--trigger", "1s", "--queries", shared, "--log-level", "debug")
+			exits <- exit{id, code, stderr}
 		}()
-		time.Sleep(2 * time.Second) // a1 leads first
 	}
-	first := <-exits
-	close(stop)
-	second := <-exits
-	if first.code == exitOK || !strings.Contains(first.stderr, "run on one instance only for now") {
-		t.Errorf("the first instance to stop exited with %d:\n%s", first.code, first.stderr)
+	stopped := false
+	var logs []string
+	stopAll := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		stop()
+		for range 2 {
+			x := <-exits
+			if x.code != exitOK {
+				t.Errorf("%s exited with %d:\n%s", x.who, x.code, x.stderr)
+			}
+			logs = append(logs, x.stderr)
+		}
 	}
-	if second.code != exitOK {
-		t.Errorf("the other instance exited with %d:\n%s", second.code, second.stderr)
+	defer stopAll()
+	adm := kadm.NewClient(kafkatest.Client(t))
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		gs, err := adm.DescribeGroups(ctx, app)
+		if err == nil && gs[app].State == "Stable" && len(gs[app].Members) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two instances did not share the group: %v %+v", err, gs)
+		}
 	}
+	// 40 authors in 5 channels within 15 s, keyed by author (each
+	// author's messages in one partition, in order): no window or
+	// session closes while they are read.
+	t0 := time.Date(2026, 1, 5, 10, 0, 10, 0, time.UTC)
+	var recs []*kgo.Record
+	n := 0
+	for i := range 40 {
+		author := fmt.Sprintf("author-%02d", i)
+		for j := range i%7 + 1 {
+			n++
+			at := t0.Add(time.Duration(i%5)*time.Second + time.Duration(j)*time.Second + time.Duration(i)*time.Millisecond)
+			v, err := chat.Encode(&chat.Message{Kind: chat.KindCreate, MessageID: fmt.Sprint(5000 + n), ChannelID: fmt.Sprintf("c%d", (i+j)%5),
+				AuthorID: chat.Ptr("id-" + author), AuthorName: chat.Ptr(author), Content: chat.Ptr(strings.Repeat("é", 1+(i*j)%9)), Timestamp: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte("id-" + author), Value: v})
+		}
+	}
+	if err := kafkatest.Client(t).ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// One instance on the same records: the reference.
+	ref := file("alone.yaml", func(q string) string { return "jsonl:" + filepath.Join(dir, "alone-"+q+".jsonl") })
+	code, _, stderr := runAnalyzeCLI(t, ctx, "--brokers", brokers, "--topic", topic, "--group", "alone-"+topic,
+		"--starting-offsets", "earliest", "--available-now", "--state", "none", "--dedup=false", "--queries", ref)
+	if code != exitOK {
+		t.Fatalf("one instance: exit %d:\n%s", code, stderr)
+	}
+	for _, q := range presets {
+		data, err := os.ReadFile(filepath.Join(dir, "alone-"+q+".jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if q == "member-sessions" {
+			lines = nil
+			for _, r := range lastBatch(t, filepath.Join(dir, "alone-"+q+".jsonl")) {
+				lines = append(lines, `{"batch_id":0,`+r)
+			}
+		}
+		want := rowsByKey(t, lines, groupBy[q])
+		if len(want) == 0 {
+			t.Fatalf("%s: one instance gave no rows", q)
+		}
+		var got map[string]string
+		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+			got = rowsByKey(t, readResults(t, ctx, results[q]), groupBy[q])
+			if fmt.Sprint(got) == fmt.Sprint(want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: two instances give\n%v\none instance\n%v", q, got, want)
+			}
+		}
+		t.Logf("%s: %d rows as one instance gives", q, len(want))
+	}
+	// The other instance did send partial aggregates.
+	stopAll()
+	shares := regexp.MustCompile(`msg="share of batch done".* sent=([1-9]\d*)`)
+	sent := 0
+	for _, l := range logs {
+		for _, m := range shares.FindAllStringSubmatch(l, -1) {
+			k, _ := strconv.Atoi(m[1])
+			sent += k
+		}
+	}
+	if sent == 0 || sent >= n {
+		t.Errorf("the instances' shares sent %d of the %d records' partial aggregates; want some, not all", sent, n)
+	}
+	t.Logf("shares sent the partial aggregates of %d of %d records", sent, n)
 }
