@@ -66,6 +66,13 @@ most --max-records-per-batch offsets, then exits, as Spark's
 Trigger.AvailableNow with maxOffsetsPerTrigger does: with one partition read
 from offset S and a cap K, batch N holds offsets [S+N*K, S+(N+1)*K).
 
+--preset NAME runs a ready query instead (messages and characters per channel,
+distinct active members, the heatmap's data, the most active channels, member
+sessions), and --queries FILE the named queries of a YAML file, each with its
+own window or session gap, aggregates, mode and outputs, all on one read of the
+topic and in one transaction per batch (docs/QUERIES.md). The flags stay the
+one-query shorthand.
+
 With --state kafka each batch is a Kafka transaction, which the broker aborts
 when it stays open longer than --transaction-timeout (15s). Without
 --max-records-per-batch a batch therefore reads what the batches before it
@@ -77,6 +84,10 @@ const analyzeExample = `cordstream analyze --brokers localhost:9092 --topic disc
 cordstream analyze --brokers localhost:9092 --topic discord_messages --instance-id analyzer-2
 # forget the query's state and offsets (every instance stopped), then start over:
 cordstream analyze --brokers localhost:9092 --reset
+# messages and characters per channel every 5 minutes, as JSON Lines:
+cordstream analyze --brokers localhost:9092 --preset channel-activity --output jsonl
+# several named queries on one read of the topic (docs/QUERIES.md):
+cordstream analyze --brokers localhost:9092 --queries queries.yaml --http 8080
 # replay the whole topic as JSON Lines, 1000 records per batch, then exit:
 cordstream analyze --brokers localhost:9092 --group replay-1 --starting-offsets earliest \
     --available-now --max-records-per-batch 1000 --output jsonl --jsonl-file counts.jsonl`
