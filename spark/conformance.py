@@ -581,8 +581,11 @@ def run_cordstream(binary, ds, mode, brokers, topic, out_path, console_path, err
         # Spark has no de-duplication step: count repeated message_ids as it does.
         "--dedup=false",
     ]
-    if preset:
-        # The preset in the mode compared: a query file of one query (its
+    if preset and mode == preset_default_mode(preset):
+        # The preset as it is: analyze --preset NAME.
+        cmd += ["--preset", preset, "--output", "console,jsonl", "--jsonl-file", out_path]
+    elif preset:
+        # The preset in another mode: a query file of one query (its
         # console then prints as the flags' query does, without a heading).
         qfile = out_path + ".queries.yaml"
         with open(qfile, "w", encoding="utf-8") as f:
@@ -769,6 +772,13 @@ def preset_modes(name):
     if pre.get("session_gap"):
         return ("append", "complete")
     return ALL_MODES
+
+
+def preset_default_mode(name):
+    """A preset's own output mode."""
+    import discord_consumer as dc
+
+    return dc.PRESETS[name]["mode"]
 
 
 def preset_sorted(name):
