@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cordstream/cordstream/internal/analyzer"
+	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/dashboard"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/metrics"
@@ -162,7 +163,7 @@ func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
 	f := &analyzeFlags{}
 	fs.StringVar(&f.queriesFile, "queries", "", "run the named queries of this YAML `file` (docs/QUERIES.md) on one read of the topic, each with its own outputs, instead of the flags' one query")
 	fs.StringVar(&f.preset, "preset", "", "run the preset query of this `name` instead of the flags' one query: "+strings.Join(query.PresetNames(), ", "))
-	fs.StringVar(&f.topic, "topic", "discord_messages", "input topic")
+	fs.StringVar(&f.topic, "topic", chat.DefaultTopic, "input topic")
 	fs.StringVar(&f.group, "group", "cordstream-analyze", "consumer group: holds the committed offsets")
 	fs.StringVar(&f.starting, "starting-offsets", analyzer.StartLatest, "where to start when the group has no committed offset: latest or earliest")
 	fs.BoolVar(&f.noCreate, "no-create-topic", false, "fail instead of creating missing topics (input, results, dead-letter)")
