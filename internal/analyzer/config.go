@@ -135,7 +135,7 @@ func ValidateGroupBy(cols []string) error {
 }
 
 func (c Config) engineConfig() window.Config {
-	return window.Config{Size: c.Window, Slide: c.Slide, Delay: c.Watermark, Mode: c.Mode, Keys: len(c.GroupBy)}
+	return window.Config{Window: c.Window, Slide: c.Slide, Watermark: c.Watermark, Mode: c.Mode, Keys: len(c.GroupBy)}
 }
 
 func (c Config) drainTimeout() time.Duration {
