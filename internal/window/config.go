@@ -92,7 +92,10 @@ type Config struct {
 // Sessions reports whether the windows are session windows.
 func (c Config) Sessions() bool { return c.Gap != 0 }
 
-// Validate reports the first invariant c breaks, saying what to change.
+// Validate reports the first invariant c breaks, saying what to change. It
+// is the one check of a window, its slide and its watermark: the flags, a
+// queries file and the dashboard's query reach it through their own
+// configurations, and its messages name the settings as the flags do.
 func (c Config) Validate() error {
 	for i, a := range c.Aggs {
 		if _, err := a.validate(); err != nil {
@@ -104,26 +107,26 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.Window <= 0:
-		return fmt.Errorf("window length %v: must be positive, e.g. 1m", c.Window)
+		return fmt.Errorf("window %v: must be positive, e.g. 1m", c.Window)
 	case c.Slide <= 0:
-		return fmt.Errorf("window slide %v: must be positive, e.g. 30s (equal to the window length for tumbling windows)", c.Slide)
+		return fmt.Errorf("slide %v: must be positive, e.g. 30s (equal to the window for tumbling windows)", c.Slide)
 	case c.Window%time.Microsecond != 0:
-		return fmt.Errorf("window length %v: must be a whole number of microseconds", c.Window)
+		return fmt.Errorf("window %v: must be a whole number of microseconds", c.Window)
 	case c.Slide%time.Microsecond != 0:
-		return fmt.Errorf("window slide %v: must be a whole number of microseconds", c.Slide)
+		return fmt.Errorf("slide %v: must be a whole number of microseconds", c.Slide)
 	case c.Slide > c.Window:
-		return fmt.Errorf("window slide %v is longer than the window length %v: the slide must be at most the length (equal for tumbling windows)", c.Slide, c.Window)
+		return fmt.Errorf("slide %v is longer than the window %v: windows would leave gaps; use a slide <= the window (equal for tumbling windows)", c.Slide, c.Window)
 	case c.Watermark < 0:
-		return fmt.Errorf("watermark delay %v: must not be negative (0 accepts no late events)", c.Watermark)
+		return fmt.Errorf("watermark %v: must not be negative (0 accepts no late events)", c.Watermark)
 	case c.Watermark%time.Millisecond != 0:
-		return fmt.Errorf("watermark delay %v: must be a whole number of milliseconds (the watermark's precision)", c.Watermark)
+		return fmt.Errorf("watermark %v: must be a whole number of milliseconds (the watermark's precision)", c.Watermark)
 	case c.Mode != Update && c.Mode != Append && c.Mode != Complete:
 		return fmt.Errorf("output mode %d: want update, append or complete", int(c.Mode))
 	case c.Keys < 0:
 		return fmt.Errorf("group-by columns %d: must not be negative", c.Keys)
 	}
 	if n := windowsPerEvent(c); n > MaxWindowsPerEvent {
-		return fmt.Errorf("window length %v with slide %v puts every event in %d windows: at most %d; use a longer slide", c.Window, c.Slide, n, MaxWindowsPerEvent)
+		return fmt.Errorf("window %v with slide %v puts every event in %d windows: at most %d; use a longer slide", c.Window, c.Slide, n, MaxWindowsPerEvent)
 	}
 	return nil
 }
@@ -137,9 +140,9 @@ func (c Config) validateSessions() error {
 	case c.Gap%time.Microsecond != 0:
 		return fmt.Errorf("session gap %v: must be a whole number of microseconds", c.Gap)
 	case c.Watermark < 0:
-		return fmt.Errorf("watermark delay %v: must not be negative (0 accepts no late events)", c.Watermark)
+		return fmt.Errorf("watermark %v: must not be negative (0 accepts no late events)", c.Watermark)
 	case c.Watermark%time.Millisecond != 0:
-		return fmt.Errorf("watermark delay %v: must be a whole number of milliseconds (the watermark's precision)", c.Watermark)
+		return fmt.Errorf("watermark %v: must be a whole number of milliseconds (the watermark's precision)", c.Watermark)
 	case c.Mode == Update:
 		return fmt.Errorf("output mode update is not supported for session windows (Spark refuses it too: a session's rows would change key as sessions merge): use append, which emits each session once the watermark passes its end, or complete")
 	case c.Mode != Append && c.Mode != Complete:

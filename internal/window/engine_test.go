@@ -46,9 +46,9 @@ func TestConfigValidate(t *testing.T) {
 		change func(*Config)
 		want   string // part of the error
 	}{
-		{"zero size", func(c *Config) { c.Window = 0 }, "window length 0s: must be positive"},
-		{"negative slide", func(c *Config) { c.Slide = -time.Second }, "window slide -1s: must be positive"},
-		{"slide over size", func(c *Config) { c.Slide = 2 * time.Minute }, "slide must be at most the length"},
+		{"zero size", func(c *Config) { c.Window = 0 }, "window 0s: must be positive"},
+		{"negative slide", func(c *Config) { c.Slide = -time.Second }, "slide -1s: must be positive"},
+		{"slide over size", func(c *Config) { c.Slide = 2 * time.Minute }, "use a slide <= the window"},
 		{"sub-µs size", func(c *Config) { c.Window = time.Minute + 1 }, "whole number of microseconds"},
 		{"sub-µs slide", func(c *Config) { c.Slide = time.Second + 500 }, "whole number of microseconds"},
 		{"negative delay", func(c *Config) { c.Watermark = -1 }, "must not be negative"},
