@@ -125,8 +125,11 @@ type analyzeOptions struct {
 	logLevel slog.Level
 	registry *metrics.Registry // where the analyzer registers its metrics (a new one when nil)
 
-	state          string // analyzeStateKafka or analyzeStateNone
-	appID          string
+	state string // analyzeStateKafka or analyzeStateNone
+	appID string
+	// stateTopics are the names of the query's internal topics, computed
+	// from appID once.
+	stateTopics    map[analyzer.StateTopic]string
 	instanceID     string
 	sessionTimeout time.Duration
 	txnTimeout     time.Duration
@@ -317,13 +320,14 @@ func (f *analyzeFlags) stateOptions(o *analyzeOptions) error {
 	if o.appID == "" {
 		o.appID = f.group
 	}
-	for _, n := range analyzer.StateTopicNames(o.appID) {
+	o.stateTopics = analyzer.StateTopicNames(o.appID)
+	for _, n := range o.stateTopics {
 		if err := kafka.ValidTopicName(n); err != nil {
 			return usageErrorf("use letters, digits, '.', '_' and '-', e.g. --application-id discord-counts",
 				"--application-id %q: it names internal topics: %v", o.appID, err)
 		}
 	}
-	for _, n := range analyzer.StateTopicNames(o.appID) {
+	for _, n := range o.stateTopics {
 		if n == f.topic || n == f.resultsTopic || n == f.deadTopic {
 			return usageErrorf("use another --application-id", "--application-id %q: its internal topic %s is a topic this command reads or writes", o.appID, n)
 		}
@@ -566,8 +570,7 @@ func analyzeKeyLimit(ctx context.Context, producer *kgo.Client, o *analyzeOption
 	}
 	stores = append(stores, o.resultTopics...)
 	if o.state == analyzeStateKafka {
-		names := analyzer.StateTopicNames(o.appID)
-		stores = append(stores, names[analyzer.WindowState], names[analyzer.Repartition])
+		stores = append(stores, o.stateTopics[analyzer.WindowState], o.stateTopics[analyzer.Repartition])
 	}
 	if len(stores) == 0 {
 		return 0, nil
@@ -667,7 +670,7 @@ func analyzeReset(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Con
 		}
 		return fmt.Errorf("delete consumer group %s: %w", o.source.Group, err)
 	}
-	names := analyzer.StateTopicNames(o.appID)
+	names := o.stateTopics
 	for _, t := range []analyzer.StateTopic{analyzer.InputState, analyzer.WindowState, analyzer.Repartition, analyzer.Batches} {
 		err := kafka.DeleteTopic(ctx, cl, names[t])
 		var nf *kafka.TopicNotFoundError
