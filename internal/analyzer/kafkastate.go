@@ -254,7 +254,7 @@ type tp struct {
 //   - reach has its own lock (reachWatch).
 //   - closeMu makes Close run once.
 //   - Everything else (ends, idle, tail, rep, inTxn, began, planned, bound,
-//     lastPurge, lastTransient, transientSince, rr.polled) belongs to the
+//     lastPurge, trouble, rr.polled) belongs to the
 //     loop alone and needs no lock.
 //
 // Lock order: mu and writeMu are never held together, and neither is held
@@ -300,27 +300,26 @@ type KafkaState struct {
 	// last batch whose share of each owned input partition is committed.
 	// nextBatch: the leader's next batch id. repGen changes whenever the
 	// repartition positions are reset (rep is then started again).
-	leader         bool
-	mapped         map[int32]int64
-	nextBatch      int64
-	repGen         uint64
-	tail           *planTail
-	rep            *repartReader
-	waitingFor     atomic.Int64 // batch+1 whose shares the leader awaits; -1: waiting for a plan
-	idle           idleWatch    // Plan's: how long no partition was owned
-	lastPurge      time.Time
-	lastTransient  time.Time
-	transientSince time.Time
-	inTxn          bool
-	began          time.Time  // when the batch's transaction began
-	planned        int64      // input offsets of the last plan
-	bound          batchBound // what a batch may read to fit its transaction
-	reach          *reachWatch
-	restoring      atomic.Int32 // state loads in progress
-	restoreSince   atomic.Int64 // when the first of them began (Unix ns)
-	writeMu        sync.Mutex
-	writeErr       error
-	closeMu        sync.Once
+	leader       bool
+	mapped       map[int32]int64
+	nextBatch    int64
+	repGen       uint64
+	tail         *planTail
+	rep          *repartReader
+	waitingFor   atomic.Int64 // batch+1 whose shares the leader awaits; -1: waiting for a plan
+	idle         idleWatch    // Plan's: how long no partition was owned
+	lastPurge    time.Time
+	trouble      fetchTrouble // the errors of its polls; reset by Begin
+	inTxn        bool
+	began        time.Time  // when the batch's transaction began
+	planned      int64      // input offsets of the last plan
+	bound        batchBound // what a batch may read to fit its transaction
+	reach        *reachWatch
+	restoring    atomic.Int32 // state loads in progress
+	restoreSince atomic.Int64 // when the first of them began (Unix ns)
+	writeMu      sync.Mutex
+	writeErr     error
+	closeMu      sync.Once
 }
 
 var _ Durable = (*KafkaState)(nil)
@@ -352,6 +351,7 @@ func NewKafkaState(ctx context.Context, kcfg kafka.Config, cfg KafkaStateConfig,
 		reach:      newReachWatch(),
 	}
 	s.rr = newRangeReader(&s.mu)
+	s.trouble = fetchTrouble{log: s.log, giveUpAfter: OutageTolerance, severalTopics: true}
 	base, err := kcfg.Options()
 	if err != nil {
 		return nil, err
@@ -563,47 +563,9 @@ func (s *KafkaState) Read(ctx context.Context, plan Plan, fn func(*Record)) erro
 			return ok
 		},
 		revoked:     "partition revoked while its batch was being read; the batch will be rolled back",
-		fetchErrors: s.fetchErrors,
+		fetchErrors: s.trouble.check,
 		repartition: s.isRepartition,
 	}, fn)
-}
-
-func (s *KafkaState) fetchErrors(fetches kgo.Fetches, need map[tp]Range) error {
-	var errs []error
-	transient := false
-	fetches.EachError(func(topic string, p int32, err error) {
-		var loss *kgo.ErrDataLoss
-		switch {
-		case errors.As(err, &loss):
-			s.log.Warn("records lost before they were read", "topic", topic, "partition", p, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo)
-			if r, ok := need[tp{topic, p}]; ok && loss.ResetTo >= r.To {
-				delete(need, tp{topic, p})
-			}
-		case topic == "":
-			// The client's own trouble (the group session cannot be joined
-			// while Kafka is unreachable): it keeps trying; a partition
-			// lost meanwhile is revoked, which ends its read.
-			transient = true
-			if s.transientSince.IsZero() {
-				s.transientSince = time.Now()
-			} else if time.Since(s.transientSince) > OutageTolerance {
-				errs = append(errs, fmt.Errorf("Kafka unreachable for %v: %w", OutageTolerance, err))
-			}
-			if time.Since(s.lastTransient) > 5*time.Second {
-				s.lastTransient = time.Now()
-				s.log.Warn("Kafka unreachable while reading; waiting", "err", err)
-			}
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		case errors.Is(err, kgo.ErrClientClosed):
-			errs = append(errs, errors.New("kafka client closed"))
-		default:
-			errs = append(errs, fmt.Errorf("fetch %s/%d: %w", topic, p, err))
-		}
-	})
-	if transient && len(errs) == 0 && fetches.NumRecords() == 0 {
-		time.Sleep(200 * time.Millisecond) // no busy loop while the client recovers
-	}
-	return errors.Join(errs...)
 }
 
 // internalPartitioner sends records of the internal topics to the partition

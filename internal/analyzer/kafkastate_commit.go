@@ -22,7 +22,7 @@ func (s *KafkaState) Begin(ctx context.Context) error {
 	if err := s.sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	s.transientSince = time.Time{}
+	s.trouble.since = time.Time{}
 	s.inTxn = true
 	s.began = time.Now()
 	s.writeMu.Lock()

@@ -263,29 +263,17 @@ func (s *KafkaState) loadPartitions(ctx context.Context, parts []tp, committed m
 	return loaded, pos, nil
 }
 
-// waitAssigned waits for the group to assign partitions for the first time.
+// waitAssigned waits for the group's first assignment, failing with the
+// error of a state load that failed meanwhile.
 func (s *KafkaState) waitAssigned(ctx context.Context) error {
-	t := time.NewTicker(15 * time.Second)
-	defer t.Stop()
 	s.mu.Lock()
 	assigned := s.assigned
 	s.mu.Unlock()
-	for {
-		select {
-		case <-assigned:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			s.mu.Lock()
-			err := s.loadErr
-			s.mu.Unlock()
-			if err != nil {
-				return err
-			}
-			s.log.Warn("still waiting for the group to assign partitions (other instances may own them all, or a dead instance's session has not expired yet)")
-		}
-	}
+	return waitAssigned(ctx, assigned, s.log, "still waiting for the group to assign partitions (other instances may own them all, or a dead instance's session has not expired yet)", func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.loadErr
+	})
 }
 
 // reload reads back the committed state of every owned partition and resets
