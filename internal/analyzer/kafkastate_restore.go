@@ -6,7 +6,6 @@ package analyzer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -483,14 +482,8 @@ func readStateTopics(ctx context.Context, kcfg kafka.Config, adm *kadm.Client, w
 			return nil, ctx.Err()
 		}
 		got := false
-		var errs []error
-		fs.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				errs = append(errs, fmt.Errorf("read %s/%d: %w", topic, p, err))
-			}
-		})
-		if len(errs) > 0 {
-			return nil, errors.Join(errs...)
+		if err := pollErrors(fs); err != nil {
+			return nil, err
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			t := tp{r.Topic, r.Partition}

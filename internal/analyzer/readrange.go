@@ -279,3 +279,16 @@ func waitAssigned(ctx context.Context, assigned <-chan struct{}, log *slog.Logge
 		}
 	}
 }
+
+// pollErrors is the error of a poll by a reader outside the group (the
+// state topics read back, the leader's repartition reader): every fetch
+// error but its own deadline or cancellation.
+func pollErrors(fs kgo.Fetches) error {
+	var errs []error
+	fs.EachError(func(topic string, p int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			errs = append(errs, fmt.Errorf("read %s/%d: %w", topic, p, err))
+		}
+	})
+	return errors.Join(errs...)
+}
