@@ -117,6 +117,12 @@ func (s *shard) run(ctx context.Context) error {
 	}
 }
 
+// shuttingDown reports whether ctx ended for good: the session is ended
+// with it (not when the shard is handed over, see ErrHandedOver).
+func shuttingDown(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), ErrHandedOver)
+}
+
 // backoff is the wait before attempt n+1 after n consecutive failures:
 // 1 s, 2 s, 4 s ... up to limit, with jitter.
 func backoff(n int, limit time.Duration) time.Duration {
@@ -175,7 +181,7 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	var wg sync.WaitGroup
 	defer func() {
 		stop()
-		if ctx.Err() != nil {
+		if shuttingDown(ctx) {
 			c.close(websocket.CloseNormalClosure, "shutting down")
 		}
 		c.close(closeResumable, "reconnecting")
@@ -183,9 +189,13 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	}()
 	wg.Go(func() {
 		<-connCtx.Done()
-		if ctx.Err() != nil {
+		switch {
+		case shuttingDown(ctx):
 			// Shutting down: 1000 ends the session cleanly.
 			c.close(websocket.CloseNormalClosure, "shutting down")
+		case ctx.Err() != nil:
+			// Handed over: the session stays open for its next holder.
+			c.close(closeResumable, "handed over")
 		}
 	})
 	hello := time.AfterFunc(s.g.cfg.HelloTimeout, func() { c.close(closeResumable, "hello_timeout") })
