@@ -500,7 +500,11 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	}
 	var group *botGroup
 	if f.group != "" {
-		group = newBotGroup(o, kcfg, log, reg)
+		var marks func() (uint64, uint64)
+		if spooled != nil {
+			marks = spooled.Marks
+		}
+		group = newBotGroup(o, kcfg, log, reg, marks)
 		gcfg.Assign = group.run
 		gcfg.IdentifyGate = group.gate
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,14 +65,34 @@ type botGroup struct {
 	kcfg  kafka.Config
 	log   *slog.Logger
 	pacer atomic.Pointer[botgroup.Pacer]
+	// marks are the spool's (nil without a spool: no session is kept,
+	// a moved shard identifies and the backfill covers the gap).
+	marks func() (next, low uint64)
 
+	// wmu orders the session records with the shards' hand-overs: no
+	// record of a shard is written once it was handed over.
+	wmu     sync.Mutex
+	pending map[int]pendingSession
+	written map[int]discord.Session
+
+	resumes   metrics.Counter
 	held      metrics.Gauge
 	remaining metrics.Gauge
 	fences    metrics.Gauge
 }
 
-func newBotGroup(o *botOptions, kcfg kafka.Config, log *slog.Logger, reg *metrics.Registry) *botGroup {
-	return &botGroup{o: o, kcfg: kcfg, log: log.With("group", o.flags.group),
+// pendingSession is a shard's session waiting for Kafka to acknowledge
+// every message taken before it was read (spool ids below mark).
+type pendingSession struct {
+	st   discord.Session
+	mark uint64
+}
+
+func newBotGroup(o *botOptions, kcfg kafka.Config, log *slog.Logger, reg *metrics.Registry, marks func() (uint64, uint64)) *botGroup {
+	return &botGroup{o: o, kcfg: kcfg, log: log.With("group", o.flags.group), marks: marks,
+		pending: map[int]pendingSession{}, written: map[int]discord.Session{},
+		resumes: reg.NewCounter("cordstream_botgroup_resumes_total",
+			"Shards this instance started by resuming a session stored by the group (Discord then replays what the previous holder missed)."),
 		held: reg.NewGauge("cordstream_botgroup_shards_held", "Shards this instance of the bot group holds and runs now."),
 		remaining: reg.NewGauge("cordstream_botgroup_session_starts_remaining",
 			"Session starts (IDENTIFYs) the bot group has left in Discord's daily budget, by its own count since this instance started."),
@@ -103,20 +124,36 @@ func (bg *botGroup) run(ctx context.Context, ss *discord.Shards) error {
 	}
 	defer p.Close()
 	bg.pacer.Store(p)
+	var store *botgroup.SessionStore
+	if bg.marks != nil {
+		if store, err = botgroup.NewSessionStore(ctx, bg.kcfg, f.group, int16(f.replicationFactor), bg.log); err != nil {
+			return err
+		}
+		defer store.Close()
+	} else {
+		bg.log.Warn("no spool (--spool-dir off): the group keeps no Gateway sessions, so a shard that moves identifies anew and the backfill fetches what it missed")
+	}
 	m, err := botgroup.NewMember(ctx, botgroup.MemberConfig{
 		Kafka: bg.kcfg, Group: f.group, Shards: ss.Count(), Member: member,
 		SessionTimeout:    f.groupSessionTimeout,
 		ReplicationFactor: int16(f.replicationFactor),
 		Log:               bg.log,
 		Start: func(ids []int) {
-			if err := ss.Start(ids...); err != nil {
+			from := bg.stored(ctx, store, ss.Count(), ids)
+			if err := ss.StartFrom(from, ids...); err != nil {
 				bg.log.Warn("cannot start shards", "shards", ids, "err", err)
 			}
 			bg.held.Set(float64(len(ss.Running())))
 		},
 		Stop: func(ids []int, why string) {
 			t0 := time.Now()
+			bg.wmu.Lock()
 			ss.Stop(ids...)
+			for _, id := range ids {
+				delete(bg.pending, id)
+				delete(bg.written, id)
+			}
+			bg.wmu.Unlock()
 			bg.held.Set(float64(len(ss.Running())))
 			bg.log.Info("shards handed over", "shards", ids, "why", why, "took", time.Since(t0).Round(time.Millisecond))
 		},
@@ -131,6 +168,9 @@ func (bg *botGroup) run(ctx context.Context, ss *discord.Shards) error {
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go bg.report(rctx, p, m, lim, started)
+	if store != nil {
+		go bg.keepSessions(rctx, ss, store, member)
+	}
 	return m.Run(ctx)
 }
 
@@ -160,5 +200,89 @@ func (bg *botGroup) report(ctx context.Context, p *botgroup.Pacer, m *botgroup.M
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// stored returns the sessions the group kept for shards ids (none when
+// the store cannot be read: the shards then identify).
+func (bg *botGroup) stored(ctx context.Context, store *botgroup.SessionStore, count int, ids []int) map[int]discord.Session {
+	if store == nil {
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, groupLoadTimeout)
+	defer cancel()
+	all, err := store.Load(lctx, count)
+	if err != nil {
+		bg.log.Warn("cannot read the group's Gateway sessions; the shards identify anew and the backfill fetches what they missed",
+			"shards", ids, "err", err)
+		return nil
+	}
+	from := map[int]discord.Session{}
+	var resumed []int
+	for _, id := range ids {
+		if st, ok := all[id]; ok {
+			from[id] = discord.Session{ID: st.SessionID, ResumeURL: st.ResumeURL, Seq: st.Seq}
+			resumed = append(resumed, id)
+		}
+	}
+	if len(resumed) > 0 {
+		bg.resumes.Add(float64(len(resumed)))
+		bg.log.Info("resuming the group's stored Gateway sessions", "shards", resumed)
+	}
+	return from
+}
+
+// Session records: read every second, written once Kafka acknowledged
+// every message taken before the read.
+const (
+	groupSessionEvery = time.Second
+	groupLoadTimeout  = 5 * time.Second
+	groupPutTimeout   = 3 * time.Second
+)
+
+// keepSessions writes the sessions of the shards this instance runs to
+// the group's store, each only for a sequence number whose messages Kafka
+// has acknowledged: a shard's session and sequence are read, then the
+// spool's next id; once the spool's acknowledged prefix passes that id,
+// every message of an event up to that sequence is in Kafka.
+func (bg *botGroup) keepSessions(ctx context.Context, ss *discord.Shards, store *botgroup.SessionStore, member string) {
+	t := time.NewTicker(groupSessionEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		bg.wmu.Lock()
+		_, low := bg.marks()
+		pctx, cancel := context.WithTimeout(ctx, groupPutTimeout)
+		for id, p := range bg.pending {
+			if low < p.mark {
+				continue // Kafka has not acknowledged it all yet
+			}
+			delete(bg.pending, id)
+			if bg.written[id] == p.st {
+				continue
+			}
+			err := store.Put(pctx, botgroup.SessionState{Shard: id, ShardCount: ss.Count(), SessionID: p.st.ID, Seq: p.st.Seq,
+				ResumeURL: p.st.ResumeURL, Holder: member})
+			if err != nil {
+				bg.log.Warn("cannot keep a Gateway session in the group's store; a new holder of the shard may replay more, or identify", "shard", id, "err", err)
+				continue
+			}
+			bg.written[id] = p.st
+		}
+		cancel()
+		for _, id := range ss.Running() {
+			if _, waiting := bg.pending[id]; waiting {
+				continue
+			}
+			if st, ok := ss.Session(id); ok && st != bg.written[id] {
+				next, _ := bg.marks()
+				bg.pending[id] = pendingSession{st: st, mark: next}
+			}
+		}
+		bg.wmu.Unlock()
 	}
 }

@@ -62,7 +62,14 @@ func (ss *Shards) Running() []int {
 
 // Start starts shards in the background (IDENTIFY, paced as usual); a
 // shard already running is left as it is.
-func (ss *Shards) Start(ids ...int) error {
+func (ss *Shards) Start(ids ...int) error { return ss.StartFrom(nil, ids...) }
+
+// StartFrom is Start where shards with a session in from RESUME it first
+// (no IDENTIFY, no session start used); when Discord refuses, they
+// IDENTIFY. A session recorded elsewhere must be one no connection holds
+// any more, and its Seq one up to which every event was handled: Discord
+// replays what came after it.
+func (ss *Shards) StartFrom(from map[int]Session, ids ...int) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.closed {
@@ -80,6 +87,18 @@ func (ss *Shards) Start(ids ...int) error {
 		ctx, cancel := context.WithCancelCause(ss.ctx)
 		r := &runningShard{s: newShard(ss.g, id, ss.count), cancel: cancel, done: make(chan struct{})}
 		r.s.downSince.Store(ss.g.cfg.Now().UnixNano())
+		if st, ok := from[id]; ok && st.ID != "" && st.Seq >= 0 {
+			url := st.ResumeURL
+			if url != "" {
+				if err := checkResumeURL(url, ss.g.gatewayURL); err != nil {
+					ss.g.log.Warn("not using a stored resume_gateway_url; resuming on the Gateway URL instead", "shard", id, "err", err)
+					url = ""
+				}
+			}
+			r.s.sessionID, r.s.resumeURL = st.ID, url
+			r.s.seq.Store(st.Seq)
+			r.s.publishSession()
+		}
 		ss.running[id] = r
 		go func() {
 			defer close(r.done)
@@ -90,6 +109,20 @@ func (ss *Shards) Start(ids ...int) error {
 	}
 	ss.publish()
 	return nil
+}
+
+// Session returns the live session of a running shard (ok false when the
+// shard does not run or has no session): Seq is the last event the
+// Handler has returned from.
+func (ss *Shards) Session(id int) (Session, bool) {
+	ss.mu.Lock()
+	r := ss.running[id]
+	ss.mu.Unlock()
+	if r == nil {
+		return Session{}, false
+	}
+	st := r.s.session()
+	return st, st.ID != ""
 }
 
 // Stop hands shards over: each connection closes without ending its

@@ -40,6 +40,35 @@ type shard struct {
 	// otherwise), for the next READY.
 	lastFrame time.Time
 	lostAt    time.Time
+	// live is the session as others may read it (Shards.Session).
+	liveMu sync.Mutex
+	live   Session
+}
+
+// Session is what a shard needs to RESUME a Gateway session.
+type Session struct {
+	ID        string
+	ResumeURL string
+	Seq       int64
+}
+
+// publishSession makes the shard's session readable by other goroutines.
+func (s *shard) publishSession() {
+	s.liveMu.Lock()
+	s.live = Session{ID: s.sessionID, ResumeURL: s.resumeURL}
+	s.liveMu.Unlock()
+}
+
+// session returns the live session (empty ID: none), with the sequence
+// number of the last event the Handler has returned from.
+func (s *shard) session() Session {
+	s.liveMu.Lock()
+	out := s.live
+	s.liveMu.Unlock()
+	if out.ID != "" {
+		out.Seq = s.seq.Load()
+	}
+	return out
 }
 
 func newShard(g *Gateway, id, count int) *shard {
@@ -165,6 +194,7 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	target, err := gatewayQuery(base)
 	if err != nil {
 		s.sessionID, s.resumeURL = "", "" // a bad resume URL cannot be used again
+		s.publishSession()
 		return outcome{reason: "dial_failed", err: fmt.Errorf("Gateway URL %q: %w", base, err)}
 	}
 	hdr := http.Header{"User-Agent": {s.g.cfg.UserAgent}}
@@ -362,6 +392,7 @@ func (s *shard) loseSession(why string) {
 		"why", why, "last_seq", s.seq.Load())
 	s.lostAt = s.lastFrame
 	s.sessionID, s.resumeURL = "", ""
+	s.publishSession()
 	s.seq.Store(0)
 }
 
@@ -425,8 +456,9 @@ func (s *shard) dispatch(ctx context.Context, c *conn, typ string, seq int64, d 
 				r.ResumeGatewayURL = ""
 			}
 		}
-		s.sessionID, s.resumeURL, s.selfID = r.SessionID, r.ResumeGatewayURL, r.User.ID
 		s.seq.Store(seq)
+		s.sessionID, s.resumeURL, s.selfID = r.SessionID, r.ResumeGatewayURL, r.User.ID
+		s.publishSession()
 		s.setReady(true)
 		s.log.Info("connected to Discord", "user", r.User.Username, "user_id", r.User.ID, "guilds", len(r.Guilds))
 		if len(r.Guilds) > MaxReadyGuilds {

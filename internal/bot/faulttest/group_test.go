@@ -121,13 +121,19 @@ func TestFaultGroupKill(t *testing.T) {
 			ready++
 		}
 	}
+	resumed := 0.0
+	for _, p := range []*botProc{bots[1], bots[2], d} {
+		if v := p.metric(t, "cordstream_botgroup_resumes_total"); !math.IsNaN(v) {
+			resumed += v
+		}
+	}
 	for _, p := range []*botProc{bots[1], bots[2], d} {
 		if code := p.stop(t, syscall.SIGINT, time.Minute); code != 0 {
 			t.Errorf("exit code %d, want 0", code)
 		}
 	}
 	t.Logf("RESULT group kill: %d messages at %d/s over 16 shards, 3 instances then one killed (-9) then one started; "+
-		"failover %s (kill to every shard running again); %d in Kafka, %d duplicates; %d sessions started, max_concurrency %d, "+
-		"no pacing break, no shard held twice",
-		len(sent), rate, failover.Round(time.Millisecond), len(got), dups, ready, maxConc)
+		"failover %s (kill to every shard running again); %d in Kafka, %d duplicates; %d sessions started, %.0f shard starts by resuming a stored session, "+
+		"max_concurrency %d, no pacing break, no shard held twice",
+		len(sent), rate, failover.Round(time.Millisecond), len(got), dups, ready, resumed, maxConc)
 }
