@@ -44,6 +44,17 @@ process paces only its own IDENTIFYs: start them one after another, about
 5 s per shard of a rate-limit bucket apart. With large bot sharding
 (max_concurrency above 1) N must be a multiple of max_concurrency.
 
+Bot group: --group NAME makes the process one instance of a group; every
+instance started with the same NAME against the same Kafka shares the
+shards (N from --shard-count, the same everywhere, else Discord's
+recommendation) through a Kafka consumer group, one connection per shard
+at a time. IDENTIFYs are paced for the whole group and counted against the
+daily session-start budget. When an instance stops or dies, its shards move
+to the others within seconds and resume their Discord sessions, kept in
+Kafka once the messages up to them are acknowledged; where Discord refuses
+the resume, the backfill fetches the gap. Each instance needs its own
+--spool-dir. See docs/BOT-OPERATIONS.md.
+
 Delivery: a message counts as published once Kafka acknowledged it
 (idempotent producer, acks=all). Every message is first written to a spool on
 local disk (--spool-dir; by default
