@@ -84,7 +84,9 @@ func (ss *Shards) StartFrom(from map[int]Session, ids ...int) error {
 		if ss.running[id] != nil {
 			continue
 		}
-		ctx, cancel := context.WithCancelCause(ss.ctx)
+		// Not ended with Assign's ctx: Assign hands its shards over (Stop)
+		// before it returns; those it leaves running are closed then.
+		ctx, cancel := context.WithCancelCause(context.WithoutCancel(ss.ctx))
 		r := &runningShard{s: newShard(ss.g, id, ss.count), cancel: cancel, done: make(chan struct{})}
 		r.s.downSince.Store(ss.g.cfg.Now().UnixNano())
 		if st, ok := from[id]; ok && st.ID != "" && st.Seq >= 0 {
