@@ -22,7 +22,9 @@ import (
 //
 // Default: 40 messages/s, max_concurrency 8 (two shards per rate-limit
 // bucket). Full size (CORDSTREAM_FAULT_FULL=1): 100 messages/s and
-// max_concurrency 4, with longer phases. Overrides: CORDSTREAM_FAULT_RATE.
+// max_concurrency 4, with longer phases. Overrides: CORDSTREAM_FAULT_RATE
+// (messages per second: a high rate measures the group's throughput
+// through a failover).
 func TestFaultGroupKill(t *testing.T) {
 	const shards = 16
 	rate, maxConc, phase := 40, 8, 5*time.Second
@@ -105,7 +107,9 @@ func TestFaultGroupKill(t *testing.T) {
 		t.Fatal(tr.err)
 	}
 	sent := tr.messages()
+	stopped := time.Now()
 	got := b.waitAllInKafka(t, topic, sent, 2*time.Minute)
+	drained := time.Since(stopped)
 	dups := verdict(t, got, sent)
 
 	rep := srv.StartReport()
@@ -133,7 +137,7 @@ func TestFaultGroupKill(t *testing.T) {
 		}
 	}
 	t.Logf("RESULT group kill: %d messages at %d/s over 16 shards, 3 instances then one killed (-9) then one started; "+
-		"failover %s (kill to every shard running again); %d in Kafka, %d duplicates; %d sessions started, %.0f shard starts by resuming a stored session, "+
+		"failover %s (kill to every shard running again); %d in Kafka (all there %s after the traffic stopped), %d duplicates; %d sessions started, %.0f shard starts by resuming a stored session, "+
 		"max_concurrency %d, no pacing break, no shard held twice",
-		len(sent), rate, failover.Round(time.Millisecond), len(got), dups, ready, resumed, maxConc)
+		len(sent), rate, failover.Round(time.Millisecond), len(got), drained.Round(100*time.Millisecond), dups, ready, resumed, maxConc)
 }
