@@ -92,7 +92,7 @@ func newBotGroup(o *botOptions, kcfg kafka.Config, log *slog.Logger, reg *metric
 	return &botGroup{o: o, kcfg: kcfg, log: log.With("group", o.flags.group), marks: marks,
 		pending: map[int]pendingSession{}, written: map[int]discord.Session{},
 		resumes: reg.NewCounter("cordstream_botgroup_resumes_total",
-			"Shards this instance started by resuming a session stored by the group (Discord then replays what the previous holder missed)."),
+			"Shards this instance started from a session stored by the group, with a RESUME (cordstream_discord_resumes_total counts those Discord accepted; the others identify)."),
 		held: reg.NewGauge("cordstream_botgroup_shards_held", "Shards this instance of the bot group holds and runs now."),
 		remaining: reg.NewGauge("cordstream_botgroup_session_starts_remaining",
 			"Session starts (IDENTIFYs) the bot group has left in Discord's daily budget, by its own count since this instance started."),

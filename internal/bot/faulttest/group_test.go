@@ -14,7 +14,8 @@ import (
 // TestFaultGroupKill: a bot group of three instances shares 16 shards
 // while messages arrive at a steady rate; one instance is killed with
 // SIGKILL, its shards move to the other two, then a fourth instance joins
-// and takes its share. Afterwards every message the simulator sent is in
+// and takes its share; finally one is stopped with SIGINT and the others
+// must resume its sessions. Afterwards every message the simulator sent is in
 // Kafka (by message_id; duplicates are allowed and counted), the simulator
 // saw no shard held by two connections at once and no IDENTIFY that broke
 // the max_concurrency pacing or the daily budget. It logs the failover
@@ -131,7 +132,27 @@ func TestFaultGroupKill(t *testing.T) {
 			resumed += v
 		}
 	}
-	for _, p := range []*botProc{bots[1], bots[2], d} {
+	// Ctrl-C hands the shards over without ending their sessions: the
+	// others resume them.
+	resumesOf := func(ps ...*botProc) float64 {
+		n := 0.0
+		for _, p := range ps {
+			n += p.metric(t, "cordstream_discord_resumes_total") // RESUMED received
+		}
+		return n
+	}
+	before := resumesOf(bots[2], d)
+	if code := bots[1].stop(t, syscall.SIGINT, time.Minute); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	waitFor(t, 2*time.Minute, "the stopped instance's shards running elsewhere", allHeld)
+	if after := resumesOf(bots[2], d); !(after > before) {
+		t.Errorf("after Ctrl-C on instance b, no shard was resumed elsewhere (resumes %v -> %v)", before, after)
+	}
+	if err := srv.StartReport().Err(); err != nil {
+		t.Errorf("after Ctrl-C on instance b: %v", err)
+	}
+	for _, p := range []*botProc{bots[2], d} {
 		if code := p.stop(t, syscall.SIGINT, time.Minute); code != 0 {
 			t.Errorf("exit code %d, want 0", code)
 		}
