@@ -225,7 +225,7 @@ func demoRun(ctx context.Context, e *env, f *demoFlags) error {
 	case <-anDone:
 	}
 	stopTraffic()
-	demoWaitReceived(srv, botReg, botDone, 5*time.Second)
+	demoWaitReceived(srv, botReg, botDone, 15*time.Second) // returns as soon as the bot has them all
 	stopBot()
 	<-botDone
 	stopAn()

@@ -24,7 +24,7 @@ func TestDemoRunsAndStops(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstderr:\n%s", code, errb.String())
 	}
-	if d := time.Since(start); d > 30*time.Second {
+	if d := time.Since(start); d > 60*time.Second { // a stop that hangs, not a slow machine
 		t.Errorf("demo took %v to stop", d)
 	}
 	if !strings.Contains(out.String(), "Batch: 0\n") || !strings.Contains(out.String(), "|window") {

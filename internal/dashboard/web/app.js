@@ -128,7 +128,7 @@
     setText($("query-settings"), "window " + d.window + ", slide " + d.slide + ", watermark " + d.watermark + ", " + d.output_mode +
       " mode, trigger " + d.trigger + ", group by " + d.group_by.join(", ") + "; " + ms_ + (d.input ? "; reads " + d.input : ""));
     $("query-scope").hidden = d.scope !== "instance";
-    setText($("query-scope"), "The keys this instance counts: with several instances in the group, each shows its share.");
+    setText($("query-scope"), "The rows this instance's engine holds: with several instances in a group, the leader (the instance that owns input partition 0) holds the whole query and the others none; cordstream dashboard shows the whole query from the results topic.");
     setText($("board-key-h"), d.group_by.join(" · "));
     setText($("board-val-h"), st.measure);
     setText($("totals-h"), st.total ? st.total + " per window" : "Totals per window");
