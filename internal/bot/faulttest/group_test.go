@@ -190,10 +190,15 @@ func newGroupWorld(t *testing.T, shards, maxConc int) *groupWorld {
 // Afterwards every message is in Kafka, no shard was held by two
 // connections at once, no IDENTIFY broke the pacing.
 //
-// Default: 40 messages/s, the broker stopped 10 s. Full size
-// (CORDSTREAM_FAULT_FULL=1): 100 messages/s, stopped 30 s. Overrides:
+// It takes one to two minutes (the broker's shutdown and start), so it runs
+// only with CORDSTREAM_FAULT_GROUP_BROKER=1 or CORDSTREAM_FAULT_FULL=1,
+// and is skipped otherwise. Default: 40 messages/s, the broker down 10 s
+// once stopped. Full size: 100 messages/s, down 30 s. Overrides:
 // CORDSTREAM_FAULT_RATE, CORDSTREAM_FAULT_OUTAGE.
 func TestFaultGroupBrokerRestart(t *testing.T) {
+	if !full() && getenv("CORDSTREAM_FAULT_GROUP_BROKER") != "1" {
+		t.Skip("a broker restart under a bot group takes one to two minutes: set CORDSTREAM_FAULT_GROUP_BROKER=1 (or CORDSTREAM_FAULT_FULL=1) to run it")
+	}
 	const shards = 16
 	rate, outage, phase := 40, 10*time.Second, 5*time.Second
 	if full() {
@@ -208,21 +213,23 @@ func TestFaultGroupBrokerRestart(t *testing.T) {
 	})
 	tr := g.w.startTraffic(t, float64(rate), 0)
 	time.Sleep(phase)
-	g.b.down(t, "stop")
+	// scripts/kafka stop waits for the broker's shutdown, which takes
+	// seconds to tens of seconds: the times count from its start.
 	t0 := time.Now()
-	t.Logf("broker stopped at %d messages sent", tr.count())
+	g.b.down(t, "stop")
+	t.Logf("broker stopped (%s) at %d messages sent", time.Since(t0).Round(time.Millisecond), tr.count())
 	// Every lease lapses (6 s session timeout: 3 s lease): no instance
 	// may keep a shard it can no longer prove it holds.
-	waitFor(t, time.Minute, "every instance to give its shards up", func() bool { return len(g.srv.HeldShards()) == 0 })
+	waitFor(t, 2*time.Minute, "every instance to give its shards up", func() bool { return len(g.srv.HeldShards()) == 0 })
 	released := time.Since(t0)
-	for time.Since(t0) < outage {
+	for stopped := time.Now(); time.Since(stopped) < outage; {
 		time.Sleep(100 * time.Millisecond)
 	}
 	g.b.up(t, "stop")
 	t1 := time.Now()
 	waitFor(t, 3*time.Minute, "every shard running again", g.allHeld)
 	back := time.Since(t1)
-	t.Logf("shards given up %s after the broker stopped; broker back after %s, every shard running again %s later",
+	t.Logf("shards given up %s after the broker's stop began; broker down %s more, every shard running again %s after it was back",
 		released.Round(time.Millisecond), outage, back.Round(time.Millisecond))
 	time.Sleep(phase)
 	tr.stop()
@@ -246,7 +253,7 @@ func TestFaultGroupBrokerRestart(t *testing.T) {
 		}
 	}
 	t.Logf("RESULT group broker restart: %d messages at %d/s over 16 shards, 3 instances, the broker stopped %s; "+
-		"shards given up after %s, all running again %s after the broker returned; %d in Kafka, %d duplicates; "+
+		"shards given up %s after the stop began, all running again %s after the broker returned; %d in Kafka, %d duplicates; "+
 		"%.0f sessions resumed, %d started; no pacing break, no shard held twice",
 		len(sent), rate, outage, released.Round(time.Millisecond), back.Round(time.Millisecond), len(got), dups, resumed, rep.SessionStarts)
 }
