@@ -69,8 +69,8 @@ type botGroup struct {
 	// a moved shard identifies and the backfill covers the gap).
 	marks func() (next, low uint64)
 
-	// wmu orders the session records with the shards' hand-overs: no
-	// record of a shard is written once it was handed over.
+	// wmu guards the sessions waiting to be written and those written
+	// (never held while Kafka is written).
 	wmu     sync.Mutex
 	pending map[int]pendingSession
 	written map[int]discord.Session
@@ -236,8 +236,11 @@ func (bg *botGroup) stored(ctx context.Context, store *botgroup.SessionStore, co
 // every message taken before the read.
 const (
 	groupSessionEvery = time.Second
-	groupLoadTimeout  = 5 * time.Second
-	groupPutTimeout   = 3 * time.Second
+	// groupLoadTimeout bounds reading the stored sessions when shards are
+	// assigned: the group's member waits for it, so it stays below the
+	// lease's margin (3 s at least).
+	groupLoadTimeout = 2 * time.Second
+	groupPutTimeout  = 3 * time.Second
 )
 
 // keepSessions writes the sessions of the shards this instance runs to
@@ -254,26 +257,42 @@ func (bg *botGroup) keepSessions(ctx context.Context, ss *discord.Shards, store 
 			return
 		case <-t.C:
 		}
+		// Kafka is written outside the lock: a hand-over (Stop) must never
+		// wait for Kafka, or a holder cut off from it would keep its shards
+		// past its lease. A record that lands after its shard was handed
+		// over names the same session at an earlier sequence (the next
+		// holder resumed it: more replayed, nothing skipped) or one Discord
+		// ended (the resume fails, the shard identifies).
 		bg.wmu.Lock()
 		_, low := bg.marks()
-		pctx, cancel := context.WithTimeout(ctx, groupPutTimeout)
+		var ready []pendingSession
+		var readyIDs []int
 		for id, p := range bg.pending {
 			if low < p.mark {
 				continue // Kafka has not acknowledged it all yet
 			}
 			delete(bg.pending, id)
-			if bg.written[id] == p.st {
-				continue
+			if bg.written[id] != p.st {
+				ready = append(ready, p)
+				readyIDs = append(readyIDs, id)
 			}
+		}
+		bg.wmu.Unlock()
+		pctx, cancel := context.WithTimeout(ctx, groupPutTimeout)
+		for i, p := range ready {
+			id := readyIDs[i]
 			err := store.Put(pctx, botgroup.SessionState{Shard: id, ShardCount: ss.Count(), SessionID: p.st.ID, Seq: p.st.Seq,
 				ResumeURL: p.st.ResumeURL, Holder: member})
 			if err != nil {
 				bg.log.Warn("cannot keep a Gateway session in the group's store; a new holder of the shard may replay more, or identify", "shard", id, "err", err)
 				continue
 			}
+			bg.wmu.Lock()
 			bg.written[id] = p.st
+			bg.wmu.Unlock()
 		}
 		cancel()
+		bg.wmu.Lock()
 		for _, id := range ss.Running() {
 			if _, waiting := bg.pending[id]; waiting {
 				continue
