@@ -528,21 +528,25 @@ def start_spark(work, log_path):
     return dc.build_session(a)
 
 
-def run_spark(spark, ds, mode, brokers, topic, out_path, console_path, work):
+def run_spark(spark, ds, mode, brokers, topic, out_path, console_path, work, preset=None):
     import discord_consumer as dc
 
     args = [
         "--brokers", brokers, "--topic", topic, "--starting-offsets", "earliest",
-        "--available-now", "--max-offsets-per-trigger", str(ds.batch_size),
-        "--mode", mode, "--window", go_duration(ds.window), "--slide", go_duration(ds.slide),
-        "--watermark", go_duration(ds.watermark), "--group-by", ",".join(ds.group_by),
+        "--available-now", "--max-offsets-per-trigger", str(ds.batch_size), "--mode", mode,
         "--output", "jsonl", "--jsonl-file", out_path,
         "--output", "console", "--console-file", console_path,
     ]
+    if preset:
+        args += ["--preset", preset]
+    else:
+        args += ["--window", go_duration(ds.window), "--slide", go_duration(ds.slide),
+                 "--watermark", go_duration(ds.watermark), "--group-by", ",".join(ds.group_by)]
     a = dc.parse_args(args)
     printer = dc.BatchPrinter(a)
     checkpoint = tempfile.mkdtemp(prefix="checkpoint-", dir=work)
-    query = dc.start_query(spark, a, printer, checkpoint, name=f"{ds.name}-{mode}".replace(".", "_"))
+    query = dc.start_query(spark, a, printer, checkpoint,
+                           name=f"{ds.name}-{preset or 'flags'}-{mode}".replace(".", "_"))
     try:
         if not query.awaitTermination(600):
             query.stop()
@@ -568,18 +572,30 @@ def build_cordstream(work):
     return binary
 
 
-def run_cordstream(binary, ds, mode, brokers, topic, out_path, console_path, err_path):
+def run_cordstream(binary, ds, mode, brokers, topic, out_path, console_path, err_path, preset=None):
     cmd = [
         binary, "analyze", "--brokers", brokers, "--topic", topic,
         "--group", f"conformance-{uuid.uuid4().hex[:12]}",
         "--starting-offsets", "earliest", "--available-now",
-        "--max-records-per-batch", str(ds.batch_size), "--mode", mode,
-        "--window", go_duration(ds.window), "--slide", go_duration(ds.slide),
-        "--watermark", go_duration(ds.watermark), "--group-by", ",".join(ds.group_by),
-        "--output", "console,jsonl", "--jsonl-file", out_path, "--no-create-topic",
+        "--max-records-per-batch", str(ds.batch_size), "--no-create-topic",
         # Spark has no de-duplication step: count repeated message_ids as it does.
         "--dedup=false",
     ]
+    if preset and mode == preset_default_mode(preset):
+        # The preset as it is: analyze --preset NAME.
+        cmd += ["--preset", preset, "--output", "console,jsonl", "--jsonl-file", out_path]
+    elif preset:
+        # The preset in another mode: a query file of one query (its
+        # console then prints as the flags' query does, without a heading).
+        qfile = out_path + ".queries.yaml"
+        with open(qfile, "w", encoding="utf-8") as f:
+            f.write(f"queries:\n  {preset}:\n    preset: {preset}\n    mode: {mode}\n"
+                    f"    outputs: [console, {json.dumps('jsonl:' + out_path)}]\n")
+        cmd += ["--queries", qfile]
+    else:
+        cmd += ["--mode", mode, "--window", go_duration(ds.window), "--slide", go_duration(ds.slide),
+                "--watermark", go_duration(ds.watermark), "--group-by", ",".join(ds.group_by),
+                "--output", "console,jsonl", "--jsonl-file", out_path]
     if ds.max_event_time_ahead is not None:
         cmd += ["--max-event-time-ahead", ds.max_event_time_ahead]
     with open(err_path, "w") as err, open(console_path, "w") as console:
@@ -639,10 +655,10 @@ def final_counts(rows, mode):
     return final
 
 
-def shape_errors(rows, group_by, name):
+def shape_errors(rows, group_by, name, values=("message_count",)):
     """Rows whose keys are not batch_id, window_start, window_end, the group-by
-    columns and message_count, in that order (the JSON Lines contract)."""
-    want = ["batch_id", "window_start", "window_end", *group_by, "message_count"]
+    columns and the values (message_count), in that order (the JSON Lines contract)."""
+    want = ["batch_id", "window_start", "window_end", *group_by, *values]
     bad = [r for r in rows if list(r) != want]
     if not bad:
         return []
@@ -661,13 +677,18 @@ def console_batches(path):
     return out
 
 
-def compare_console(spark_path, cs_path, limit=30):
+def compare_console(spark_path, cs_path, limit=30, ties=False):
     """Differences between the console outputs, batch by batch (rows sorted by
-    window then key on both sides, so the text must be identical)."""
+    window then key on both sides, so the text must be identical). With ties
+    (a query sorted by its own order_by) Spark leaves rows equal in the sort
+    columns in no defined order: a table's lines are then compared as a
+    multiset."""
     want, got = console_batches(spark_path), console_batches(cs_path)
     diff = []
     for b in sorted(set(want) | set(got), key=lambda b: int(b) if b.isdigit() else -1):
         if want.get(b) == got.get(b):
+            continue
+        if ties and sorted((want.get(b) or "").splitlines()) == sorted((got.get(b) or "").splitlines()):
             continue
         diff.append(f"  console, batch {b}: the tables differ (spark {spark_path}, cordstream {cs_path})")
         for line in difflib.unified_diff((want.get(b) or "").splitlines(), (got.get(b) or "").splitlines(),
@@ -740,6 +761,41 @@ def spark_batches_summary(progress):
     return f"batches(id:rows) {' '.join(parts)}; last watermark {last_wm}"
 
 
+def preset_modes(name):
+    """The output modes Spark allows for a preset: a sort complete only,
+    session windows append and complete, otherwise all three."""
+    import discord_consumer as dc
+
+    pre = dc.PRESETS[name]
+    if pre.get("order"):
+        return ("complete",)
+    if pre.get("session_gap"):
+        return ("append", "complete")
+    return ALL_MODES
+
+
+def preset_default_mode(name):
+    """A preset's own output mode."""
+    import discord_consumer as dc
+
+    return dc.PRESETS[name]["mode"]
+
+
+def preset_sorted(name):
+    """Whether a preset sorts its rows by its own order_by."""
+    import discord_consumer as dc
+
+    return bool(dc.PRESETS[name].get("order"))
+
+
+def preset_columns(name):
+    """A preset's group-by columns and value columns."""
+    import discord_consumer as dc
+
+    pre = dc.PRESETS[name]
+    return pre["group_by"], tuple(alias for _, _, _, alias in pre["aggs"])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog="conformance.py",
@@ -766,6 +822,10 @@ def main(argv=None):
     p.add_argument("--work", default=None, help="keep outputs, logs and datasets in this directory")
     p.add_argument("--keep-topics", action="store_true", help="do not delete the topics afterwards")
     p.add_argument("--show", action="store_true", help="also print Spark's console tables here")
+    p.add_argument("--preset", action="append", default=[], metavar="NAME",
+                   help="compare this query preset (docs/QUERIES.md; repeatable) on each dataset, in every mode "
+                        "it allows, instead of the dataset's own window and group-by: Spark runs "
+                        "discord_consumer.py --preset NAME, cordstream analyze --queries with the preset")
     p.add_argument("--no-console", action="store_true",
                    help="do not compare the console tables (rows are still compared)")
     a = p.parse_args(argv)
@@ -776,6 +836,12 @@ def main(argv=None):
     for m in modes:
         if m not in ALL_MODES:
             p.error(f"--modes: {m!r} is not one of {', '.join(ALL_MODES)}")
+    if a.preset:
+        import discord_consumer as dc
+
+        for name in a.preset:
+            if name not in dc.PRESETS:
+                p.error(f"--preset: {name!r} is not one of {', '.join(sorted(dc.PRESETS))}")
     if a.batch_size is not None and a.batch_size < 1:
         p.error("--batch-size must be at least 1")
     seed = a.seed if a.seed is not None else int(time.time()) % 100000
@@ -831,8 +897,12 @@ def main(argv=None):
             print(f"ERROR {ds.name}: {e}", flush=True)
             continue
         print(f"dataset {ds.name}: {len(ds.records)} records -> {topic} ({ds.settings()})", flush=True)
-        for mode in [m for m in modes if m in ds.modes]:
-            base = os.path.join(work, f"{ds.name}.{mode}")
+        runs = [(None, m) for m in modes if m in ds.modes]
+        if a.preset:
+            runs = [(pre, m) for pre in a.preset for m in modes if m in preset_modes(pre)]
+        for preset, mode in runs:
+            label = f"{ds.name} {preset} {mode}" if preset else f"{ds.name} {mode}"
+            base = os.path.join(work, f"{ds.name}.{preset}.{mode}" if preset else f"{ds.name}.{mode}")
             spark_out, cs_out = base + ".spark.jsonl", base + ".cordstream.jsonl"
             for f in (spark_out, cs_out):
                 if os.path.exists(f):
@@ -842,7 +912,7 @@ def main(argv=None):
             t0 = time.time()
             try:
                 progress = run_spark(spark, ds, mode, a.brokers, topic, spark_out,
-                                     base + ".spark.console", work)
+                                     base + ".spark.console", work, preset)
                 if a.show:
                     with open(base + ".spark.console", encoding="utf-8") as f:
                         sys.stdout.write(f.read())
@@ -852,19 +922,23 @@ def main(argv=None):
                 spark_rows = read_rows(spark_out)
                 t_spark = time.time() - t0
                 summary = f"spark {t_spark:.1f}s {spark_batches_summary(progress)}"
-                model_diff = shape_errors(spark_rows, ds.group_by, "spark")
-                if ds.model:
+                group_by, values = ds.group_by, ("message_count",)
+                if preset:
+                    group_by, values = preset_columns(preset)
+                model_diff = shape_errors(spark_rows, group_by, "spark", values)
+                if ds.model and not preset:
                     model_rows = [r for rows in model_run(ds, mode).values() for r in rows]
                     model_diff += compare(spark_rows, model_rows, "spark", "model", mode)
                 if binary:
                     run_cordstream(binary, ds, mode, a.brokers, topic, cs_out, base + ".cordstream.console",
-                                   base + ".cordstream.log")
+                                   base + ".cordstream.log", preset)
                     cs_rows = read_rows(cs_out)
                     lines = compare(spark_rows, cs_rows, "spark", "cordstream", mode)
-                    lines += shape_errors(cs_rows, ds.group_by, "cordstream")
+                    lines += shape_errors(cs_rows, group_by, "cordstream", values)
                     lines += batch_count_errors(progress, base + ".cordstream.log")
                     if not lines and not a.no_console:
-                        lines += compare_console(base + ".spark.console", base + ".cordstream.console")
+                        lines += compare_console(base + ".spark.console", base + ".cordstream.console",
+                                                 ties=bool(preset and preset_sorted(preset)))
                     if lines:
                         status = "FAIL"
                     summary += f"; {len(spark_rows)} rows from spark, {len(cs_rows)} from cordstream"
@@ -875,14 +949,14 @@ def main(argv=None):
                     summary += "; model differs from spark (see below)"
             except RunError as e:
                 status, lines, summary, model_diff = "ERROR", [f"  {e}"], "", []
-            print(f"{status:5} {ds.name} {mode}: {summary}", flush=True)
+            print(f"{status:5} {label}: {summary}", flush=True)
             for line in lines:
                 print(line, flush=True)
             if model_diff:
                 print("  [model vs spark; informational]", flush=True)
                 for line in model_diff:
                     print("  " + line, flush=True)
-            results.append((ds.name, mode, status, lines))
+            results.append((ds.name, f"{preset} {mode}" if preset else mode, status, lines))
 
     if not a.keep_topics:
         delete_topics(a.brokers, topics)

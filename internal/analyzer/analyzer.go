@@ -66,6 +66,14 @@ type Deps struct {
 	// a rebalance), as the batches named QueryName.
 	Dashboard dashboard.Feed
 	QueryName string
+	// Queries, when set, are the named queries the analyzer runs instead
+	// of Config's window, group-by and mode (which are then ignored), each
+	// with its own outputs and dashboard (Outputs and Dashboard are then
+	// unused). With a Durable source every query's state commits in each
+	// batch's transaction (queriesstate.go); with several instances the
+	// leader runs every query and the others send partial aggregates
+	// (queriesshare.go). Config.Dedup is refused.
+	Queries []Query
 }
 
 // Analyzer runs one query. Create it with New and call Run once.
@@ -93,6 +101,16 @@ type Analyzer struct {
 	jumpSaid    time.Time
 	jumpsUnsaid int
 
+	// qs are the named queries (Deps.Queries), nil for the one query of
+	// Config; with them, engine is the first one's.
+	qs []*queryRun
+	// nextBatch is the id of the next batch of named queries with a
+	// Durable source (each engine numbers its own batches).
+	nextBatch int64
+	// sharing holds the partial aggregates of a share of named queries
+	// (RoleMap) being read, by input partition; nil otherwise.
+	sharing map[int32]map[string]*sharePartial
+
 	// dur is the state beyond the engine: de-duplication, and with a
 	// Durable source the partitions owned and what goes to other instances.
 	// Nil without either.
@@ -116,6 +134,9 @@ var ErrAborted = errors.New("aborted: the batch in flight was not committed; its
 
 // New checks cfg and d and builds the analyzer.
 func New(cfg Config, d Deps) (*Analyzer, error) {
+	if len(d.Queries) > 0 {
+		return newWithQueries(cfg, d)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -125,6 +146,16 @@ func New(cfg Config, d Deps) (*Analyzer, error) {
 	if len(d.Outputs) == 0 {
 		return nil, errors.New("analyzer: no output")
 	}
+	d.defaults()
+	eng, err := window.New(cfg.engineConfig())
+	if err != nil {
+		return nil, fmt.Errorf("analyzer: %w", err)
+	}
+	return build(cfg, d, eng)
+}
+
+// defaults fills in what d leaves unset.
+func (d *Deps) defaults() {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -140,10 +171,11 @@ func New(cfg Config, d Deps) (*Analyzer, error) {
 	if d.Metrics == nil {
 		d.Metrics = metrics.NewRegistry()
 	}
-	eng, err := window.New(cfg.engineConfig())
-	if err != nil {
-		return nil, fmt.Errorf("analyzer: %w", err)
-	}
+}
+
+// build is the end of New, with d's defaults filled in, and eng the engine
+// of the query.
+func build(cfg Config, d Deps, eng *window.Engine) (*Analyzer, error) {
 	a := &Analyzer{
 		cfg:    cfg,
 		d:      d,
@@ -321,6 +353,10 @@ func (a *Analyzer) runStep(ctx context.Context) (bool, error) {
 			return false, err
 		}
 		return false, &planError{fmt.Errorf("plan batch %d: %w", a.batches, err)}
+	}
+	if a.qs != nil {
+		a.m.lag.Set(float64(plan.Lag))
+		return a.runQueries(ctx, plan, start)
 	}
 	if a.dur != nil && a.dur.src != nil && !plan.Changes.Empty() {
 		eng, err := a.dur.apply(plan.Changes, a.engine)
@@ -574,6 +610,10 @@ func (a *Analyzer) checkJump(b *window.Batch, s *batchStats) {
 // bad, a duplicate, or sent to the instance that owns its key.
 func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 	if r.Repartitioned {
+		if a.qs != nil {
+			a.processQueryPartial(r, s)
+			return
+		}
 		a.processPartial(r, s, cnt)
 		return
 	}
@@ -594,6 +634,10 @@ func (a *Analyzer) process(r *Record, s *batchStats, cnt *counter) {
 	}
 	ts := a.proj.Timestamp
 	if !a.plausible(r, s, ts) {
+		return
+	}
+	if a.qs != nil {
+		a.processQueries(r, s, ts)
 		return
 	}
 	keysOf(&a.proj, a.fields, a.keys)

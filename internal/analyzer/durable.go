@@ -350,20 +350,8 @@ func (d *durableState) apply(ch *StateChanges, eng *window.Engine) (*window.Engi
 	if ch.Empty() {
 		return eng, nil
 	}
-	if ch.Reset {
-		clear(d.inputs)
-		clear(d.shuffle)
-		clear(d.partials)
-	}
-	for _, p := range ch.LostInput {
-		delete(d.inputs, p)
-	}
-	for p, st := range ch.GainedInput {
-		part, err := d.loadInput(st)
-		if err != nil {
-			return nil, &StateError{What: fmt.Sprintf("input partition %d", p), Err: err}
-		}
-		d.inputs[p] = part
+	if err := d.applyInputs(ch); err != nil {
+		return nil, err
 	}
 	if !ch.Reset && len(ch.LostShuffle) == 0 && len(ch.GainedShuffle) == 0 {
 		return eng, nil
@@ -411,6 +399,27 @@ func (d *durableState) apply(ch *StateChanges, eng *window.Engine) (*window.Engi
 	return next, nil
 }
 
+// applyInputs applies the changes of the input partitions (and with
+// ch.Reset drops every partition held).
+func (d *durableState) applyInputs(ch *StateChanges) error {
+	if ch.Reset {
+		clear(d.inputs)
+		clear(d.shuffle)
+		clear(d.partials)
+	}
+	for _, p := range ch.LostInput {
+		delete(d.inputs, p)
+	}
+	for p, st := range ch.GainedInput {
+		part, err := d.loadInput(st)
+		if err != nil {
+			return &StateError{What: fmt.Sprintf("input partition %d", p), Err: err}
+		}
+		d.inputs[p] = part
+	}
+	return nil
+}
+
 // loadShuffle decodes a shuffle partition's committed window rows and
 // progress.
 func (d *durableState) loadShuffle(st PartitionState) (window.Progress, []window.Row, error) {
@@ -428,6 +437,9 @@ func (d *durableState) loadShuffle(st PartitionState) (window.Progress, []window
 	}
 	var rows []window.Row
 	for k, v := range st {
+		if strings.HasPrefix(k, queryPrefix) {
+			return p, nil, fmt.Errorf("it holds the state of named queries (--queries, --preset), not of the one query the flags give")
+		}
 		if !strings.HasPrefix(k, "w/") {
 			continue
 		}

@@ -1,6 +1,7 @@
 package analyzer
 
 import (
+	"math"
 	"time"
 
 	"github.com/cordstream/cordstream/internal/dashboard"
@@ -58,4 +59,60 @@ func (a *Analyzer) publishReset() {
 	if err := a.d.Dashboard.Publish(&db); err != nil {
 		a.log.Warn("the dashboard did not take the restored state", "batch", db.ID, "err", err)
 	}
+}
+
+// publishQuery hands a named query's committed batch to its dashboard: the
+// rows it changed and closed, with the values of its aggregates.
+func (a *Analyzer) publishQuery(q *queryRun, b *window.Batch, updated, evicted []window.Row, plan Plan, s *batchStats, took time.Duration) {
+	db := dashboard.FromEngine(b, nil, nil)
+	db.Changed = valueRows(q, updated)
+	db.Closed = valueRows(q, evicted)
+	db.Query = q.DashboardName
+	db.CommittedAt = a.d.Now()
+	db.Duration = took
+	db.Counts = dashboard.Counts{Records: s.records, Counted: s.counted, LateRows: b.Late, Bad: s.bad}
+	for _, n := range s.skipped {
+		db.Counts.Skipped += n
+	}
+	if len(plan.Behind) > 0 {
+		db.Lag = make([]dashboard.PartitionLag, len(plan.Behind))
+		for i, l := range plan.Behind {
+			db.Lag[i] = dashboard.PartitionLag{Topic: l.Topic, Partition: l.Partition, Lag: l.Lag}
+		}
+	}
+	if err := q.Dashboard.Publish(&db); err != nil {
+		a.log.Warn("the dashboard did not take a batch; it shows the one before", "query", q.Compiled.Query.Name, "batch", b.ID, "err", err)
+	}
+}
+
+// valueRows are a query's engine rows (with states, or counts) as the
+// dashboard's rows: one value per aggregate. The dashboard shows finite
+// numbers only: a NULL (sum, min, max or avg of no value) shows as 0.
+func valueRows(q *queryRun, rows []window.Row) []dashboard.Row {
+	if len(rows) == 0 {
+		return nil
+	}
+	if !q.Compiled.NeedsInputs() {
+		return dashboard.CountRows(rows)
+	}
+	n := len(q.Compiled.Engine.Aggs)
+	out := make([]dashboard.Row, len(rows))
+	vals := make([]float64, len(rows)*n)
+	for i := range rows {
+		v := vals[i*n : (i+1)*n : (i+1)*n]
+		for j, r := range q.Compiled.Engine.Values(&rows[i]) {
+			switch {
+			case !r.Valid:
+				v[j] = 0
+			case r.Type == window.TypeDouble:
+				if !math.IsNaN(r.F) && !math.IsInf(r.F, 0) {
+					v[j] = r.F
+				}
+			default:
+				v[j] = float64(r.I)
+			}
+		}
+		out[i] = dashboard.Row{Start: rows[i].Start, End: rows[i].End, Keys: rows[i].Keys, Values: v}
+	}
+	return out
 }

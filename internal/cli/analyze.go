@@ -21,6 +21,7 @@ import (
 	"github.com/cordstream/cordstream/internal/dashboard"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/metrics"
+	"github.com/cordstream/cordstream/internal/query"
 	"github.com/cordstream/cordstream/internal/sink"
 	"github.com/cordstream/cordstream/internal/window"
 )
@@ -65,6 +66,13 @@ most --max-records-per-batch offsets, then exits, as Spark's
 Trigger.AvailableNow with maxOffsetsPerTrigger does: with one partition read
 from offset S and a cap K, batch N holds offsets [S+N*K, S+(N+1)*K).
 
+--preset NAME runs a ready query instead (messages and characters per channel,
+distinct active members, the heatmap's data, the most active channels, member
+sessions), and --queries FILE the named queries of a YAML file, each with its
+own window or session gap, aggregates, mode and outputs, all on one read of the
+topic and in one transaction per batch (docs/QUERIES.md). The flags stay the
+one-query shorthand.
+
 With --state kafka each batch is a Kafka transaction, which the broker aborts
 when it stays open longer than --transaction-timeout (15s). Without
 --max-records-per-batch a batch therefore reads what the batches before it
@@ -76,6 +84,10 @@ const analyzeExample = `cordstream analyze --brokers localhost:9092 --topic disc
 cordstream analyze --brokers localhost:9092 --topic discord_messages --instance-id analyzer-2
 # forget the query's state and offsets (every instance stopped), then start over:
 cordstream analyze --brokers localhost:9092 --reset
+# messages and characters per channel every 5 minutes, as JSON Lines:
+cordstream analyze --brokers localhost:9092 --preset channel-activity --output jsonl
+# several named queries on one read of the topic (docs/QUERIES.md):
+cordstream analyze --brokers localhost:9092 --queries queries.yaml --http 8080
 # replay the whole topic as JSON Lines, 1000 records per batch, then exit:
 cordstream analyze --brokers localhost:9092 --group replay-1 --starting-offsets earliest \
     --available-now --max-records-per-batch 1000 --output jsonl --jsonl-file counts.jsonl`
@@ -118,6 +130,11 @@ type analyzeOptions struct {
 	sessionTimeout time.Duration
 	txnTimeout     time.Duration
 	reset          bool
+
+	// queries are the named queries of --queries or --preset (nil: the
+	// flags' one query); resultTopics the topics their outputs write.
+	queries      []*query.Compiled
+	resultTopics []string
 }
 
 // analyzeFlags holds the raw flag values.
@@ -137,11 +154,14 @@ type analyzeFlags struct {
 	state, appID, instanceID               string
 	dedup, reset                           bool
 	sessionTimeout, txnTimeout             time.Duration
+	queriesFile, preset                    string
 	given                                  map[string]bool
 }
 
 func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
 	f := &analyzeFlags{}
+	fs.StringVar(&f.queriesFile, "queries", "", "run the named queries of this YAML `file` (docs/QUERIES.md) on one read of the topic, each with its own outputs, instead of the flags' one query")
+	fs.StringVar(&f.preset, "preset", "", "run the preset query of this `name` instead of the flags' one query: "+strings.Join(query.PresetNames(), ", "))
 	fs.StringVar(&f.topic, "topic", "discord_messages", "input topic")
 	fs.StringVar(&f.group, "group", "cordstream-analyze", "consumer group: holds the committed offsets")
 	fs.StringVar(&f.starting, "starting-offsets", analyzer.StartLatest, "where to start when the group has no committed offset: latest or earliest")
@@ -277,6 +297,9 @@ func (f *analyzeFlags) options() (*analyzeOptions, error) {
 	if o.results != "" && o.results == o.dead {
 		return nil, usageErrorf("use a topic of its own for each", "--results-topic and --dead-letter-topic are the same topic")
 	}
+	if err := f.namedQueries(o); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -365,11 +388,21 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 		}
 	}()
 	view := o.view
+	var shown []int // with named queries: each one's place on the dashboard
+	var qs []dashboard.Query
 	if view == nil && o.http != "" {
-		if view, err = openLiveView(o.http, dashboardQuery(o), log); err != nil {
-			return err
+		qs = []dashboard.Query{dashboardQuery(o)}
+		if o.queries != nil {
+			qs, shown = namedDashboardQueries(o, log)
 		}
-		log.Info("dashboard", "url", view.URL())
+		if len(qs) == 0 {
+			log.Warn("--http: no query can be shown on the dashboard; it is not served")
+		} else {
+			if view, err = openLiveViews(o.http, qs, log); err != nil {
+				return err
+			}
+			log.Info("dashboard", "url", view.URL())
+		}
 	}
 	if view != nil {
 		// Served from the start: the page says it waits for the first batch.
@@ -443,6 +476,17 @@ func analyzeRun(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Confi
 	}
 	if o.results != "" {
 		d.Outputs = append(d.Outputs, sink.NewKafkaResults(producer, o.results, o.query.GroupBy))
+	}
+	if o.queries != nil {
+		d.Outputs = nil
+		if d.Queries, err = queryRuns(e.stdout, o, producer, &closers); err != nil {
+			return err
+		}
+		for i := range d.Queries {
+			if view != nil && shown != nil && shown[i] >= 0 {
+				d.Queries[i].Dashboard, d.Queries[i].DashboardName = view.d, qs[shown[i]].Name
+			}
+		}
 	}
 	query := o.query
 	if query.MaxKeyBytes, err = analyzeKeyLimit(ctx, producer, o); err != nil {
@@ -519,6 +563,7 @@ func analyzeKeyLimit(ctx context.Context, producer *kgo.Client, o *analyzeOption
 	if o.results != "" {
 		stores = append(stores, o.results)
 	}
+	stores = append(stores, o.resultTopics...)
 	if o.state == analyzeStateKafka {
 		names := analyzer.StateTopicNames(o.appID)
 		stores = append(stores, names[analyzer.WindowState], names[analyzer.Repartition])
@@ -539,6 +584,9 @@ func analyzeTopics(ctx context.Context, cl *kgo.Client, o *analyzeOptions, log *
 	specs := []kafka.TopicSpec{{Name: o.source.Topic}}
 	if o.results != "" {
 		specs = append(specs, kafka.TopicSpec{Name: o.results, Configs: sink.ResultsTopicConfigs})
+	}
+	for _, t := range o.resultTopics {
+		specs = append(specs, kafka.TopicSpec{Name: t, Configs: sink.ResultsTopicConfigs})
 	}
 	if o.dead != "" {
 		specs = append(specs, kafka.TopicSpec{Name: o.dead})

@@ -43,6 +43,12 @@ func httpAddr(flag, v string) (string, error) {
 // openLiveView listens on addr and returns the dashboard of query q, not yet
 // serving (run serves it).
 func openLiveView(addr string, q dashboard.Query, log *slog.Logger) (*liveView, error) {
+	return openLiveViews(addr, []dashboard.Query{q}, log)
+}
+
+// openLiveViews is openLiveView for several queries (at least one; q of the
+// view is the first).
+func openLiveViews(addr string, qs []dashboard.Query, log *slog.Logger) (*liveView, error) {
 	var d *dashboard.Dashboard // set before the server serves
 	srv, err := httpserve.Listen(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.Handler().ServeHTTP(w, r)
@@ -57,11 +63,11 @@ func openLiveView(addr string, q dashboard.Query, log *slog.Logger) (*liveView, 
 		// a name it controls (DNS rebinding).
 		opt.AllowedHosts = dashboard.LoopbackHosts(srv.Addr())
 	}
-	if d, err = dashboard.New([]dashboard.Query{q}, opt); err != nil {
+	if d, err = dashboard.New(qs, opt); err != nil {
 		srv.Close()
 		return nil, err
 	}
-	return &liveView{d: d, srv: srv, q: q}, nil
+	return &liveView{d: d, srv: srv, q: qs[0]}, nil
 }
 
 // URL is the page's address.

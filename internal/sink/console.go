@@ -33,6 +33,7 @@ import (
 type Console struct {
 	w        io.Writer
 	keyNames []string
+	cols     Columns
 	maxRows  int
 	loc      *time.Location
 	buf      []byte
@@ -49,7 +50,16 @@ func NewConsole(w io.Writer, keyNames []string, maxRows int, loc *time.Location)
 	if loc == nil {
 		loc = time.UTC
 	}
-	return &Console{w: w, keyNames: append([]string(nil), keyNames...), maxRows: maxRows, loc: loc}
+	return &Console{w: w, keyNames: append([]string(nil), keyNames...), maxRows: maxRows, loc: loc, cols: countColumns(keyNames)}
+}
+
+// NewConsoleColumns is NewConsole for a query's own columns (cols.Keys are
+// the group-by columns). With cols.Title set, each batch is headed by the
+// line "Query: <Title>" (the analyzer running several queries).
+func NewConsoleColumns(w io.Writer, cols Columns, maxRows int, loc *time.Location) *Console {
+	c := NewConsole(w, cols.Keys, maxRows, loc)
+	c.cols = cols.clone()
+	return c
 }
 
 const consoleRule = "-------------------------------------------\n"
@@ -67,13 +77,18 @@ func (c *Console) WriteBatch(ctx context.Context, b *window.Batch) error {
 
 // appendBatch appends the text for b to buf.
 func (c *Console) appendBatch(buf []byte, b *window.Batch) []byte {
+	if c.cols.Title != "" {
+		buf = append(buf, "Query: "...)
+		buf = append(buf, c.cols.Title...)
+		buf = append(buf, '\n')
+	}
 	buf = append(buf, consoleRule...)
 	buf = append(buf, "Batch: "...)
 	buf = strconv.AppendInt(buf, b.ID, 10)
 	buf = append(buf, '\n')
 	buf = append(buf, consoleRule...)
 
-	ncol := 2 + len(c.keyNames)
+	ncol := 1 + len(c.keyNames) + len(c.cols.Aggs)
 	shown := min(len(b.Rows), c.maxRows)
 	// The cells, header first, row by row.
 	cells := c.cells[:0]
@@ -81,7 +96,9 @@ func (c *Console) appendBatch(buf []byte, b *window.Batch) []byte {
 	for _, k := range c.keyNames {
 		cells = append(cells, escapeMeta(k))
 	}
-	cells = append(cells, "message_count")
+	for _, a := range c.cols.Aggs {
+		cells = append(cells, escapeMeta(a))
+	}
 	for _, r := range b.Rows[:shown] {
 		cells = append(cells, "{"+formatTimestamp(r.Start, c.loc)+", "+formatTimestamp(r.End, c.loc)+"}")
 		for i := range c.keyNames {
@@ -91,7 +108,13 @@ func (c *Console) appendBatch(buf []byte, b *window.Batch) []byte {
 				cells = append(cells, "NULL")
 			}
 		}
-		cells = append(cells, strconv.FormatInt(r.Count, 10))
+		if c.cols.Values == nil {
+			cells = append(cells, strconv.FormatInt(r.Count, 10))
+			continue
+		}
+		for _, v := range c.cols.Values(&r) {
+			cells = append(cells, v.String())
+		}
 	}
 	c.cells = cells
 

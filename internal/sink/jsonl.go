@@ -19,6 +19,8 @@ import (
 type JSONLines struct {
 	w        io.Writer
 	keyNames []string // already JSON-encoded, with the leading comma and colon
+	aggNames []string // the same
+	values   func(*window.Row) []window.Result
 	buf      []byte
 }
 
@@ -30,6 +32,21 @@ func NewJSONLines(w io.Writer, keyNames []string) *JSONLines {
 		b := appendJSONString([]byte{','}, k)
 		j.keyNames = append(j.keyNames, string(append(b, ':')))
 	}
+	j.aggNames = []string{`,"message_count":`}
+	return j
+}
+
+// NewJSONLinesColumns is NewJSONLines for a query's own columns: after the
+// keys, each aggregate by its alias, its value as Spark's JSON writer
+// writes it (a DOUBLE as sparkfmt.JSONDouble, NULL as null).
+func NewJSONLinesColumns(w io.Writer, cols Columns) *JSONLines {
+	j := NewJSONLines(w, cols.Keys)
+	j.aggNames = nil
+	for _, a := range cols.Aggs {
+		b := appendJSONString([]byte{','}, a)
+		j.aggNames = append(j.aggNames, string(append(b, ':')))
+	}
+	j.values = cols.Values
 	return j
 }
 
@@ -67,7 +84,16 @@ func (j *JSONLines) appendRow(buf []byte, id int64, r *window.Row) []byte {
 			buf = append(buf, "null"...)
 		}
 	}
-	buf = append(buf, `,"message_count":`...)
-	buf = strconv.AppendInt(buf, r.Count, 10)
+	if j.values == nil {
+		buf = append(buf, j.aggNames[0]...)
+		buf = strconv.AppendInt(buf, r.Count, 10)
+		return append(buf, "}\n"...)
+	}
+	for i, v := range j.values(r) {
+		if i < len(j.aggNames) {
+			buf = append(buf, j.aggNames[i]...)
+			buf = v.AppendJSON(buf)
+		}
+	}
 	return append(buf, "}\n"...)
 }

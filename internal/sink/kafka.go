@@ -42,6 +42,14 @@ func NewKafkaResults(cl *kgo.Client, topic string, keyNames []string) *KafkaResu
 	return k
 }
 
+// NewKafkaResultsColumns is NewKafkaResults for a query's own columns: the
+// values are NewJSONLinesColumns' lines.
+func NewKafkaResultsColumns(cl *kgo.Client, topic string, cols Columns) *KafkaResults {
+	k := &KafkaResults{cl: cl, topic: topic, keyNames: cols.Keys}
+	k.line = NewJSONLinesColumns(&k.buf, cols)
+	return k
+}
+
 // WriteBatch produces one record per row of b and returns once all are
 // acknowledged by the brokers (acks=all), or the first failure.
 func (k *KafkaResults) WriteBatch(ctx context.Context, b *window.Batch) error {
