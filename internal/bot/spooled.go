@@ -357,6 +357,10 @@ func (s *Spooled) updateGauges() spool.Stats {
 // Pending is how many records wait in the spool for Kafka.
 func (s *Spooled) Pending() int64 { return s.sp.Stats().Entries }
 
+// Marks are the spool's (see spool.Spool.Marks): what Kafka has
+// acknowledged of what was taken so far.
+func (s *Spooled) Marks() (next, low uint64) { return s.sp.Marks() }
+
 // Healthy returns the publisher's health (Kafka acknowledging).
 func (s *Spooled) Healthy(maxStall time.Duration) error { return s.pub.Healthy(maxStall) }
 

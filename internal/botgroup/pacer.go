@@ -4,8 +4,8 @@
 // shards assigned to it while its lease is valid; Pacer paces IDENTIFYs
 // for every instance through claims on a one-partition topic; SessionStore
 // keeps Gateway sessions in a compacted topic, and AckFrontier says which
-// sequence a session record may carry. `cordstream bot` does not use them
-// yet.
+// sequence a session record may carry. `cordstream bot --group` puts them
+// together (internal/cli).
 package botgroup
 
 import (

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cordstream/cordstream/internal/bot"
+	"github.com/cordstream/cordstream/internal/botgroup"
 	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/discord"
 	"github.com/cordstream/cordstream/internal/httpserve"
@@ -43,6 +44,17 @@ processes with the same --shard-count and each its own --spool-dir. Each
 process paces only its own IDENTIFYs: start them one after another, about
 5 s per shard of a rate-limit bucket apart. With large bot sharding
 (max_concurrency above 1) N must be a multiple of max_concurrency.
+
+Bot group: --group NAME makes the process one instance of a group; every
+instance started with the same NAME against the same Kafka shares the
+shards (N from --shard-count, the same everywhere, else Discord's
+recommendation) through a Kafka consumer group, one connection per shard
+at a time. IDENTIFYs are paced for the whole group and counted against the
+daily session-start budget. When an instance stops or dies, its shards move
+to the others within seconds and resume their Discord sessions, kept in
+Kafka once the messages up to them are acknowledged; where Discord refuses
+the resume, the backfill fetches the gap. Each instance needs its own
+--spool-dir. See docs/BOT-OPERATIONS.md.
 
 Delivery: a message counts as published once Kafka acknowledged it
 (idempotent producer, acks=all). Every message is first written to a spool on
@@ -126,6 +138,9 @@ type botFlags struct {
 	// Manual sharding.
 	shardCount int
 	shardIDs   string
+	// Bot group.
+	group, groupMember  string
+	groupSessionTimeout time.Duration
 }
 
 func addBotFlags(fs *flagSet) *botFlags {
@@ -158,6 +173,9 @@ func addBotFlags(fs *flagSet) *botFlags {
 	fs.IntVar(&f.backfillChannels, "backfill-channels", 0, "fetch at most this many channels per gap, the most recently active first (0: all)")
 	fs.IntVar(&f.shardCount, "shard-count", 0, "total number of shards of the bot, the same in every process (0: as many as Discord recommends)")
 	fs.StringVar(&f.shardIDs, "shard-ids", "", "run only these shards, e.g. 0-7 or 0,2,4 or 0-3,8 (needs --shard-count; run the others in other processes, one after another)")
+	fs.StringVar(&f.group, "group", "", "run as one instance of the bot group `name`: instances with the same group (and Kafka) share the shards among them, and take over those of an instance that stops or dies (see docs/BOT-OPERATIONS.md)")
+	fs.StringVar(&f.groupMember, "group-member", "", "this instance's `name` in the group's logs and IDENTIFY claims (default: host name and process id)")
+	fs.DurationVar(&f.groupSessionTimeout, "group-session-timeout", botgroup.DefaultSessionTimeout, "with --group: how long the group waits for an instance that stopped answering before moving its shards (it lets them go itself a few seconds earlier)")
 	return f
 }
 
@@ -297,6 +315,9 @@ func (f *botFlags) options(e *env) (*botOptions, error) {
 	}
 	if o.shards, err = discord.NewShardPlan(f.shardCount, f.shardIDs); err != nil {
 		return nil, usageErrorf("e.g. --shard-count 16 --shard-ids 0-7 in one process and --shard-count 16 --shard-ids 8-15 in another", "--shard-count/--shard-ids: %v", err)
+	}
+	if err := f.checkGroup(); err != nil {
+		return nil, err
 	}
 	if o.token, err = f.readToken(e); err != nil {
 		return nil, err
@@ -489,6 +510,16 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 		Shards:    o.shards.Count,
 		ShardIDs:  o.shards.IDs,
 	}
+	var group *botGroup
+	if f.group != "" {
+		var marks func() (uint64, uint64)
+		if spooled != nil {
+			marks = spooled.Marks
+		}
+		group = newBotGroup(o, kcfg, log, reg, marks)
+		gcfg.Assign = group.run
+		gcfg.IdentifyGate = group.gate
+	}
 	if f.backfill {
 		// The hooks run only once the Gateway runs, after bf is set.
 		gcfg.OnReady = func(r discord.ReadyInfo) { bf.OnReady(r) }
@@ -501,8 +532,11 @@ func botRun(ctx context.Context, o *botOptions, kcfg kafka.Config, log *slog.Log
 	}
 	var feed bot.Feed = gw
 	if f.backfill {
+		// In a group, a shard's first session in this instance may follow
+		// another instance's: fetch from this instance's positions, or
+		// from when it started, what that one may not have delivered.
 		bf = bot.NewBackfiller(bot.BackfillConfig{REST: gw.REST(), Cursors: cursors, Handle: b.HandleBackfill,
-			MaxAge: f.backfillMaxAge, MaxChannels: f.backfillChannels, Log: log, Metrics: m})
+			MaxAge: f.backfillMaxAge, MaxChannels: f.backfillChannels, Log: log, Metrics: m, FirstSession: group != nil})
 		feed = bot.Feeds(gw, bf)
 	}
 

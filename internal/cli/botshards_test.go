@@ -25,6 +25,10 @@ func TestBotShardFlagErrors(t *testing.T) {
 		{"backwards", []string{"--shard-count", "8", "--shard-ids", "5-2"}, []string{"runs backwards", "2-5"}},
 		{"not a number", []string{"--shard-count", "8", "--shard-ids", "one"}, []string{`"one"`, "not a shard id"}},
 		{"negative count", []string{"--shard-count", "-2"}, []string{"shard count -2"}},
+		{"group and ids", []string{"--group", "g", "--shard-count", "4", "--shard-ids", "0-1"}, []string{"--group and --shard-ids exclude each other", "drop --shard-ids"}},
+		{"group name", []string{"--group", "a/b"}, []string{`--group "a/b"`, "e.g. --group mybot"}},
+		{"member without group", []string{"--group-member", "x"}, []string{"--group-member needs --group"}},
+		{"group timeout", []string{"--group", "g", "--group-session-timeout", "2s"}, []string{"--group-session-timeout 2s: must be between 6s and 5m"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, errb := runBotCLI(context.Background(), tok, tt.args...)

@@ -72,6 +72,15 @@ type Config struct {
 	// (an error, ctx's included, ends the attempt; the shard retries). The
 	// daily session-start budget is still kept here.
 	IdentifyGate func(ctx context.Context, shardID int) error
+	// Assign, when set, lets the caller choose which shards run, and
+	// change them while the Gateway runs (a bot group: the shards come
+	// and go with the group's assignment). Run reads /gateway/bot, checks
+	// the shard count, then calls Assign and opens no shard by itself;
+	// Assign starts and hands over shards through the Shards it is given
+	// and returns when ctx ends (Run then closes the remaining shards) or
+	// with an error. A shard that fails fatally ends ctx, and Run returns
+	// its error. ShardIDs must be empty.
+	Assign func(ctx context.Context, s *Shards) error
 	// HelloTimeout is how long to wait for HELLO after connecting (20 s).
 	HelloTimeout time.Duration
 	// MaxBackoff caps the wait between failed connection attempts (60 s).
@@ -121,6 +130,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Shards < 0 || cfg.Shards > MaxShards {
 		return nil, fmt.Errorf("discord: shard count %d is not between 0 (Discord's recommendation) and %d", cfg.Shards, MaxShards)
+	}
+	if cfg.Assign != nil && len(cfg.ShardIDs) > 0 {
+		return nil, errors.New("discord: Config.Assign and Config.ShardIDs exclude each other")
 	}
 	if len(cfg.ShardIDs) > 0 {
 		ids := slices.Clone(cfg.ShardIDs)
@@ -205,25 +217,13 @@ func ValidateToken(s string) error {
 // fails fatally (then it closes the others and returns that error: a
 // *CloseError, an *HTTPError, or the Handler's error).
 func (g *Gateway) Run(ctx context.Context) error {
-	gb, err := g.rest.GatewayBot(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("ask Discord for the Gateway URL: %w", err)
+	if g.cfg.Assign != nil {
+		return g.runAssigned(ctx)
 	}
-	plan := ShardPlan{Count: g.cfg.Shards, IDs: g.cfg.ShardIDs}
-	warnings, err := plan.Check(gb)
-	if err != nil {
-		return fmt.Errorf("shards: %w", err)
+	gb, n, ids, err := g.open(ctx)
+	if err != nil || gb == nil {
+		return err
 	}
-	for _, w := range warnings {
-		g.log.Warn("shards: " + w)
-	}
-	n, ids := plan.Shards(gb.Shards)
-	g.gatewayURL = gb.URL
-	g.maxConc = gb.SessionStartLimit.MaxConcurrency
-	g.budget = gb.SessionStartLimit
 	g.log.Info("connecting to the Discord Gateway", "url", gb.URL, "shards", n, "running", shardRange(ids),
 		"intents", g.cfg.Intents.String(), "max_concurrency", g.maxConc,
 		"session_starts_remaining", gb.SessionStartLimit.Remaining)
@@ -245,6 +245,31 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// open reads /gateway/bot and checks the shard plan; a nil GatewayBot
+// with a nil error means ctx ended.
+func (g *Gateway) open(ctx context.Context) (*GatewayBot, int, []int, error) {
+	gb, err := g.rest.GatewayBot(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, 0, nil, nil
+		}
+		return nil, 0, nil, fmt.Errorf("ask Discord for the Gateway URL: %w", err)
+	}
+	plan := ShardPlan{Count: g.cfg.Shards, IDs: g.cfg.ShardIDs}
+	warnings, err := plan.Check(gb)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("shards: %w", err)
+	}
+	for _, w := range warnings {
+		g.log.Warn("shards: " + w)
+	}
+	n, ids := plan.Shards(gb.Shards)
+	g.gatewayURL = gb.URL
+	g.maxConc = gb.SessionStartLimit.MaxConcurrency
+	g.budget = gb.SessionStartLimit
+	return &gb, n, ids, nil
 }
 
 // Health returns nil while every shard is connected, or has been

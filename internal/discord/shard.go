@@ -40,6 +40,35 @@ type shard struct {
 	// otherwise), for the next READY.
 	lastFrame time.Time
 	lostAt    time.Time
+	// live is the session as others may read it (Shards.Session).
+	liveMu sync.Mutex
+	live   Session
+}
+
+// Session is what a shard needs to RESUME a Gateway session.
+type Session struct {
+	ID        string
+	ResumeURL string
+	Seq       int64
+}
+
+// publishSession makes the shard's session readable by other goroutines.
+func (s *shard) publishSession() {
+	s.liveMu.Lock()
+	s.live = Session{ID: s.sessionID, ResumeURL: s.resumeURL}
+	s.liveMu.Unlock()
+}
+
+// session returns the live session (empty ID: none), with the sequence
+// number of the last event the Handler has returned from.
+func (s *shard) session() Session {
+	s.liveMu.Lock()
+	out := s.live
+	s.liveMu.Unlock()
+	if out.ID != "" {
+		out.Seq = s.seq.Load()
+	}
+	return out
 }
 
 func newShard(g *Gateway, id, count int) *shard {
@@ -117,6 +146,12 @@ func (s *shard) run(ctx context.Context) error {
 	}
 }
 
+// shuttingDown reports whether ctx ended for good: the session is ended
+// with it (not when the shard is handed over, see ErrHandedOver).
+func shuttingDown(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), ErrHandedOver)
+}
+
 // backoff is the wait before attempt n+1 after n consecutive failures:
 // 1 s, 2 s, 4 s ... up to limit, with jitter.
 func backoff(n int, limit time.Duration) time.Duration {
@@ -159,6 +194,7 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	target, err := gatewayQuery(base)
 	if err != nil {
 		s.sessionID, s.resumeURL = "", "" // a bad resume URL cannot be used again
+		s.publishSession()
 		return outcome{reason: "dial_failed", err: fmt.Errorf("Gateway URL %q: %w", base, err)}
 	}
 	hdr := http.Header{"User-Agent": {s.g.cfg.UserAgent}}
@@ -175,7 +211,7 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	var wg sync.WaitGroup
 	defer func() {
 		stop()
-		if ctx.Err() != nil {
+		if shuttingDown(ctx) {
 			c.close(websocket.CloseNormalClosure, "shutting down")
 		}
 		c.close(closeResumable, "reconnecting")
@@ -183,9 +219,13 @@ func (s *shard) connect(ctx context.Context, failures int) (out outcome) {
 	}()
 	wg.Go(func() {
 		<-connCtx.Done()
-		if ctx.Err() != nil {
+		switch {
+		case shuttingDown(ctx):
 			// Shutting down: 1000 ends the session cleanly.
 			c.close(websocket.CloseNormalClosure, "shutting down")
+		case ctx.Err() != nil:
+			// Handed over: the session stays open for its next holder.
+			c.close(closeResumable, "handed over")
 		}
 	})
 	hello := time.AfterFunc(s.g.cfg.HelloTimeout, func() { c.close(closeResumable, "hello_timeout") })
@@ -352,6 +392,7 @@ func (s *shard) loseSession(why string) {
 		"why", why, "last_seq", s.seq.Load())
 	s.lostAt = s.lastFrame
 	s.sessionID, s.resumeURL = "", ""
+	s.publishSession()
 	s.seq.Store(0)
 }
 
@@ -415,8 +456,9 @@ func (s *shard) dispatch(ctx context.Context, c *conn, typ string, seq int64, d 
 				r.ResumeGatewayURL = ""
 			}
 		}
-		s.sessionID, s.resumeURL, s.selfID = r.SessionID, r.ResumeGatewayURL, r.User.ID
 		s.seq.Store(seq)
+		s.sessionID, s.resumeURL, s.selfID = r.SessionID, r.ResumeGatewayURL, r.User.ID
+		s.publishSession()
 		s.setReady(true)
 		s.log.Info("connected to Discord", "user", r.User.Username, "user_id", r.User.ID, "guilds", len(r.Guilds))
 		if len(r.Guilds) > MaxReadyGuilds {

@@ -1069,6 +1069,15 @@ type Stats struct {
 	Syncs int64
 }
 
+// Marks returns the id the next appended entry gets and the lowest id
+// not yet acknowledged: every entry appended before a call that returned
+// next is acknowledged once a later call returns low >= next.
+func (s *Spool) Marks() (next, low uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextID, s.low
+}
+
 // Stats returns the current size and backlog.
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()

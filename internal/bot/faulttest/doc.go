@@ -3,7 +3,9 @@
 // its own (started with scripts/kafka on other ports, so that stopping it
 // disturbs no other test), under the faults an operator meets: the broker
 // stopped while messages arrive, the bot stopped while messages keep
-// coming, and the bot killed with SIGKILL while Kafka is unreachable.
+// coming, the bot killed with SIGKILL while Kafka is unreachable; and a
+// bot group of several instances with one killed, or with its
+// coordination broker restarted (group_test.go).
 //
 // The tests run when the test broker's environment is set (scripts/test
 // sets it) and skip otherwise, or fail with CORDSTREAM_REQUIRE_KAFKA=1. By
