@@ -38,7 +38,7 @@ func records(tb testing.TB, n int) ([][]byte, int) {
 }
 
 // The seed's query.
-var seedQuery = window.Config{Size: time.Minute, Slide: 30 * time.Second, Delay: time.Minute, Mode: window.Update, Keys: 1}
+var seedQuery = window.Config{Window: time.Minute, Slide: 30 * time.Second, Watermark: time.Minute, Mode: window.Update, Keys: 1}
 
 // span is the event time one pass over the record set covers, in µs; later
 // passes are shifted by it so that event time keeps moving, as in a stream.

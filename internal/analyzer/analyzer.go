@@ -25,7 +25,6 @@ import (
 	"github.com/cordstream/cordstream/internal/dashboard"
 	"github.com/cordstream/cordstream/internal/httpserve"
 	"github.com/cordstream/cordstream/internal/metrics"
-	"github.com/cordstream/cordstream/internal/sink"
 	"github.com/cordstream/cordstream/internal/window"
 )
 
@@ -39,7 +38,7 @@ type Output interface {
 // asynchronously; Flush returns once everything sent is stored, or the first
 // error. The batch is committed only after Flush returns nil.
 type DeadLetterSink interface {
-	Send(ctx context.Context, r sink.BadRecord)
+	Send(ctx context.Context, r chat.BadRecord)
 	Flush(ctx context.Context) error
 }
 
@@ -755,7 +754,7 @@ func (a *Analyzer) bad(r *Record, s *batchStats, reason, field, detail string) {
 	if a.d.DeadLetters == nil {
 		return
 	}
-	a.d.DeadLetters.Send(a.abortCtx, sink.BadRecord{
+	a.d.DeadLetters.Send(a.abortCtx, chat.BadRecord{
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 		Key: r.Key, Value: r.Value,
 		Reason: reason, Field: field, Error: detail,

@@ -80,18 +80,6 @@ type Config struct {
 // setting at fault and say what is accepted.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Window <= 0 {
-		errs = append(errs, fmt.Errorf("window %v: must be positive, e.g. 1m", c.Window))
-	}
-	if c.Slide <= 0 {
-		errs = append(errs, fmt.Errorf("slide %v: must be positive, e.g. 30s", c.Slide))
-	}
-	if c.Window > 0 && c.Slide > c.Window {
-		errs = append(errs, fmt.Errorf("slide %v is longer than the window %v: windows would leave gaps; use a slide <= the window (equal for tumbling windows)", c.Slide, c.Window))
-	}
-	if c.Watermark < 0 {
-		errs = append(errs, fmt.Errorf("watermark %v: must not be negative", c.Watermark))
-	}
 	if err := ValidateGroupBy(c.GroupBy); err != nil {
 		errs = append(errs, err)
 	}
@@ -107,10 +95,10 @@ func (c Config) Validate() error {
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("drain timeout %v: must not be negative", c.DrainTimeout))
 	}
-	if len(errs) == 0 {
-		if err := c.engineConfig().Validate(); err != nil {
-			errs = append(errs, err)
-		}
+	// The window, slide and watermark are checked by the engine's own
+	// configuration, once.
+	if err := c.engineConfig().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -135,7 +123,7 @@ func ValidateGroupBy(cols []string) error {
 }
 
 func (c Config) engineConfig() window.Config {
-	return window.Config{Size: c.Window, Slide: c.Slide, Delay: c.Watermark, Mode: c.Mode, Keys: len(c.GroupBy)}
+	return window.Config{Window: c.Window, Slide: c.Slide, Watermark: c.Watermark, Mode: c.Mode, Keys: len(c.GroupBy)}
 }
 
 func (c Config) drainTimeout() time.Duration {

@@ -332,14 +332,8 @@ func (r *repartReader) await(ctx context.Context, batch int64, want map[int32]bo
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		var errs []error
-		fs.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				errs = append(errs, fmt.Errorf("read %s/%d: %w", topic, p, err))
-			}
-		})
-		if len(errs) > 0 {
-			return nil, errors.Join(errs...)
+		if err := pollErrors(fs); err != nil {
+			return nil, err
 		}
 		fs.EachRecord(func(rec *kgo.Record) {
 			r.seen[rec.Partition] = rec.Offset + 1

@@ -16,7 +16,7 @@ import (
 // goroutine's records are reused), and keys of any length, NULLs and empty
 // strings are counted as given.
 func TestCounterCopiesKeys(t *testing.T) {
-	eng, err := window.New(window.Config{Size: time.Minute, Slide: time.Minute, Mode: window.Complete, Keys: 2})
+	eng, err := window.New(window.Config{Window: time.Minute, Slide: time.Minute, Mode: window.Complete, Keys: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestCounterCopiesKeys(t *testing.T) {
 // share the pool, and whether a batch ends on a full chunk or not.
 func TestCounterReusesChunks(t *testing.T) {
 	for round, c := range []struct{ nkeys, events int }{{1, 1}, {3, 1500}, {1, countChunkLen}, {2, 0}, {3, 2 * countChunkLen}, {1, 5000}, {2, 3 * countChunkLen}} {
-		eng, err := window.New(window.Config{Size: time.Minute, Slide: time.Minute, Mode: window.Complete, Keys: c.nkeys})
+		eng, err := window.New(window.Config{Window: time.Minute, Slide: time.Minute, Mode: window.Complete, Keys: c.nkeys})
 		if err != nil {
 			t.Fatal(err)
 		}

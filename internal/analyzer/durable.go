@@ -601,7 +601,7 @@ func (d *durableState) addPartial(p, q int32, ts int64, keys []window.Value) {
 // slotOf identifies the set of windows an event at ts belongs to: the start
 // of the latest one and how many there are.
 func (d *durableState) slotOf(ts int64) (lastStart int64, n int) {
-	size, slide := int64(d.cfg.Size/time.Microsecond), int64(d.cfg.Slide/time.Microsecond)
+	size, slide := int64(d.cfg.Window/time.Microsecond), int64(d.cfg.Slide/time.Microsecond)
 	end := d.cfg.WindowEnd(ts)
 	lastStart = end - size
 	n = int((end - ts + slide - 1) / slide) // windows whose end is after ts
@@ -735,7 +735,7 @@ func reserve(arena []byte, rows int) []byte {
 // store the new ids, drop the forgotten ones and keep the horizons.
 func (d *durableState) endBatch(emit bool) ([]StateRecord, error) {
 	var out []StateRecord
-	delayMs := int64(d.cfg.Delay / time.Millisecond)
+	delayMs := int64(d.cfg.Watermark / time.Millisecond)
 	for _, p := range slices.Sorted(maps.Keys(d.inputs)) {
 		part := d.inputs[p]
 		// The ids a slot gained are stored in records of at most
@@ -878,7 +878,7 @@ func decodeRow(k string, v []byte, cfg window.Config) (window.Row, error) {
 	if err != nil {
 		return bad()
 	}
-	return window.Row{Start: start, End: start + int64(cfg.Size/time.Microsecond), Keys: valueKeys(ks), Count: n}, nil
+	return window.Row{Start: start, End: start + int64(cfg.Window/time.Microsecond), Keys: valueKeys(ks), Count: n}, nil
 }
 
 func jsonKeys(keys []window.Value) []*string {

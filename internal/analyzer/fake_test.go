@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cordstream/cordstream/internal/chat"
-	"github.com/cordstream/cordstream/internal/sink"
 	"github.com/cordstream/cordstream/internal/window"
 )
 
@@ -137,12 +136,12 @@ func (o *recordingOutput) WriteBatch(ctx context.Context, b *window.Batch) error
 
 // recordingDeadLetters keeps what is sent and flushed.
 type recordingDeadLetters struct {
-	sent     []sink.BadRecord
+	sent     []chat.BadRecord
 	flushed  int
 	flushErr error
 }
 
-func (d *recordingDeadLetters) Send(_ context.Context, r sink.BadRecord) { d.sent = append(d.sent, r) }
+func (d *recordingDeadLetters) Send(_ context.Context, r chat.BadRecord) { d.sent = append(d.sent, r) }
 func (d *recordingDeadLetters) Flush(context.Context) error {
 	if d.flushErr != nil {
 		return d.flushErr

@@ -90,8 +90,8 @@ type KafkaSource struct {
 	ends    map[int32]int64 // available-now: the end offsets of the input
 	closeMu sync.Once
 
-	lastTransient time.Time // last warning about the client being unable to reach Kafka
-	reach         *reachWatch
+	trouble fetchTrouble // the errors of its polls
+	reach   *reachWatch
 }
 
 var _ Source = (*KafkaSource)(nil)
@@ -112,6 +112,7 @@ func NewKafkaSource(ctx context.Context, kcfg kafka.Config, cfg KafkaSourceConfi
 		reach:     newReachWatch(),
 	}
 	s.rr = newRangeReader(&s.mu)
+	s.trouble = fetchTrouble{log: s.log}
 	cl, err := kafka.NewClient(ctx, kcfg, log,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topic),
@@ -245,26 +246,10 @@ func listOffsets(ctx context.Context, list func(context.Context, ...string) (kad
 	return out, nil
 }
 
-// waitAssigned waits for the group to assign partitions for the first time.
-func (s *KafkaSource) waitAssigned(ctx context.Context) error {
-	t := time.NewTicker(15 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.assigned:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			s.log.Warn("still waiting for the group to assign partitions (another member of the group may own them all)")
-		}
-	}
-}
-
 // Plan implements Source.
 func (s *KafkaSource) Plan(ctx context.Context) (Plan, error) {
 	s.rr.allowRebalance(s.cl)
-	if err := s.waitAssigned(ctx); err != nil {
+	if err := waitAssigned(ctx, s.assigned, s.log, "still waiting for the group to assign partitions (another member of the group may own them all)", nil); err != nil {
 		return Plan{}, err
 	}
 	var ends map[int32]int64
@@ -313,44 +298,8 @@ func (s *KafkaSource) Read(ctx context.Context, plan Plan, fn func(*Record)) err
 			return ok && t.topic == s.cfg.Topic
 		},
 		revoked:     "partition revoked while its batch was being read; the new owner reads it again",
-		fetchErrors: s.fetchErrors,
+		fetchErrors: s.trouble.check,
 	}, fn)
-}
-
-// fetchErrors handles the errors of a poll: data loss (records gone before
-// they were read) is logged and the range moves on; anything else fails.
-func (s *KafkaSource) fetchErrors(fetches kgo.Fetches, need map[tp]Range) error {
-	var errs []error
-	transient := false
-	fetches.EachError(func(topic string, p int32, err error) {
-		var loss *kgo.ErrDataLoss
-		switch {
-		case errors.As(err, &loss):
-			s.log.Warn("records lost before they were read", "partition", p, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo)
-			if r, ok := need[tp{topic, p}]; ok && loss.ResetTo >= r.To {
-				delete(need, tp{topic, p})
-			}
-		case topic == "":
-			// The client's own trouble (the group session cannot be joined
-			// while Kafka is unreachable): it keeps trying; a partition
-			// lost meanwhile is revoked, which ends its read.
-			transient = true
-			if time.Since(s.lastTransient) > 5*time.Second {
-				s.lastTransient = time.Now()
-				s.log.Warn("Kafka unreachable while reading; waiting", "err", err)
-			}
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			// our own wake-up or stop
-		case errors.Is(err, kgo.ErrClientClosed):
-			errs = append(errs, errors.New("kafka client closed"))
-		default:
-			errs = append(errs, fmt.Errorf("fetch %s/%d: %w", topic, p, err))
-		}
-	})
-	if transient && len(errs) == 0 && fetches.NumRecords() == 0 {
-		time.Sleep(200 * time.Millisecond) // no busy loop while the client recovers
-	}
-	return errors.Join(errs...)
 }
 
 // Commit implements Source: it commits the end of every range of plan, and

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/kafka/kafkatest"
 	"github.com/cordstream/cordstream/internal/sink"
@@ -83,13 +84,13 @@ func TestRecordLimitAndDeadLetterCut(t *testing.T) {
 }
 
 // BadRecordFor is a dead letter with the given key, value and error.
-func BadRecordFor(key, value []byte, errText string) sink.BadRecord {
-	return sink.BadRecord{Topic: "in", Partition: 0, Offset: 7, Key: key, Value: value, Reason: "malformed_json", Error: errText}
+func BadRecordFor(key, value []byte, errText string) chat.BadRecord {
+	return chat.BadRecord{Topic: "in", Partition: 0, Offset: 7, Key: key, Value: value, Reason: "malformed_json", Error: errText}
 }
 
 // headerSize is the room the headers of a dead letter of r take, as the
 // sink counts it.
-func headerSize(t *testing.T, r sink.BadRecord) int {
+func headerSize(t *testing.T, r chat.BadRecord) int {
 	n := 0
 	for _, kv := range [][2]string{{sink.HeaderReason, r.Reason}, {sink.HeaderField, r.Field}, {sink.HeaderError, r.Error},
 		{sink.HeaderSourceTopic, r.Topic}, {sink.HeaderSourcePartition, "0"}, {sink.HeaderSourceOffset, "7"}} {

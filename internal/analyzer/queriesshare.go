@@ -64,7 +64,7 @@ func (a *Analyzer) shareGroup(buf []byte, qi int, q *queryRun, ts int64) []byte 
 	if cfg.Gap != 0 {
 		buf = strconv.AppendInt(buf, ts, 10)
 	} else {
-		size, slide := cfg.Size.Microseconds(), cfg.Slide.Microseconds()
+		size, slide := cfg.Window.Microseconds(), cfg.Slide.Microseconds()
 		end := cfg.WindowEnd(ts)
 		buf = strconv.AppendInt(buf, end-size, 10)
 		buf = append(buf, '/')

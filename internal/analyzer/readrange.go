@@ -2,6 +2,8 @@ package analyzer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -193,4 +195,100 @@ func (rr *rangeReader) deliver(rec *kgo.Record, need map[tp]Range, h readHooks, 
 	if rec.Offset >= r.To-1 {
 		delete(need, t)
 	}
+}
+
+// fetchTrouble handles the errors of a group reader's polls (KafkaSource's
+// and KafkaState's): data loss (records gone before they were read) is
+// logged and the range moves on; the client unable to reach Kafka is waited
+// for, logged at most every 5 s, and fails the read once it has lasted
+// giveUpAfter (never when 0); anything else fails the read.
+type fetchTrouble struct {
+	log         *slog.Logger
+	giveUpAfter time.Duration
+	// severalTopics: the reader reads more than the topic its log names,
+	// so a data-loss warning names the topic too.
+	severalTopics bool
+	said          time.Time // the last warning about Kafka being unreachable
+	since         time.Time // since when it has been (zero: it is not)
+}
+
+// check is readHooks.fetchErrors: it may drop from need the ranges whose
+// records are lost to retention.
+func (f *fetchTrouble) check(fetches kgo.Fetches, need map[tp]Range) error {
+	var errs []error
+	transient := false
+	fetches.EachError(func(topic string, p int32, err error) {
+		var loss *kgo.ErrDataLoss
+		switch {
+		case errors.As(err, &loss):
+			args := []any{"partition", p, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo}
+			if f.severalTopics {
+				args = append([]any{"topic", topic}, args...)
+			}
+			f.log.Warn("records lost before they were read", args...)
+			if r, ok := need[tp{topic, p}]; ok && loss.ResetTo >= r.To {
+				delete(need, tp{topic, p})
+			}
+		case topic == "":
+			// The client's own trouble (the group session cannot be joined
+			// while Kafka is unreachable): it keeps trying; a partition
+			// lost meanwhile is revoked, which ends its read.
+			transient = true
+			if f.since.IsZero() {
+				f.since = time.Now()
+			} else if f.giveUpAfter > 0 && time.Since(f.since) > f.giveUpAfter {
+				errs = append(errs, fmt.Errorf("Kafka unreachable for %v: %w", f.giveUpAfter, err))
+			}
+			if time.Since(f.said) > 5*time.Second {
+				f.said = time.Now()
+				f.log.Warn("Kafka unreachable while reading; waiting", "err", err)
+			}
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			// our own wake-up or stop
+		case errors.Is(err, kgo.ErrClientClosed):
+			errs = append(errs, errors.New("kafka client closed"))
+		default:
+			errs = append(errs, fmt.Errorf("fetch %s/%d: %w", topic, p, err))
+		}
+	})
+	if transient && len(errs) == 0 && fetches.NumRecords() == 0 {
+		time.Sleep(200 * time.Millisecond) // no busy loop while the client recovers
+	}
+	return errors.Join(errs...)
+}
+
+// waitAssigned waits until the group has assigned the reader its partitions
+// (assigned is closed), saying every 15 s that it still waits (still), and
+// failing with what failed reports (checked then; nil: nothing can fail).
+func waitAssigned(ctx context.Context, assigned <-chan struct{}, log *slog.Logger, still string, failed func() error) error {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-assigned:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if failed != nil {
+				if err := failed(); err != nil {
+					return err
+				}
+			}
+			log.Warn(still)
+		}
+	}
+}
+
+// pollErrors is the error of a poll by a reader outside the group (the
+// state topics read back, the leader's repartition reader): every fetch
+// error but its own deadline or cancellation.
+func pollErrors(fs kgo.Fetches) error {
+	var errs []error
+	fs.EachError(func(topic string, p int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			errs = append(errs, fmt.Errorf("read %s/%d: %w", topic, p, err))
+		}
+	})
+	return errors.Join(errs...)
 }

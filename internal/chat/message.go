@@ -26,6 +26,10 @@ const (
 // Valid reports whether k is one of the known kinds.
 func (k Kind) Valid() bool { return k == KindCreate || k == KindUpdate || k == KindDelete }
 
+// DefaultTopic is the topic the bot writes and the analyzer reads unless
+// told otherwise (--topic).
+const DefaultTopic = "discord_messages"
+
 // SchemaVersion is the version of the wire format this package writes.
 const SchemaVersion = 1
 

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cordstream/cordstream/internal/analyzer"
+	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/dashboard"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/metrics"
@@ -124,8 +125,11 @@ type analyzeOptions struct {
 	logLevel slog.Level
 	registry *metrics.Registry // where the analyzer registers its metrics (a new one when nil)
 
-	state          string // analyzeStateKafka or analyzeStateNone
-	appID          string
+	state string // analyzeStateKafka or analyzeStateNone
+	appID string
+	// stateTopics are the names of the query's internal topics, computed
+	// from appID once.
+	stateTopics    map[analyzer.StateTopic]string
 	instanceID     string
 	sessionTimeout time.Duration
 	txnTimeout     time.Duration
@@ -162,7 +166,7 @@ func addAnalyzeFlags(fs *flagSet) *analyzeFlags {
 	f := &analyzeFlags{}
 	fs.StringVar(&f.queriesFile, "queries", "", "run the named queries of this YAML `file` (docs/QUERIES.md) on one read of the topic, each with its own outputs, instead of the flags' one query")
 	fs.StringVar(&f.preset, "preset", "", "run the preset query of this `name` instead of the flags' one query: "+strings.Join(query.PresetNames(), ", "))
-	fs.StringVar(&f.topic, "topic", "discord_messages", "input topic")
+	fs.StringVar(&f.topic, "topic", chat.DefaultTopic, "input topic")
 	fs.StringVar(&f.group, "group", "cordstream-analyze", "consumer group: holds the committed offsets")
 	fs.StringVar(&f.starting, "starting-offsets", analyzer.StartLatest, "where to start when the group has no committed offset: latest or earliest")
 	fs.BoolVar(&f.noCreate, "no-create-topic", false, "fail instead of creating missing topics (input, results, dead-letter)")
@@ -316,13 +320,14 @@ func (f *analyzeFlags) stateOptions(o *analyzeOptions) error {
 	if o.appID == "" {
 		o.appID = f.group
 	}
-	for _, n := range analyzer.StateTopicNames(o.appID) {
+	o.stateTopics = analyzer.StateTopicNames(o.appID)
+	for _, n := range o.stateTopics {
 		if err := kafka.ValidTopicName(n); err != nil {
 			return usageErrorf("use letters, digits, '.', '_' and '-', e.g. --application-id discord-counts",
 				"--application-id %q: it names internal topics: %v", o.appID, err)
 		}
 	}
-	for _, n := range analyzer.StateTopicNames(o.appID) {
+	for _, n := range o.stateTopics {
 		if n == f.topic || n == f.resultsTopic || n == f.deadTopic {
 			return usageErrorf("use another --application-id", "--application-id %q: its internal topic %s is a topic this command reads or writes", o.appID, n)
 		}
@@ -565,8 +570,7 @@ func analyzeKeyLimit(ctx context.Context, producer *kgo.Client, o *analyzeOption
 	}
 	stores = append(stores, o.resultTopics...)
 	if o.state == analyzeStateKafka {
-		names := analyzer.StateTopicNames(o.appID)
-		stores = append(stores, names[analyzer.WindowState], names[analyzer.Repartition])
+		stores = append(stores, o.stateTopics[analyzer.WindowState], o.stateTopics[analyzer.Repartition])
 	}
 	if len(stores) == 0 {
 		return 0, nil
@@ -666,7 +670,7 @@ func analyzeReset(ctx context.Context, e *env, o *analyzeOptions, kcfg kafka.Con
 		}
 		return fmt.Errorf("delete consumer group %s: %w", o.source.Group, err)
 	}
-	names := analyzer.StateTopicNames(o.appID)
+	names := o.stateTopics
 	for _, t := range []analyzer.StateTopic{analyzer.InputState, analyzer.WindowState, analyzer.Repartition, analyzer.Batches} {
 		err := kafka.DeleteTopic(ctx, cl, names[t])
 		var nf *kafka.TopicNotFoundError

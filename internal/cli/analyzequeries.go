@@ -141,7 +141,7 @@ func checkQueryOutputs(qs []query.Query, f *analyzeFlags, o *analyzeOptions) err
 					return usageErrorf("use a topic of its own", "query %s: results topic %q is the input topic", q.Name, out.Target)
 				case out.Target == o.dead:
 					return usageErrorf("use a topic of its own for each", "query %s: results topic %q is the dead-letter topic", q.Name, out.Target)
-				case isStateTopic(o.appID, out.Target):
+				case isStateTopic(o.stateTopics, out.Target):
 					return usageErrorf("use another topic", "query %s: results topic %q is an internal topic of the query", q.Name, out.Target)
 				}
 				o.resultTopics = append(o.resultTopics, out.Target)
@@ -249,10 +249,10 @@ func heatmapShape(q query.Query) bool {
 		len(q.Aggregates) > 0 && q.Aggregates[0].Func == window.Count
 }
 
-// isStateTopic reports whether topic is an internal topic of the query
-// named appID.
-func isStateTopic(appID, topic string) bool {
-	for _, n := range analyzer.StateTopicNames(appID) {
+// isStateTopic reports whether topic is one of the query's internal topics
+// (their names as StateTopicNames gives them).
+func isStateTopic(names map[analyzer.StateTopic]string, topic string) bool {
+	for _, n := range names {
 		if n == topic {
 			return true
 		}

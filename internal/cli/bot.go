@@ -16,6 +16,7 @@ import (
 
 	"github.com/cordstream/cordstream/internal/bot"
 	"github.com/cordstream/cordstream/internal/botgroup"
+	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/discord"
 	"github.com/cordstream/cordstream/internal/httpserve"
 	"github.com/cordstream/cordstream/internal/kafka"
@@ -144,7 +145,7 @@ type botFlags struct {
 
 func addBotFlags(fs *flagSet) *botFlags {
 	f := &botFlags{}
-	fs.StringVar(&f.topic, "topic", "discord_messages", "Kafka topic the messages go to")
+	fs.StringVar(&f.topic, "topic", chat.DefaultTopic, "Kafka topic the messages go to")
 	fs.StringVar(&f.tokenFile, "token-file", "", "`file` holding the Discord bot token (or set $"+envDiscordToken+")")
 	fs.StringVar(&f.apiURL, "discord-api-url", discord.DefaultAPIURL, "Discord REST API base `URL`; the Gateway URL is read from its /gateway/bot (point it at the URL of cordstream sim to try the bot without Discord)")
 	fs.BoolVar(&f.directMessages, "direct-messages", false, "also capture direct messages to the bot (adds the DIRECT_MESSAGES intent)")

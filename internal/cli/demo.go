@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/cordstream/cordstream/internal/analyzer"
+	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/discord/sim"
 	"github.com/cordstream/cordstream/internal/kafka"
 	"github.com/cordstream/cordstream/internal/metrics"
@@ -60,7 +61,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&f.dms, "dms", 2, "direct-message channels with the bot")
 	fs.Int64Var(&f.seed, "seed", 0, "traffic seed: the same seed gives the same names and message sequence (0: random)")
 	fs.StringVar(&f.brokers, "brokers", "", "a real Kafka's bootstrap brokers (default: an embedded broker); TLS and SASL are not offered here: use bot and analyze for those")
-	fs.StringVar(&f.topic, "topic", "discord_messages", "topic the bot writes and the analyzer reads")
+	fs.StringVar(&f.topic, "topic", chat.DefaultTopic, "topic the bot writes and the analyzer reads")
 	fs.DurationVar(&f.trigger, "trigger", 5*time.Second, "analyzer trigger interval (the seed's 5 s)")
 	fs.DurationVar(&f.window, "window", time.Minute, "window length")
 	fs.DurationVar(&f.slide, "slide", 30*time.Second, "window slide")

@@ -50,7 +50,7 @@ type feeder struct {
 
 func newFeeder(t testing.TB, d *Dashboard, q Query) *feeder {
 	t.Helper()
-	eng, err := window.New(window.Config{Size: q.Window, Slide: q.Slide, Delay: q.Watermark, Mode: q.Mode, Keys: len(q.GroupBy)})
+	eng, err := window.New(window.Config{Window: q.Window, Slide: q.Slide, Watermark: q.Watermark, Mode: q.Mode, Keys: len(q.GroupBy)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func (q Query) Validate() error {
 	if !queryNameRE.MatchString(q.Name) {
 		errs = append(errs, fmt.Errorf("query name %q: use 1-64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit (for example messages_per_author)", q.Name))
 	}
-	if err := (window.Config{Size: q.Window, Slide: q.Slide, Delay: q.Watermark, Mode: q.Mode, Keys: len(q.GroupBy)}).Validate(); err != nil {
+	if err := (window.Config{Window: q.Window, Slide: q.Slide, Watermark: q.Watermark, Mode: q.Mode, Keys: len(q.GroupBy)}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if len(q.GroupBy) == 0 {

@@ -188,7 +188,7 @@ func Compile(q Query) (*Compiled, error) {
 		return nil, err
 	}
 	c := &Compiled{Query: q}
-	c.Engine = window.Config{Size: q.Window, Slide: q.Slide, Gap: q.SessionGap, Delay: q.Watermark, Mode: q.Mode, Keys: len(q.GroupBy)}
+	c.Engine = window.Config{Window: q.Window, Slide: q.Slide, Gap: q.SessionGap, Watermark: q.Watermark, Mode: q.Mode, Keys: len(q.GroupBy)}
 	for _, g := range q.GroupBy {
 		c.keys = append(c.keys, columns[g])
 	}

@@ -142,7 +142,7 @@ func TestPresetsCompileAndSeedIsTheDefault(t *testing.T) {
 			}
 		}
 		if name == "seed" {
-			want := window.Config{Size: time.Minute, Slide: 30 * time.Second, Delay: time.Minute, Mode: window.Update, Keys: 1}
+			want := window.Config{Window: time.Minute, Slide: 30 * time.Second, Watermark: time.Minute, Mode: window.Update, Keys: 1}
 			if !reflect.DeepEqual(c.Engine, want) || c.NeedsInputs() {
 				t.Errorf("seed compiles to %+v", c.Engine)
 			}

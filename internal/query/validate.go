@@ -84,7 +84,7 @@ func (q Query) validate(at func(field string) string) error {
 			return bad("outputs", "unknown output %q: use console, jsonl:FILE or kafka:TOPIC", o)
 		}
 	}
-	cfg := window.Config{Size: q.Window, Slide: q.Slide, Gap: q.SessionGap, Delay: q.Watermark, Mode: q.Mode, Keys: len(q.GroupBy)}
+	cfg := window.Config{Window: q.Window, Slide: q.Slide, Gap: q.SessionGap, Watermark: q.Watermark, Mode: q.Mode, Keys: len(q.GroupBy)}
 	if err := cfg.Validate(); err != nil {
 		field := "window"
 		switch {
@@ -130,7 +130,7 @@ func (a Aggregate) validate() error {
 		return want("takes no relative standard deviation")
 	}
 	agg := window.Aggregate{Kind: a.Func, Input: x.Type(), RelativeSD: a.RelativeSD}
-	return window.Config{Size: time.Minute, Slide: time.Minute, Aggs: []window.Aggregate{agg}}.Validate()
+	return window.Config{Window: time.Minute, Slide: time.Minute, Aggs: []window.Aggregate{agg}}.Validate()
 }
 
 func orDefault(s, def string) string {

@@ -9,21 +9,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-)
 
-// BadRecord is an input record that could not be used, with why.
-type BadRecord struct {
-	// Where the record was read.
-	Topic     string
-	Partition int32
-	Offset    int64
-	// The record as read; Value is nil for a tombstone.
-	Key, Value []byte
-	// Reason is the stable reason code (malformed_json, missing_field,
-	// wrong_type, bad_timestamp, bad_value, null_value); Field the JSON
-	// field at fault ("" for the record as a whole); Error the message.
-	Reason, Field, Error string
-}
+	"github.com/cordstream/cordstream/internal/chat"
+)
 
 // Header names of the records DeadLetter writes. The last three are only
 // on a record cut down to fit the topic: truncated is "true", and the
@@ -67,7 +55,7 @@ func NewDeadLetter(cl *kgo.Client, topic string, maxBytes int) *DeadLetter {
 }
 
 // Send starts producing r. Its outcome is reported by the next Flush.
-func (d *DeadLetter) Send(ctx context.Context, r BadRecord) {
+func (d *DeadLetter) Send(ctx context.Context, r chat.BadRecord) {
 	rec := d.record(r)
 	d.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 		if err != nil {
@@ -99,7 +87,7 @@ func (d *DeadLetter) takeErr() error {
 }
 
 // record is the dead-letter copy of r, cut down to d.maxBytes.
-func (d *DeadLetter) record(r BadRecord) *kgo.Record {
+func (d *DeadLetter) record(r chat.BadRecord) *kgo.Record {
 	errLimit := maxErrorHeader
 	if d.maxBytes > 0 {
 		errLimit = min(errLimit, d.maxBytes/8)

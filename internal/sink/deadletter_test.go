@@ -6,15 +6,17 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/cordstream/cordstream/internal/chat"
 )
 
 func TestDeadLetterCopiesRecordsWithHeaders(t *testing.T) {
 	cl, addr := fakeKafka(t, "dead")
 	d := NewDeadLetter(cl, "dead", 0)
 	ctx := context.Background()
-	d.Send(ctx, BadRecord{Topic: "in", Partition: 2, Offset: 41, Key: []byte("k"), Value: []byte("{"),
+	d.Send(ctx, chat.BadRecord{Topic: "in", Partition: 2, Offset: 41, Key: []byte("k"), Value: []byte("{"),
 		Reason: "malformed_json", Error: "unexpected end of JSON input"})
-	d.Send(ctx, BadRecord{Topic: "in", Partition: 0, Offset: 7, Key: nil, Value: nil, Reason: "null_value", Error: "record value is null"})
+	d.Send(ctx, chat.BadRecord{Topic: "in", Partition: 0, Offset: 7, Key: nil, Value: nil, Reason: "null_value", Error: "record value is null"})
 	if err := d.Flush(ctx); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
@@ -50,7 +52,7 @@ func TestDeadLetterFlushReportsFailureOnce(t *testing.T) {
 	cl, _ := fakeKafka(t)
 	d := NewDeadLetter(cl, "missing", 0)
 	ctx := context.Background()
-	d.Send(ctx, BadRecord{Topic: "in", Offset: 3, Value: []byte("x"), Reason: "malformed_json"})
+	d.Send(ctx, chat.BadRecord{Topic: "in", Offset: 3, Value: []byte("x"), Reason: "malformed_json"})
 	err := d.Flush(ctx)
 	if err == nil || !strings.Contains(err.Error(), "dead-letter topic missing") || !strings.Contains(err.Error(), "in/0@3") {
 		t.Fatalf("Flush = %v, want an error naming the topic and the record", err)
@@ -78,7 +80,7 @@ func TestDeadLetterCutsToLimit(t *testing.T) {
 		{"big key, null value", []byte(big), nil, 0, true},
 		{"both big", []byte(big), []byte(big), 0, false},
 	} {
-		r := d.record(BadRecord{Topic: "in", Offset: 1, Key: c.key, Value: c.value, Reason: "malformed_json", Error: strings.Repeat("é", 2000)})
+		r := d.record(chat.BadRecord{Topic: "in", Offset: 1, Key: c.key, Value: c.value, Reason: "malformed_json", Error: strings.Repeat("é", 2000)})
 		size := len(r.Key) + len(r.Value) + headerBytes(r.Headers)
 		h := map[string]string{}
 		for _, x := range r.Headers {
@@ -101,7 +103,7 @@ func TestDeadLetterCutsToLimit(t *testing.T) {
 			t.Errorf("%s: error header %q: want it cut on a character, under %d bytes, with its length", c.name, h[HeaderError], limit/8)
 		}
 	}
-	small := d.record(BadRecord{Topic: "in", Key: []byte("k"), Value: []byte("{"), Reason: "malformed_json", Error: "short"})
+	small := d.record(chat.BadRecord{Topic: "in", Key: []byte("k"), Value: []byte("{"), Reason: "malformed_json", Error: "short"})
 	if string(small.Value) != "{" || len(small.Headers) != 6 {
 		t.Errorf("a small record was changed: %+v", small)
 	}

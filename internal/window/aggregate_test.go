@@ -26,7 +26,7 @@ var lengthAggs = []Aggregate{
 func lengthInputs(v Input) []Input { return []Input{{}, v, v, v, v, v} }
 
 func TestAggregatesValuesAndNulls(t *testing.T) {
-	cfg := Config{Size: time.Minute, Slide: time.Minute, Mode: Update, Keys: 1, Aggs: lengthAggs}
+	cfg := Config{Window: time.Minute, Slide: time.Minute, Mode: Update, Keys: 1, Aggs: lengthAggs}
 	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestAggregatesValuesAndNulls(t *testing.T) {
 }
 
 func TestSumOverflowIsNull(t *testing.T) {
-	e, err := New(Config{Size: time.Minute, Slide: time.Minute, Mode: Update, Keys: 0,
+	e, err := New(Config{Window: time.Minute, Slide: time.Minute, Mode: Update, Keys: 0,
 		Aggs: []Aggregate{{Kind: Sum, Input: TypeBigInt}, {Kind: Max, Input: TypeBigInt}}})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestSumOverflowIsNull(t *testing.T) {
 
 func TestApproxCountDistinctIsTheSketch(t *testing.T) {
 	for _, rsd := range []float64{0, 0.01} {
-		cfg := Config{Size: time.Hour, Slide: 30 * time.Minute, Delay: time.Minute, Mode: Append, Keys: 1,
+		cfg := Config{Window: time.Hour, Slide: 30 * time.Minute, Watermark: time.Minute, Mode: Append, Keys: 1,
 			Aggs: []Aggregate{{Kind: ApproxCountDistinct, Input: TypeString, RelativeSD: rsd}, {Kind: Count}}}
 		e, err := New(cfg)
 		if err != nil {
@@ -132,7 +132,7 @@ func TestApproxCountDistinctIsTheSketch(t *testing.T) {
 }
 
 func TestAddPanicsWhenAggregatesReadValues(t *testing.T) {
-	e, _ := New(Config{Size: time.Minute, Slide: time.Minute, Keys: 0, Aggs: []Aggregate{{Kind: Sum, Input: TypeInt}}})
+	e, _ := New(Config{Window: time.Minute, Slide: time.Minute, Keys: 0, Aggs: []Aggregate{{Kind: Sum, Input: TypeInt}}})
 	defer func() {
 		if recover() == nil {
 			t.Error("Add did not panic")
@@ -146,14 +146,14 @@ func TestConfigValidateAggregatesAndSessions(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{Size: time.Minute, Slide: time.Minute, Aggs: []Aggregate{{Kind: Sum, Input: TypeString}}}, "numeric"},
-		{Config{Size: time.Minute, Slide: time.Minute, Aggs: []Aggregate{{Kind: ApproxCountDistinct}}}, "approx_count_distinct over none"},
-		{Config{Size: time.Minute, Slide: time.Minute, Aggs: []Aggregate{{Kind: ApproxCountDistinct, Input: TypeString, RelativeSD: 0.5}}}, "too large"},
-		{Config{Size: time.Minute, Slide: time.Minute, Aggs: []Aggregate{{Kind: Count, RelativeSD: 0.1}}}, "no relative standard deviation"},
-		{Config{Size: time.Minute, Slide: time.Minute, Aggs: []Aggregate{{Kind: 99}}}, "aggregate function 99"},
+		{Config{Window: time.Minute, Slide: time.Minute, Aggs: []Aggregate{{Kind: Sum, Input: TypeString}}}, "numeric"},
+		{Config{Window: time.Minute, Slide: time.Minute, Aggs: []Aggregate{{Kind: ApproxCountDistinct}}}, "approx_count_distinct over none"},
+		{Config{Window: time.Minute, Slide: time.Minute, Aggs: []Aggregate{{Kind: ApproxCountDistinct, Input: TypeString, RelativeSD: 0.5}}}, "too large"},
+		{Config{Window: time.Minute, Slide: time.Minute, Aggs: []Aggregate{{Kind: Count, RelativeSD: 0.1}}}, "no relative standard deviation"},
+		{Config{Window: time.Minute, Slide: time.Minute, Aggs: []Aggregate{{Kind: 99}}}, "aggregate function 99"},
 		{Config{Gap: time.Minute, Mode: Update, Keys: 1}, "use append"},
 		{Config{Gap: time.Minute, Mode: Append, Keys: 0}, "at least one group-by column"},
-		{Config{Gap: time.Minute, Size: time.Minute, Mode: Append, Keys: 1}, "no window length"},
+		{Config{Gap: time.Minute, Window: time.Minute, Mode: Append, Keys: 1}, "no window length"},
 		{Config{Gap: -time.Minute, Mode: Append, Keys: 1}, "positive"},
 		{Config{Gap: time.Nanosecond, Mode: Append, Keys: 1}, "microseconds"},
 	}
@@ -164,7 +164,7 @@ func TestConfigValidateAggregatesAndSessions(t *testing.T) {
 		}
 	}
 	for _, cfg := range []Config{
-		{Gap: 10 * time.Minute, Delay: 10 * time.Minute, Mode: Append, Keys: 1},
+		{Gap: 10 * time.Minute, Watermark: 10 * time.Minute, Mode: Append, Keys: 1},
 		{Gap: 10 * time.Minute, Mode: Complete, Keys: 2, Aggs: lengthAggs},
 	} {
 		if err := cfg.Validate(); err != nil {
@@ -186,7 +186,7 @@ func TestSessionsMergeAsSpark(t *testing.T) {
 	// Gap 10 (µs), watermark delay 0 ms: µs events, so the watermark moves in
 	// whole milliseconds; use ms-scale times.
 	const ms = 1000
-	cfg := Config{Gap: 10 * time.Millisecond, Delay: 0, Mode: Append, Keys: 1}
+	cfg := Config{Gap: 10 * time.Millisecond, Watermark: 0, Mode: Append, Keys: 1}
 	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -266,10 +266,10 @@ func TestSessionsCompleteModeKeepsAllAndDropsLate(t *testing.T) {
 func TestSnapshotRestoresAggregatesAndSessions(t *testing.T) {
 	aggs := append([]Aggregate{{Kind: ApproxCountDistinct, Input: TypeString}}, lengthAggs...)
 	cfgs := []Config{
-		{Size: time.Minute, Slide: 30 * time.Second, Delay: 20 * time.Second, Mode: Update, Keys: 1, Aggs: aggs},
-		{Size: time.Minute, Slide: time.Minute, Delay: 20 * time.Second, Mode: Append, Keys: 1, Aggs: aggs},
-		{Gap: 20 * time.Second, Delay: 20 * time.Second, Mode: Append, Keys: 1, Aggs: aggs},
-		{Gap: 20 * time.Second, Delay: 10 * time.Second, Mode: Complete, Keys: 1},
+		{Window: time.Minute, Slide: 30 * time.Second, Watermark: 20 * time.Second, Mode: Update, Keys: 1, Aggs: aggs},
+		{Window: time.Minute, Slide: time.Minute, Watermark: 20 * time.Second, Mode: Append, Keys: 1, Aggs: aggs},
+		{Gap: 20 * time.Second, Watermark: 20 * time.Second, Mode: Append, Keys: 1, Aggs: aggs},
+		{Gap: 20 * time.Second, Watermark: 10 * time.Second, Mode: Complete, Keys: 1},
 	}
 	for ci, cfg := range cfgs {
 		r := rand.New(rand.NewPCG(uint64(ci), 9))
@@ -349,7 +349,7 @@ func TestRowStateEncoding(t *testing.T) {
 		t.Fatalf("decoded %+v, %v", got, err)
 	}
 	// An old count-only state does not restore into a query with other aggregates.
-	agg := Config{Size: time.Minute, Slide: time.Minute, Keys: 1, Aggs: lengthAggs}
+	agg := Config{Window: time.Minute, Slide: time.Minute, Keys: 1, Aggs: lengthAggs}
 	if err := agg.DecodeRowState([]byte("17"), &got); err == nil || !strings.Contains(err.Error(), "new state") {
 		t.Errorf("old state into a new query: %v", err)
 	}
@@ -365,8 +365,8 @@ func TestRowStateEncoding(t *testing.T) {
 func FuzzDecodeRowState(f *testing.F) {
 	aggs := append([]Aggregate{{Kind: ApproxCountDistinct, Input: TypeString}}, lengthAggs...)
 	cfgs := []Config{
-		{Size: time.Minute, Slide: time.Minute, Delay: time.Minute, Mode: Append, Keys: 1, Aggs: aggs},
-		{Gap: time.Minute, Delay: time.Minute, Mode: Append, Keys: 1, Aggs: aggs},
+		{Window: time.Minute, Slide: time.Minute, Watermark: time.Minute, Mode: Append, Keys: 1, Aggs: aggs},
+		{Gap: time.Minute, Watermark: time.Minute, Mode: Append, Keys: 1, Aggs: aggs},
 		seedConfig,
 	}
 	e, _ := New(cfgs[0])
@@ -399,16 +399,16 @@ func FuzzDecodeRowState(f *testing.F) {
 func TestAddPartialIsAddOfEach(t *testing.T) {
 	aggs := append([]Aggregate{{Kind: ApproxCountDistinct, Input: TypeString}}, lengthAggs...)
 	cfgs := []Config{
-		{Size: time.Minute, Slide: 30 * time.Second, Delay: 10 * time.Second, Mode: Update, Keys: 1, Aggs: aggs},
-		{Size: 90 * time.Second, Slide: time.Minute, Delay: 10 * time.Second, Mode: Append, Keys: 1, Aggs: aggs},
-		{Size: time.Minute, Slide: time.Minute, Delay: 10 * time.Second, Mode: Complete, Keys: 1},
-		{Gap: 20 * time.Second, Delay: 10 * time.Second, Mode: Append, Keys: 1, Aggs: aggs},
+		{Window: time.Minute, Slide: 30 * time.Second, Watermark: 10 * time.Second, Mode: Update, Keys: 1, Aggs: aggs},
+		{Window: 90 * time.Second, Slide: time.Minute, Watermark: 10 * time.Second, Mode: Append, Keys: 1, Aggs: aggs},
+		{Window: time.Minute, Slide: time.Minute, Watermark: 10 * time.Second, Mode: Complete, Keys: 1},
+		{Gap: 20 * time.Second, Watermark: 10 * time.Second, Mode: Append, Keys: 1, Aggs: aggs},
 	}
 	for ci, cfg := range cfgs {
 		r := rand.New(rand.NewPCG(uint64(ci), 77))
 		each, _ := New(cfg)
 		part, _ := New(cfg)
-		size, slide := int64(cfg.Size/time.Microsecond), int64(cfg.Slide/time.Microsecond)
+		size, slide := int64(cfg.Window/time.Microsecond), int64(cfg.Slide/time.Microsecond)
 		now := int64(1_000_000_000)
 		rows, late := 0, int64(0)
 		for batch := range 25 {
@@ -486,7 +486,7 @@ func TestSessionsAreTheUnionOfAcceptedEvents(t *testing.T) {
 	const gap = 10_000_000
 	for seed := range uint64(20) {
 		r := rand.New(rand.NewPCG(seed, 3))
-		e, err := New(Config{Gap: gap * time.Microsecond, Delay: 5 * time.Second, Mode: Complete, Keys: 1})
+		e, err := New(Config{Gap: gap * time.Microsecond, Watermark: 5 * time.Second, Mode: Complete, Keys: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

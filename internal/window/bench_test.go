@@ -11,7 +11,7 @@ import (
 
 // seedConfig is the seed's query: 1 min / 30 s windows, watermark 1 min,
 // count per author, update mode.
-var seedConfig = Config{Size: time.Minute, Slide: 30 * time.Second, Delay: time.Minute, Mode: Update, Keys: 1}
+var seedConfig = Config{Window: time.Minute, Slide: 30 * time.Second, Watermark: time.Minute, Mode: Update, Keys: 1}
 
 // skewedEvents returns n events from `authors` authors with Zipf-skewed
 // activity (a few authors write most messages), 10,000 messages per second of
@@ -180,10 +180,10 @@ func BenchmarkAddAggregates(b *testing.B) {
 		name string
 		cfg  Config
 	}{
-		{"distinct+lengths", Config{Size: time.Minute, Slide: time.Minute, Delay: time.Minute, Mode: Update, Keys: 1, Aggs: []Aggregate{
+		{"distinct+lengths", Config{Window: time.Minute, Slide: time.Minute, Watermark: time.Minute, Mode: Update, Keys: 1, Aggs: []Aggregate{
 			{Kind: ApproxCountDistinct, Input: TypeString}, {Kind: Sum, Input: TypeInt}, {Kind: Avg, Input: TypeInt},
 			{Kind: Min, Input: TypeInt}, {Kind: Max, Input: TypeInt}}}},
-		{"sessions", Config{Gap: 10 * time.Second, Delay: time.Minute, Mode: Append, Keys: 1, Aggs: []Aggregate{{Kind: Count}}}},
+		{"sessions", Config{Gap: 10 * time.Second, Watermark: time.Minute, Mode: Append, Keys: 1, Aggs: []Aggregate{{Kind: Count}}}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			e, err := New(c.cfg)

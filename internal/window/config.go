@@ -65,19 +65,19 @@ const (
 // watermark, an output mode, the number of group-by columns and the
 // aggregates.
 type Config struct {
-	// Size and Slide are the window length and the slide between window
-	// starts (tumbling windows when equal). Slide <= Size, both > 0 and whole
-	// microseconds. Both 0 for session windows.
-	Size, Slide time.Duration
+	// Window and Slide are the window length and the slide between window
+	// starts (tumbling windows when equal). Slide <= Window, both > 0 and
+	// whole microseconds. Both 0 for session windows.
+	Window, Slide time.Duration
 	// Gap, when set, makes the windows session windows, Spark's
 	// session_window(ts, Gap): an event opens the session [ts, ts+Gap), and
 	// sessions of a key that overlap or touch merge. > 0 and whole
-	// microseconds; Size and Slide are then 0.
+	// microseconds; Window and Slide are then 0.
 	Gap time.Duration
-	// Delay is the watermark delay (withWatermark): how far behind the
+	// Watermark is the watermark delay (withWatermark): how far behind the
 	// latest event time the watermark trails. >= 0, whole milliseconds (the
 	// watermark's precision in Spark).
-	Delay time.Duration
+	Watermark time.Duration
 	// Mode is the output mode.
 	Mode Mode
 	// Keys is the number of group-by columns (>= 0; >= 1 with session
@@ -92,7 +92,10 @@ type Config struct {
 // Sessions reports whether the windows are session windows.
 func (c Config) Sessions() bool { return c.Gap != 0 }
 
-// Validate reports the first invariant c breaks, saying what to change.
+// Validate reports the first invariant c breaks, saying what to change. It
+// is the one check of a window, its slide and its watermark: the flags, a
+// queries file and the dashboard's query reach it through their own
+// configurations, and its messages name the settings as the flags do.
 func (c Config) Validate() error {
 	for i, a := range c.Aggs {
 		if _, err := a.validate(); err != nil {
@@ -103,43 +106,43 @@ func (c Config) Validate() error {
 		return c.validateSessions()
 	}
 	switch {
-	case c.Size <= 0:
-		return fmt.Errorf("window length %v: must be positive, e.g. 1m", c.Size)
+	case c.Window <= 0:
+		return fmt.Errorf("window %v: must be positive, e.g. 1m", c.Window)
 	case c.Slide <= 0:
-		return fmt.Errorf("window slide %v: must be positive, e.g. 30s (equal to the window length for tumbling windows)", c.Slide)
-	case c.Size%time.Microsecond != 0:
-		return fmt.Errorf("window length %v: must be a whole number of microseconds", c.Size)
+		return fmt.Errorf("slide %v: must be positive, e.g. 30s (equal to the window for tumbling windows)", c.Slide)
+	case c.Window%time.Microsecond != 0:
+		return fmt.Errorf("window %v: must be a whole number of microseconds", c.Window)
 	case c.Slide%time.Microsecond != 0:
-		return fmt.Errorf("window slide %v: must be a whole number of microseconds", c.Slide)
-	case c.Slide > c.Size:
-		return fmt.Errorf("window slide %v is longer than the window length %v: the slide must be at most the length (equal for tumbling windows)", c.Slide, c.Size)
-	case c.Delay < 0:
-		return fmt.Errorf("watermark delay %v: must not be negative (0 accepts no late events)", c.Delay)
-	case c.Delay%time.Millisecond != 0:
-		return fmt.Errorf("watermark delay %v: must be a whole number of milliseconds (the watermark's precision)", c.Delay)
+		return fmt.Errorf("slide %v: must be a whole number of microseconds", c.Slide)
+	case c.Slide > c.Window:
+		return fmt.Errorf("slide %v is longer than the window %v: windows would leave gaps; use a slide <= the window (equal for tumbling windows)", c.Slide, c.Window)
+	case c.Watermark < 0:
+		return fmt.Errorf("watermark %v: must not be negative (0 accepts no late events)", c.Watermark)
+	case c.Watermark%time.Millisecond != 0:
+		return fmt.Errorf("watermark %v: must be a whole number of milliseconds (the watermark's precision)", c.Watermark)
 	case c.Mode != Update && c.Mode != Append && c.Mode != Complete:
 		return fmt.Errorf("output mode %d: want update, append or complete", int(c.Mode))
 	case c.Keys < 0:
 		return fmt.Errorf("group-by columns %d: must not be negative", c.Keys)
 	}
 	if n := windowsPerEvent(c); n > MaxWindowsPerEvent {
-		return fmt.Errorf("window length %v with slide %v puts every event in %d windows: at most %d; use a longer slide", c.Size, c.Slide, n, MaxWindowsPerEvent)
+		return fmt.Errorf("window %v with slide %v puts every event in %d windows: at most %d; use a longer slide", c.Window, c.Slide, n, MaxWindowsPerEvent)
 	}
 	return nil
 }
 
 func (c Config) validateSessions() error {
 	switch {
-	case c.Size != 0 || c.Slide != 0:
-		return fmt.Errorf("session windows (gap %v) take no window length or slide (got %v and %v): set one or the other", c.Gap, c.Size, c.Slide)
+	case c.Window != 0 || c.Slide != 0:
+		return fmt.Errorf("session windows (gap %v) take no window length or slide (got %v and %v): set one or the other", c.Gap, c.Window, c.Slide)
 	case c.Gap < 0:
 		return fmt.Errorf("session gap %v: must be positive, e.g. 10m", c.Gap)
 	case c.Gap%time.Microsecond != 0:
 		return fmt.Errorf("session gap %v: must be a whole number of microseconds", c.Gap)
-	case c.Delay < 0:
-		return fmt.Errorf("watermark delay %v: must not be negative (0 accepts no late events)", c.Delay)
-	case c.Delay%time.Millisecond != 0:
-		return fmt.Errorf("watermark delay %v: must be a whole number of milliseconds (the watermark's precision)", c.Delay)
+	case c.Watermark < 0:
+		return fmt.Errorf("watermark %v: must not be negative (0 accepts no late events)", c.Watermark)
+	case c.Watermark%time.Millisecond != 0:
+		return fmt.Errorf("watermark %v: must be a whole number of milliseconds (the watermark's precision)", c.Watermark)
 	case c.Mode == Update:
 		return fmt.Errorf("output mode update is not supported for session windows (Spark refuses it too: a session's rows would change key as sessions merge): use append, which emits each session once the watermark passes its end, or complete")
 	case c.Mode != Append && c.Mode != Complete:
@@ -153,6 +156,6 @@ func (c Config) validateSessions() error {
 // windowsPerEvent is Spark's ceil(size/slide): how many candidate windows an
 // event is checked against.
 func windowsPerEvent(c Config) int64 {
-	size, slide := int64(c.Size/time.Microsecond), int64(c.Slide/time.Microsecond)
+	size, slide := int64(c.Window/time.Microsecond), int64(c.Slide/time.Microsecond)
 	return (size + slide - 1) / slide
 }

@@ -93,7 +93,7 @@ func (c Config) DecodeRowState(v []byte, r *Row) error {
 		if !c.countOnly() {
 			return fmt.Errorf("window: the stored state holds counts only (written by a query that counted), and this query computes %s: start it from a new state (a new query name or state topic)", c.describeAggs())
 		}
-		r.Count, r.End, r.Aggs = n, r.Start+int64(c.Size/time.Microsecond), nil
+		r.Count, r.End, r.Aggs = n, r.Start+int64(c.Window/time.Microsecond), nil
 		return nil
 	}
 	if len(v) == 0 {
@@ -104,7 +104,7 @@ func (c Config) DecodeRowState(v []byte, r *Row) error {
 	if c.Gap != 0 {
 		r.End = r.Start + int64(d.uvarint())
 	} else {
-		r.End = r.Start + int64(c.Size/time.Microsecond)
+		r.End = r.Start + int64(c.Window/time.Microsecond)
 	}
 	st := make([]AggState, len(c.Aggs))
 	r.Aggs = &RowAggs{States: st}

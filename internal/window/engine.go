@@ -204,9 +204,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg:      cfg,
-		size:     int64(cfg.Size / time.Microsecond),
+		size:     int64(cfg.Window / time.Microsecond),
 		slide:    int64(cfg.Slide / time.Microsecond),
-		delayMs:  int64(cfg.Delay / time.Millisecond),
+		delayMs:  int64(cfg.Watermark / time.Millisecond),
 		lateSeen: make(map[int64]map[string]struct{}),
 		byStart:  make(map[int64]*bucket),
 	}

@@ -37,7 +37,7 @@ func TestParseMode(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	ok := Config{Size: time.Minute, Slide: 30 * time.Second, Delay: time.Minute, Mode: Update, Keys: 1}
+	ok := Config{Window: time.Minute, Slide: 30 * time.Second, Watermark: time.Minute, Mode: Update, Keys: 1}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("seed config: %v", err)
 	}
@@ -46,16 +46,16 @@ func TestConfigValidate(t *testing.T) {
 		change func(*Config)
 		want   string // part of the error
 	}{
-		{"zero size", func(c *Config) { c.Size = 0 }, "window length 0s: must be positive"},
-		{"negative slide", func(c *Config) { c.Slide = -time.Second }, "window slide -1s: must be positive"},
-		{"slide over size", func(c *Config) { c.Slide = 2 * time.Minute }, "slide must be at most the length"},
-		{"sub-µs size", func(c *Config) { c.Size = time.Minute + 1 }, "whole number of microseconds"},
+		{"zero size", func(c *Config) { c.Window = 0 }, "window 0s: must be positive"},
+		{"negative slide", func(c *Config) { c.Slide = -time.Second }, "slide -1s: must be positive"},
+		{"slide over size", func(c *Config) { c.Slide = 2 * time.Minute }, "use a slide <= the window"},
+		{"sub-µs size", func(c *Config) { c.Window = time.Minute + 1 }, "whole number of microseconds"},
 		{"sub-µs slide", func(c *Config) { c.Slide = time.Second + 500 }, "whole number of microseconds"},
-		{"negative delay", func(c *Config) { c.Delay = -1 }, "must not be negative"},
-		{"sub-ms delay", func(c *Config) { c.Delay = 1500 * time.Microsecond }, "whole number of milliseconds"},
+		{"negative delay", func(c *Config) { c.Watermark = -1 }, "must not be negative"},
+		{"sub-ms delay", func(c *Config) { c.Watermark = 1500 * time.Microsecond }, "whole number of milliseconds"},
 		{"bad mode", func(c *Config) { c.Mode = 9 }, "want update, append or complete"},
 		{"negative keys", func(c *Config) { c.Keys = -1 }, "must not be negative"},
-		{"too many windows", func(c *Config) { c.Size = time.Hour; c.Slide = time.Millisecond }, "3600000 windows"},
+		{"too many windows", func(c *Config) { c.Window = time.Hour; c.Slide = time.Millisecond }, "3600000 windows"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,7 +82,7 @@ func TestWindowsPerEvent(t *testing.T) {
 		{90 * time.Second, time.Minute, 2},
 		{10 * time.Minute, 3 * time.Minute, 4},
 	} {
-		if got := windowsPerEvent(Config{Size: tt.size, Slide: tt.slide}); got != tt.want {
+		if got := windowsPerEvent(Config{Window: tt.size, Slide: tt.slide}); got != tt.want {
 			t.Errorf("windowsPerEvent(%v, %v) = %d, want %d", tt.size, tt.slide, got, tt.want)
 		}
 	}
@@ -101,7 +101,7 @@ func TestFloorMod(t *testing.T) {
 // Evicted windows free their state, and keys no window holds are forgotten:
 // memory is bounded by the watermark, not by the number of authors ever seen.
 func TestStateBoundedByWatermark(t *testing.T) {
-	e, err := New(Config{Size: time.Minute, Slide: 30 * time.Second, Delay: time.Minute, Mode: Update, Keys: 1})
+	e, err := New(Config{Window: time.Minute, Slide: 30 * time.Second, Watermark: time.Minute, Mode: Update, Keys: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestStateBoundedByWatermark(t *testing.T) {
 // The engine copies the key values it keeps: the caller may reuse the
 // bytes behind them (the projection's strings alias the Kafka record).
 func TestAddCopiesKeys(t *testing.T) {
-	e, err := New(Config{Size: time.Minute, Slide: time.Minute, Mode: Complete, Keys: 2})
+	e, err := New(Config{Window: time.Minute, Slide: time.Minute, Mode: Complete, Keys: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestAddCopiesKeys(t *testing.T) {
 		e.Add(0, keys)
 	}
 	copy(buf, "mallo")
-	e1, _ := New(Config{Size: time.Minute, Slide: time.Minute, Mode: Complete, Keys: 1})
+	e1, _ := New(Config{Window: time.Minute, Slide: time.Minute, Mode: Complete, Keys: 1})
 	e1.Add(0, []Value{{S: unsafeString(buf), Valid: true}})
 	copy(buf, "zzzzz")
 	if got := e.RunBatch().Rows[0].Keys[0].S; got != "alice" {
@@ -156,7 +156,7 @@ func TestAddCopiesKeys(t *testing.T) {
 }
 
 func TestAddWrongKeyCountPanics(t *testing.T) {
-	e, _ := New(Config{Size: time.Minute, Slide: time.Minute, Keys: 1})
+	e, _ := New(Config{Window: time.Minute, Slide: time.Minute, Keys: 1})
 	defer func() {
 		if recover() == nil {
 			t.Error("Add with two keys for a one-key engine did not panic")
@@ -166,7 +166,7 @@ func TestAddWrongKeyCountPanics(t *testing.T) {
 }
 
 func TestOutOfRange(t *testing.T) {
-	e, _ := New(Config{Size: time.Minute, Slide: time.Minute, Keys: 0})
+	e, _ := New(Config{Window: time.Minute, Slide: time.Minute, Keys: 0})
 	e.Add(MaxTimestamp+1, nil)
 	e.Add(MinTimestamp-1, nil)
 	e.Add(MaxTimestamp, nil)
@@ -184,11 +184,11 @@ func randomConfig(r *rand.Rand) Config {
 		size += time.Duration(r.IntN(int(slide/time.Millisecond))) * time.Millisecond // not a multiple
 	}
 	return Config{
-		Size:  size,
-		Slide: slide,
-		Delay: time.Duration(r.IntN(5000)) * time.Millisecond,
-		Mode:  Mode(r.IntN(3)),
-		Keys:  r.IntN(3),
+		Window:    size,
+		Slide:     slide,
+		Watermark: time.Duration(r.IntN(5000)) * time.Millisecond,
+		Mode:      Mode(r.IntN(3)),
+		Keys:      r.IntN(3),
 	}
 }
 

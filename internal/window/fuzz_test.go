@@ -27,11 +27,11 @@ func FuzzEngine(f *testing.F) {
 			size += time.Duration(data[1]%7) * 100 * time.Millisecond
 		}
 		cfg := Config{
-			Size:  size,
-			Slide: slide,
-			Delay: time.Duration(data[2]) * 50 * time.Millisecond,
-			Mode:  Mode(data[3] % 3),
-			Keys:  int(data[3]/3) % 3,
+			Window:    size,
+			Slide:     slide,
+			Watermark: time.Duration(data[2]) * 50 * time.Millisecond,
+			Mode:      Mode(data[3] % 3),
+			Keys:      int(data[3]/3) % 3,
 		}
 		e, err := New(cfg)
 		if err != nil {
@@ -141,7 +141,7 @@ func FuzzEngineRandomTimes(f *testing.F) {
 		if data[1]&0x80 != 0 {
 			size += time.Duration(data[1]%7) * 100 * time.Millisecond
 		}
-		cfg := Config{Size: size, Slide: slide, Delay: time.Duration(data[2]) * 50 * time.Millisecond,
+		cfg := Config{Window: size, Slide: slide, Watermark: time.Duration(data[2]) * 50 * time.Millisecond,
 			Mode: Mode(data[3] % 3), Keys: int(data[3]/3) % 3}
 		e, err := New(cfg)
 		if err != nil {

@@ -32,7 +32,7 @@ func (r *refModel) inRange(ts int64) bool { return ts >= MinTimestamp && ts <= M
 // watermarks returns wm[k] for k = 0..n+1: the watermark batch k runs with.
 func (r *refModel) watermarks(n int) []int64 {
 	wm := make([]int64, n+2)
-	delayMs := int64(r.cfg.Delay / time.Millisecond)
+	delayMs := int64(r.cfg.Watermark / time.Millisecond)
 	// Candidate per batch: max event time in ms minus the delay. Java's long
 	// division truncates toward zero, as Go's does.
 	cand := make([]int64, n+1)
@@ -56,7 +56,7 @@ func (r *refModel) watermarks(n int) []int64 {
 // windowsOf lists the starts of every epoch-aligned window [s, s+size) that
 // contains ts, enumerated directly (not with Spark's lastStart formula).
 func (r *refModel) windowsOf(ts int64) []int64 {
-	size, slide := int64(r.cfg.Size/time.Microsecond), int64(r.cfg.Slide/time.Microsecond)
+	size, slide := int64(r.cfg.Window/time.Microsecond), int64(r.cfg.Slide/time.Microsecond)
 	floorDiv := func(a, b int64) int64 {
 		q := a / b
 		if a%b != 0 && (a < 0) != (b < 0) {
@@ -89,7 +89,7 @@ func (r *refModel) RunBatch() Batch {
 		}
 		return wm[k-1]
 	}
-	size := int64(r.cfg.Size / time.Microsecond)
+	size := int64(r.cfg.Window / time.Microsecond)
 	counts := map[refKey]int64{}
 	keysOf := map[refKey][]Value{}
 	touched := map[refKey]bool{}

@@ -82,7 +82,7 @@ func parseScenario(path string) (*scenario, error) {
 		}
 		switch fields[0].s {
 		case "window":
-			if sc.cfg.Size, err = dur(); err != nil {
+			if sc.cfg.Window, err = dur(); err != nil {
 				return nil, err
 			}
 		case "slide":
@@ -90,7 +90,7 @@ func parseScenario(path string) (*scenario, error) {
 				return nil, err
 			}
 		case "watermark":
-			if sc.cfg.Delay, err = dur(); err != nil {
+			if sc.cfg.Watermark, err = dur(); err != nil {
 				return nil, err
 			}
 		case "mode":
@@ -143,7 +143,7 @@ func parseScenario(path string) (*scenario, error) {
 		return nil, err
 	}
 	if sc.cfg.Slide < 0 {
-		sc.cfg.Slide = sc.cfg.Size
+		sc.cfg.Slide = sc.cfg.Window
 	}
 	sc.cfg.Keys = len(sc.keys)
 	return sc, nil

@@ -123,7 +123,7 @@ func (e *Engine) Restore(p Progress, rows []Row) error {
 		case floorMod(r.Start, e.slide) != 0:
 			return fmt.Errorf("window: restore: row %d starts at %d, not a multiple of the slide (%dµs)", i, r.Start, e.slide)
 		case r.End != 0 && r.End != r.Start+e.size:
-			return fmt.Errorf("window: restore: row %d is the window [%d, %d), not %v long", i, r.Start, r.End, e.cfg.Size)
+			return fmt.Errorf("window: restore: row %d is the window [%d, %d), not %v long", i, r.Start, r.End, e.cfg.Window)
 		}
 		b := e.bucketAt(r.Start)
 		id := e.keys.intern(r.Keys)
@@ -237,7 +237,7 @@ func (c Config) WindowEnd(ts int64) int64 {
 		return ts + int64(c.Gap/time.Microsecond)
 	}
 	slide := int64(c.Slide / time.Microsecond)
-	return ts - floorMod(ts, slide) + int64(c.Size/time.Microsecond)
+	return ts - floorMod(ts, slide) + int64(c.Window/time.Microsecond)
 }
 
 // FirstWindowEnd returns the end of the first window (the one starting
@@ -247,7 +247,7 @@ func (c Config) FirstWindowEnd(ts int64) int64 {
 	if c.Gap != 0 {
 		return ts + int64(c.Gap/time.Microsecond)
 	}
-	slide, size := int64(c.Slide/time.Microsecond), int64(c.Size/time.Microsecond)
+	slide, size := int64(c.Slide/time.Microsecond), int64(c.Window/time.Microsecond)
 	// The earliest start after ts - size that is a multiple of the slide.
 	from := ts - size
 	return from - floorMod(from, slide) + slide + size

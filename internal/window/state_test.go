@@ -114,11 +114,11 @@ func playRestores(t *testing.T, cfg Config, rng *rand.Rand, batches int) {
 
 func TestRestoreContinuesExactly(t *testing.T) {
 	configs := []Config{
-		{Size: time.Minute, Slide: 30 * time.Second, Delay: time.Minute, Mode: Update, Keys: 1},
-		{Size: time.Minute, Slide: 30 * time.Second, Delay: 10 * time.Second, Mode: Append, Keys: 1},
-		{Size: time.Minute, Slide: 30 * time.Second, Delay: 10 * time.Second, Mode: Complete, Keys: 2},
-		{Size: 10 * time.Second, Slide: 10 * time.Second, Delay: 0, Mode: Update, Keys: 0},
-		{Size: 25 * time.Second, Slide: 10 * time.Second, Delay: 5 * time.Second, Mode: Update, Keys: 2},
+		{Window: time.Minute, Slide: 30 * time.Second, Watermark: time.Minute, Mode: Update, Keys: 1},
+		{Window: time.Minute, Slide: 30 * time.Second, Watermark: 10 * time.Second, Mode: Append, Keys: 1},
+		{Window: time.Minute, Slide: 30 * time.Second, Watermark: 10 * time.Second, Mode: Complete, Keys: 2},
+		{Window: 10 * time.Second, Slide: 10 * time.Second, Watermark: 0, Mode: Update, Keys: 0},
+		{Window: 25 * time.Second, Slide: 10 * time.Second, Watermark: 5 * time.Second, Mode: Update, Keys: 2},
 	}
 	for i, cfg := range configs {
 		t.Run(cfg.Mode.String(), func(t *testing.T) {
@@ -134,11 +134,11 @@ func FuzzRestore(f *testing.F) {
 	f.Fuzz(func(t *testing.T, slideSec, mult, delay, modeKeys uint8, seed uint64) {
 		slide := time.Duration(1+slideSec%10) * time.Second
 		cfg := Config{
-			Size:  slide*time.Duration(1+mult%4) + time.Duration(mult/64)*300*time.Millisecond,
-			Slide: slide,
-			Delay: time.Duration(delay) * 250 * time.Millisecond,
-			Mode:  Mode(modeKeys % 3),
-			Keys:  int(modeKeys/3) % 3,
+			Window:    slide*time.Duration(1+mult%4) + time.Duration(mult/64)*300*time.Millisecond,
+			Slide:     slide,
+			Watermark: time.Duration(delay) * 250 * time.Millisecond,
+			Mode:      Mode(modeKeys % 3),
+			Keys:      int(modeKeys/3) % 3,
 		}
 		if cfg.Validate() != nil {
 			return
@@ -148,7 +148,7 @@ func FuzzRestore(f *testing.F) {
 }
 
 func TestRestoreRejectsBadSnapshots(t *testing.T) {
-	cfg := Config{Size: time.Minute, Slide: 30 * time.Second, Delay: time.Minute, Mode: Update, Keys: 1}
+	cfg := Config{Window: time.Minute, Slide: 30 * time.Second, Watermark: time.Minute, Mode: Update, Keys: 1}
 	alice := []Value{{S: "alice", Valid: true}}
 	ok := Progress{NextBatchID: 3, WatermarkForLate: 0, Watermark: 60_000_000, LastRunWatermark: 0, Ran: true}
 	tests := []struct {
@@ -195,7 +195,7 @@ func TestProgressMerge(t *testing.T) {
 }
 
 func TestWindowEnd(t *testing.T) {
-	cfg := Config{Size: time.Minute, Slide: 30 * time.Second}
+	cfg := Config{Window: time.Minute, Slide: 30 * time.Second}
 	tests := []struct{ ts, want int64 }{
 		{0, 60_000_000},
 		{29_999_999, 60_000_000},
@@ -208,8 +208,8 @@ func TestWindowEnd(t *testing.T) {
 		}
 	}
 	// Every window of an event ends at or before WindowEnd, and one ends there.
-	ref := newRef(Config{Size: 25 * time.Second, Slide: 10 * time.Second})
-	c := Config{Size: 25 * time.Second, Slide: 10 * time.Second}
+	ref := newRef(Config{Window: 25 * time.Second, Slide: 10 * time.Second})
+	c := Config{Window: 25 * time.Second, Slide: 10 * time.Second}
 	for ts := int64(-50_000_000); ts < 50_000_000; ts += 1_700_000 {
 		starts := ref.windowsOf(ts)
 		last := starts[len(starts)-1] + 25_000_000
@@ -223,13 +223,13 @@ func TestWindowEnd(t *testing.T) {
 // that are multiples of the slide and sizes that are not.
 func TestFirstWindowEnd(t *testing.T) {
 	for _, c := range []Config{
-		{Size: time.Minute, Slide: 30 * time.Second},
-		{Size: 25 * time.Second, Slide: 10 * time.Second},
-		{Size: 10 * time.Second, Slide: 10 * time.Second},
-		{Size: time.Minute, Slide: 7 * time.Second},
+		{Window: time.Minute, Slide: 30 * time.Second},
+		{Window: 25 * time.Second, Slide: 10 * time.Second},
+		{Window: 10 * time.Second, Slide: 10 * time.Second},
+		{Window: time.Minute, Slide: 7 * time.Second},
 	} {
 		ref := newRef(c)
-		size := int64(c.Size / time.Microsecond)
+		size := int64(c.Window / time.Microsecond)
 		for ts := int64(-50_000_000); ts < 50_000_000; ts += 299_999 {
 			starts := ref.windowsOf(ts)
 			first := starts[0] + size
@@ -237,7 +237,7 @@ func TestFirstWindowEnd(t *testing.T) {
 				first = min(first, s+size)
 			}
 			if got := c.FirstWindowEnd(ts); got != first {
-				t.Fatalf("%v/%v: FirstWindowEnd(%d) = %d, the earliest window of the event ends at %d", c.Size, c.Slide, ts, got, first)
+				t.Fatalf("%v/%v: FirstWindowEnd(%d) = %d, the earliest window of the event ends at %d", c.Window, c.Slide, ts, got, first)
 			}
 		}
 	}

@@ -55,7 +55,7 @@ func runRawConsume(args []string) error {
 	var res rawConsumeResult
 	var eng *window.Engine
 	if *process {
-		if eng, err = window.New(window.Config{Size: time.Minute, Slide: 30 * time.Second, Delay: time.Minute, Mode: window.Update, Keys: 1}); err != nil {
+		if eng, err = window.New(window.Config{Window: time.Minute, Slide: 30 * time.Second, Watermark: time.Minute, Mode: window.Update, Keys: 1}); err != nil {
 			return err
 		}
 	}

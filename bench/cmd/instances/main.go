@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/cordstream/cordstream/internal/analyzer"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cordstream/cordstream/internal/chat"
@@ -94,7 +96,8 @@ func main() {
 		_, err = adm.CreateTopic(ctx, int32(*parts), 1, nil, topic)
 		check(err)
 		app := topic + "-app"
-		drop = append(drop, topic, app+"-results", app+"-input-state", app+"-window-state", app+"-repartition", app+"-batches")
+		names := analyzer.StateTopicNames(app)
+		drop = append(drop, topic, app+"-results", names[analyzer.InputState], names[analyzer.WindowState], names[analyzer.Repartition], names[analyzer.Batches])
 		var cmds []*exec.Cmd
 		var logs []string
 		for i := range n {
@@ -112,7 +115,7 @@ func main() {
 			if i == 0 {
 				// The first creates the internal topics.
 				for {
-					if d, err := adm.ListEndOffsets(ctx, app+"-batches"); err == nil && d.Error() == nil {
+					if d, err := adm.ListEndOffsets(ctx, names[analyzer.Batches]); err == nil && d.Error() == nil {
 						break
 					}
 					time.Sleep(20 * time.Millisecond)

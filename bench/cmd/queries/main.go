@@ -29,6 +29,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cordstream/cordstream/internal/analyzer"
+
 	"github.com/cordstream/cordstream/internal/chat"
 	"github.com/cordstream/cordstream/internal/query"
 )
@@ -107,7 +109,8 @@ func main() {
 		start := func(label string, qs []string) *exec.Cmd {
 			run++
 			app := fmt.Sprintf("%s-r%d", topic, run)
-			drop = append(drop, app+"-input-state", app+"-window-state", app+"-repartition", app+"-batches")
+			names := analyzer.StateTopicNames(app)
+			drop = append(drop, names[analyzer.InputState], names[analyzer.WindowState], names[analyzer.Repartition], names[analyzer.Batches])
 			var body strings.Builder
 			body.WriteString("queries:\n")
 			for _, q := range qs {
