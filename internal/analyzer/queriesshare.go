@@ -106,66 +106,15 @@ func (a *Analyzer) addSharePartials(p int32, ts int64) {
 // partitions, sends each query's partial aggregates, then a marker per
 // partition, to the leader, in one transaction with its input offsets.
 func (a *Analyzer) runQueriesShare(ctx context.Context, plan Plan, start time.Time) (bool, error) {
-	txn := a.dur.src
-	if err := txn.Begin(ctx); err != nil {
-		return false, err
-	}
-	a.lastRun = plan.Batch
 	a.sharing = map[int32]map[string]*sharePartial{}
 	defer func() { a.sharing = nil }()
-	stats := newBatchStats()
-	readStart := a.d.Now()
-	err := a.d.Source.Read(ctx, plan, func(r *Record) { a.process(r, stats, nil) })
-	if err != nil {
-		if ctx.Err() != nil {
-			a.log.Info("stopping: abandoned the share of the batch being read; its input will be read again", "batch", plan.Batch, "input", plan.String())
-			return false, abortTxn(ctx, txn, errStopped)
-		}
-		return false, abortTxn(ctx, txn, fmt.Errorf("read the share of batch %d: %w", plan.Batch, err))
-	}
-	if stats.corrupt != nil {
-		return false, abortTxn(ctx, txn, stats.corrupt)
-	}
-	stats.readTook = a.d.Now().Sub(readStart)
-	writeStart := a.d.Now()
-	dctx, done := a.drainContext(ctx)
-	defer done()
-	fail := func(what string, err error) error {
-		switch {
-		case a.abortCtx.Err() != nil:
-			return abortTxn(ctx, txn, ErrAborted)
-		case dctx.Err() != nil && ctx.Err() != nil:
-			return abortTxn(ctx, txn, fmt.Errorf("the share of batch %d did not %s within the drain timeout (%v) after the stop; its input was not committed and is read again on the next start", plan.Batch, what, a.cfg.drainTimeout()))
-		}
-		return abortTxn(ctx, txn, fmt.Errorf("share of batch %d: %s: %w", plan.Batch, what, err))
-	}
-	if a.d.DeadLetters != nil && stats.badTotal() > 0 {
-		if err := a.d.DeadLetters.Flush(dctx); err != nil {
-			return false, fail("write dead letters", err)
-		}
-	}
-	recs, err := a.shareRecords(plan, stats)
-	if err != nil {
-		return false, fail("encode partial aggregates", err)
-	}
-	txn.Write(dctx, recs...)
-	commitStart := a.d.Now()
-	stats.writeTook = commitStart.Sub(writeStart)
-	err = a.d.Source.Commit(dctx, plan)
-	stats.commitTook = a.d.Now().Sub(commitStart)
-	if err != nil {
-		if errors.Is(err, ErrRolledBack) {
-			return false, err
-		}
-		return false, fail("commit input offsets", err)
-	}
-	if a.d.DeadLetters != nil && stats.badTotal() > 0 {
-		a.m.deadLettered.Add(float64(stats.badTotal()))
-	}
-	a.batches++
-	a.rollbacksInRow = 0
-	a.recordShare(plan, stats, a.d.Now().Sub(start))
-	return true, nil
+	return a.runShareOf(ctx, plan, start, shareWork{
+		read: func(stats *batchStats) error {
+			return a.d.Source.Read(ctx, plan, func(r *Record) { a.process(r, stats, nil) })
+		},
+		records: func(stats *batchStats) ([]StateRecord, error) { return a.shareRecords(plan, stats) },
+		encode:  "encode partial aggregates",
+	})
 }
 
 // shareRecords are a share's records: the partial aggregates of each input

@@ -15,6 +15,32 @@ import (
 // de-duplication state. It runs no window engine and writes no output:
 // the leader counts the batch once every share of it is in.
 func (a *Analyzer) runShare(ctx context.Context, plan Plan, start time.Time) (bool, error) {
+	return a.runShareOf(ctx, plan, start, shareWork{
+		read: func(stats *batchStats) error {
+			cnt := startCounting(a.engine, len(a.fields))
+			err := a.d.Source.Read(ctx, plan, func(r *Record) { a.process(r, stats, cnt) })
+			cnt.close()
+			return err
+		},
+		records: func(stats *batchStats) ([]StateRecord, error) {
+			return a.dur.records(a.engine, plan, stats.late, stats.records)
+		},
+		encode: "encode state",
+	})
+}
+
+// shareWork is what differs between a share of the flags' query and a share
+// of named queries: how the share's records are read, and the records its
+// transaction writes (encode names that step in errors).
+type shareWork struct {
+	read    func(stats *batchStats) error
+	records func(stats *batchStats) ([]StateRecord, error)
+	encode  string
+}
+
+// runShareOf runs a share of a batch the leader planned: begin the
+// transaction, read, flush the dead letters, write w's records, commit.
+func (a *Analyzer) runShareOf(ctx context.Context, plan Plan, start time.Time, w shareWork) (bool, error) {
 	txn := a.dur.src
 	if err := txn.Begin(ctx); err != nil {
 		return false, err
@@ -22,9 +48,7 @@ func (a *Analyzer) runShare(ctx context.Context, plan Plan, start time.Time) (bo
 	a.lastRun = plan.Batch
 	stats := newBatchStats()
 	readStart := a.d.Now()
-	cnt := startCounting(a.engine, len(a.fields))
-	err := a.d.Source.Read(ctx, plan, func(r *Record) { a.process(r, stats, cnt) })
-	cnt.close()
+	err := w.read(stats)
 	if err != nil {
 		if ctx.Err() != nil {
 			a.log.Info("stopping: abandoned the share of the batch being read; its input will be read again", "batch", plan.Batch, "input", plan.String())
@@ -53,9 +77,9 @@ func (a *Analyzer) runShare(ctx context.Context, plan Plan, start time.Time) (bo
 			return false, fail("write dead letters", err)
 		}
 	}
-	recs, err := a.dur.records(a.engine, plan, stats.late, stats.records)
+	recs, err := w.records(stats)
 	if err != nil {
-		return false, fail("encode state", err)
+		return false, fail(w.encode, err)
 	}
 	txn.Write(dctx, recs...)
 	commitStart := a.d.Now()
